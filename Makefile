@@ -1,0 +1,40 @@
+# Thin targets: each is one or two commands; the logic lives in scripts/ and the crates.
+SHELL := /bin/bash
+CARGO ?= cargo
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: setup build image test lint e2e bench fuzz clean
+
+## setup: install every system package and tool the build and the tests need (idempotent)
+setup:
+	./scripts/setup.sh
+
+## build: build the nodeimg CLI (release)
+build:
+	$(CARGO) build --release --locked
+
+## image: set-up + build the CLI + the default image (see README for what this does today)
+image: setup build
+	./scripts/image.sh
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+## test: set-up, lint, and the whole test suite (unit, cross-tool oracles, end-to-end)
+test: setup lint
+	$(CARGO) test --workspace --locked
+
+## bench: nodeimg against its peer tools, side by side (medians and ratios)
+bench: setup build
+	./scripts/bench.sh
+
+## fuzz: run each fuzz target for a bounded time (FUZZ_SECONDS, default 60)
+fuzz:
+	./scripts/fuzz.sh
+
+## clean: remove build outputs (keeps tools/)
+clean:
+	$(CARGO) clean
+	rm -rf out

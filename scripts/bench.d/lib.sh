@@ -1,0 +1,15 @@
+# Shared helpers for scripts/bench.d/*.sh (sourced).
+
+# median_of JSON [INDEX]: the median run time in seconds of hyperfine result INDEX (default 0).
+median_of() { jq -r ".results[${2:-0}].median" "$1"; }
+
+# compare NAME_A CMD_A NAME_B CMD_B [hyperfine options…]: times both, prints medians and A/B.
+compare() {
+  local na=$1 ca=$2 nb=$3 cb=$4; shift 4
+  local json; json=$(mktemp)
+  hyperfine --style none --export-json "$json" "$@" -n "$na" "$ca" -n "$nb" "$cb" >/dev/null
+  local ma mb; ma=$(median_of "$json" 0); mb=$(median_of "$json" 1)
+  printf '%-28s median %8.3f s\n%-28s median %8.3f s\n' "$na" "$ma" "$nb" "$mb"
+  printf 'ratio %s / %s = %.2fx\n' "$nb" "$na" "$(echo "$mb / $ma" | bc -l)"
+  rm -f "$json"
+}

@@ -1,0 +1,3 @@
+//! One module per subcommand group; each exposes a clap `Command` and a `run`.
+
+pub mod verity;

@@ -1,0 +1,91 @@
+//! File output that never leaves a half-written result behind.
+//!
+//! Every artefact `nodeimg` produces is written to a temporary file in the destination's
+//! directory and renamed over the destination only once it is complete and synced. A crash or
+//! Ctrl-C leaves at most a hidden `.NAME.*.tmp` file, never a file under the final name that
+//! looks complete.
+
+use std::fs::{File, Permissions};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// A file being written beside its final path; it appears there only on [`AtomicFile::commit`].
+#[derive(Debug)]
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    /// Starts writing `dest` (mode 0644). Nothing exists at `dest` until `commit`.
+    pub fn create(dest: &Path) -> Result<Self> {
+        Self::create_with_mode(dest, 0o644)
+    }
+
+    /// Like [`AtomicFile::create`] with an explicit permission mode (0600 for secrets).
+    pub fn create_with_mode(dest: &Path, mode: u32) -> Result<Self> {
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = dest.file_name().with_context(|| format!("{}: not a file path", dest.display()))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", name.to_string_lossy()))
+            .suffix(".tmp")
+            .permissions(Permissions::from_mode(mode))
+            .tempfile_in(dir)
+            .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        Ok(Self { tmp, dest: dest.to_path_buf() })
+    }
+
+    /// The temporary file, for writing.
+    pub fn file(&self) -> &File {
+        self.tmp.as_file()
+    }
+
+    /// The temporary file, for writing through `std::io::Write`.
+    pub fn file_mut(&mut self) -> &mut File {
+        self.tmp.as_file_mut()
+    }
+
+    /// Syncs the data and renames the file over its destination.
+    pub fn commit(self) -> Result<()> {
+        self.tmp.as_file().sync_all().with_context(|| format!("syncing {}", self.dest.display()))?;
+        let dest = self.dest;
+        self.tmp
+            .persist(&dest)
+            .map_err(|e| e.error)
+            .with_context(|| format!("renaming the finished file to {}", dest.display()))?;
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `dest` atomically (temp file + rename).
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = AtomicFile::create(dest)?;
+    io::Write::write_all(f.file_mut(), bytes).with_context(|| format!("writing {}", dest.display()))?;
+    f.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_appears_until_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.bin");
+        let mut f = AtomicFile::create(&dest).unwrap();
+        io::Write::write_all(f.file_mut(), b"partial").unwrap();
+        assert!(!dest.exists(), "destination must not exist before commit");
+        drop(f);
+        assert!(!dest.exists(), "an abandoned write must not leave the destination");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temp file removed on drop");
+
+        write_atomic(&dest, b"whole").unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"whole");
+    }
+}

@@ -1,0 +1,81 @@
+//! `nodeimg` cuts reproducible, measured node images for confidential VMs.
+//!
+//! This crate is the command-line front end. It owns everything a user sees — argument parsing,
+//! progress, exit codes, atomic file output — and composes the pure library crates
+//! (`verity`, …) that do the actual work. Library crates never print and never exit.
+//!
+//! Exit codes are part of the interface and are the same for every subcommand:
+//!
+//! | code | meaning |
+//! |------|---------|
+//! | 0 | success |
+//! | 1 | a verification or measurement did not match |
+//! | 2 | usage or input error (bad flags, unreadable or malformed input, I/O failure) |
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+pub mod fsutil;
+
+/// Reproducible, measured node images for confidential VMs.
+#[derive(Debug, Parser)]
+#[command(name = "nodeimg", version, about, max_term_width = 100)]
+struct Cli {
+    /// Echo every external command and show debug detail.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    /// Print only results and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// dm-verity hash trees, byte-identical to `veritysetup`.
+    #[command(subcommand)]
+    Verity(cmd::verity::Command),
+}
+
+/// What a subcommand reports when it ran to completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything held.
+    Ok,
+    /// A verification or measurement did not match (exit 1). The subcommand has already said why.
+    Mismatch,
+}
+
+/// Global options every subcommand may consult.
+#[derive(Debug, Clone, Copy)]
+pub struct Global {
+    pub verbose: bool,
+    pub quiet: bool,
+}
+
+/// Parses the command line, runs the subcommand, and maps the result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout with exit 0 and usage errors with exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let global = Global { verbose: cli.verbose, quiet: cli.quiet };
+    let result = match cli.command {
+        Command::Verity(c) => cmd::verity::run(c, global),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Mismatch) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
