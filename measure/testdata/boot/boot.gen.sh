@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Regenerates the real-boot fixtures: boots the capture UKI twice under QEMU + OVMF + swtpm with
+# tests/boot/boot-capture.sh (the harness; see its header and README.md here), Secure Boot off
+# and on, and keeps what the booted kernel read from the TPM: the firmware's event log and the
+# sha256 + sha384 PCR banks. tpm2_eventlog (tpm2-tools) renders each log as an independent parse.
+# The boot is deterministic: two runs with the same inputs give byte-identical logs.
+# Needs `make setup`. Takes about a minute under TCG.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../.." && pwd)
+command -v tpm2_eventlog >/dev/null || { echo "tpm2_eventlog is missing; run 'make setup'" >&2; exit 1; }
+# Of tpm2_eventlog's YAML, keep what the tests compare: event number, PCR, type, digests, PCRs.
+keep='^(- EventNum:|  PCRIndex:|  EventType:|  - AlgorithmId:|    Digest:|  Digest:|pcrs:|  sha[0-9]+:|    [0-9]+ +:)'
+for mode in sb-off sb-on; do
+  args=()
+  [ "$mode" = sb-on ] && args=(--secure-boot)
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  "$ROOT/tests/boot/boot-capture.sh" --out "$tmp" "${args[@]}"
+  mkdir -p "$HERE/$mode"
+  cp "$tmp/eventlog.bin" "$tmp/pcrs.json" "$tmp/inputs.txt" "$tmp/initramfs.txt" \
+    "$tmp/systemd-measure.txt" "$HERE/$mode/"
+  tpm2_eventlog "$HERE/$mode/eventlog.bin" 2>/dev/null | grep -E "$keep" > "$HERE/$mode/eventlog.tpm2_eventlog.yaml"
+  rm -rf "$tmp"
+  trap - EXIT
+done
+# The certificate enrolled as PK, KEK and db in OVMF_VARS_4M.snakeoil.fd, which signs the UKI of
+# the Secure Boot run (Debian's public test key; its private key ships in the ovmf package).
+cp "$ROOT/tools/ovmf/2025.02-8+deb13u1/usr/share/ovmf/PkKek-1-snakeoil.pem" "$HERE/"
