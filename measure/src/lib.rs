@@ -1,0 +1,13 @@
+//! Measurements a confidential VM reports, computed before it ever boots.
+//!
+//! A verifier admits a node when the values its hardware and vTPM report equal reference values
+//! published for the image. This crate computes those values from the image's bytes and the
+//! platform's firmware: it never runs anything and never prints. Each module follows one
+//! specification and cites it.
+
+pub mod eventlog;
+pub mod ovmf;
+pub mod snp;
+pub mod tdx;
+
+mod serde_hex;
