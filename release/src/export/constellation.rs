@@ -1,0 +1,173 @@
+//! Constellation's image measurements v2 (`measurements.json`).
+//!
+//! Format (Constellation `internal/attestation/measurements/measurements.go`,
+//! `ImageMeasurementsV2`, and `rfc/image-api.md`):
+//!
+//! ```json
+//! {"version": "v1.2.3", "ref": "-", "stream": "stable",
+//!  "list": [{"csp": "QEMU", "attestationVariant": "qemu-vtpm",
+//!            "measurements": {"4": {"expected": "<hex>", "warnOnly": false}, …}}]}
+//! ```
+//!
+//! * `version` must be a semantic version with a leading `v` (Constellation parses it with
+//!   `versionsapi.NewVersion`), so `v` is prefixed to the bundle's version.
+//! * `csp` is Constellation's provider name (`cloudprovider.Provider.String()`): `AWS`, `Azure`,
+//!   `GCP`, `QEMU`; it is derived from the attestation variant's prefix.
+//! * `measurements` maps an index to `{expected, warnOnly}`; `expected` is lowercase hex of 32
+//!   bytes (vTPM PCRs, sha256 bank) or 48 bytes (TDX). For vTPM variants the index is the PCR:
+//!   `enforced` PCRs get `warnOnly: false`, `observed` ones `warnOnly: true`, and PCR 11 is the
+//!   chosen boot phase's value. For `qemu-tdx` index 0 is MRTD and index i+1 is RTMR i
+//!   (`measurements.go`: "index 0 of the TDX measurements is reserved for MRTD").
+//! * `list` is sorted by (csp, attestationVariant), as Constellation's
+//!   `MergeImageMeasurementsV2` sorts it; Constellation takes the first entry matching its
+//!   (csp, variant), so two platforms that map to the same pair are refused.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ExportError, Options};
+use crate::bundle::{Bank, Bundle, PcrStatus};
+use crate::canonical;
+use crate::hex::Hex;
+
+/// `ImageMeasurementsV2`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasurementsV2 {
+    /// Image version with a leading `v`.
+    pub version: String,
+    /// Constellation's release ref (`-` for releases).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// Release stream (`stable`, `nightly`, `debug`).
+    pub stream: String,
+    /// One entry per (csp, attestation variant).
+    pub list: Vec<Entry>,
+}
+
+/// `ImageMeasurementsV2Entry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Entry {
+    /// Cloud provider name.
+    pub csp: String,
+    /// Attestation variant name.
+    #[serde(rename = "attestationVariant")]
+    pub attestation_variant: String,
+    /// Expected values by index.
+    pub measurements: BTreeMap<u32, Measurement>,
+}
+
+/// `Measurement` in its JSON form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Measurement {
+    /// Expected value (32 or 48 bytes).
+    pub expected: Hex,
+    /// Whether a mismatch only warns.
+    #[serde(rename = "warnOnly")]
+    pub warn_only: bool,
+}
+
+/// Constellation's provider name for an attestation variant (`variant.go` names, prefix before
+/// the first `-`).
+pub fn csp(attestation_variant: &str) -> Option<&'static str> {
+    match attestation_variant.split('-').next()? {
+        "aws" => Some("AWS"),
+        "azure" => Some("Azure"),
+        "gcp" => Some("GCP"),
+        "qemu" => Some("QEMU"),
+        _ => None,
+    }
+}
+
+/// Exports `bundle` as Constellation measurements for release `reference`/`stream`.
+pub fn export(bundle: &Bundle, opts: &Options, reference: &str, stream: &str) -> Result<String, ExportError> {
+    let mut list = Vec::new();
+    let mut seen: BTreeMap<(String, String), &str> = BTreeMap::new();
+    for (name, platform) in opts.platforms(bundle)? {
+        let unsupported = |message: String| ExportError::Unsupported { platform: name.into(), message };
+        let variant = platform.attestation_variant.clone();
+        let csp = csp(&variant).ok_or_else(|| {
+            unsupported(format!("Constellation has no cloud provider for attestation variant {variant:?}"))
+        })?;
+        let mut measurements = BTreeMap::new();
+        if variant == "qemu-tdx" {
+            let tdx = platform.tdx.as_ref().ok_or_else(|| unsupported("qemu-tdx without TDX values".into()))?;
+            measurements.insert(0, Measurement { expected: tdx.mrtd.clone(), warn_only: false });
+            for (i, rtmr) in &tdx.rtmr {
+                measurements.insert(u32::from(*i) + 1, Measurement { expected: rtmr.clone(), warn_only: false });
+            }
+        } else {
+            if let Some(pcrs) = platform.vtpm.get(&Bank::Sha256) {
+                for (index, pcr) in pcrs {
+                    measurements.insert(
+                        u32::from(*index),
+                        Measurement { expected: pcr.value.clone(), warn_only: pcr.status == PcrStatus::Observed },
+                    );
+                }
+            }
+            if let Some(value) = opts.pcr11(name, platform)? {
+                measurements.insert(11, Measurement { expected: value.clone(), warn_only: false });
+            }
+            if measurements.is_empty() {
+                return Err(unsupported(format!("no sha256 vTPM values for attestation variant {variant}")));
+            }
+        }
+        if let Some(other) = seen.insert((csp.into(), variant.clone()), name) {
+            return Err(unsupported(format!(
+                "platforms {other} and {name} both map to {csp}/{variant}; choose one with --platform"
+            )));
+        }
+        list.push(Entry { csp: csp.into(), attestation_variant: variant, measurements });
+    }
+    list.sort_by(|a, b| (&a.csp, &a.attestation_variant).cmp(&(&b.csp, &b.attestation_variant)));
+    let version = bundle.image.version.clone();
+    let doc = MeasurementsV2 {
+        version: if version.starts_with('v') { version } else { format!("v{version}") },
+        reference: reference.into(),
+        stream: stream.into(),
+        list,
+    };
+    Ok(canonical::pretty(&doc)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::tests::sample;
+
+    #[test]
+    fn vtpm_and_tdx_entries() {
+        let text = export(&sample(), &Options::default(), "-", "stable").unwrap();
+        let doc: MeasurementsV2 = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc.version, "v1.2.3");
+        assert_eq!(doc.list.len(), 2);
+        let vtpm = &doc.list[0];
+        assert_eq!((vtpm.csp.as_str(), vtpm.attestation_variant.as_str()), ("QEMU", "qemu-tdx"));
+        assert_eq!(vtpm.measurements[&0].expected.0, vec![0xd0; 48], "index 0 is MRTD");
+        assert_eq!(vtpm.measurements[&3].expected.0, vec![0xe2; 48], "index 3 is RTMR 2");
+        let m = &doc.list[1].measurements;
+        assert!(m[&0].warn_only, "observed PCR 0 only warns");
+        assert!(!m[&4].warn_only);
+        assert_eq!(m[&11].expected.0, vec![0xb4; 32], "PCR 11 of the latest phase");
+        let early = Options { pcr11_phase: Some("enter-initrd".into()), ..Default::default() };
+        let doc: MeasurementsV2 = serde_json::from_str(&export(&sample(), &early, "-", "stable").unwrap()).unwrap();
+        assert_eq!(doc.list[1].measurements[&11].expected.0, vec![0xb1; 32]);
+    }
+
+    #[test]
+    fn ambiguous_and_unknown_platforms_are_refused() {
+        let mut b = sample();
+        let mut dup = b.platforms["qemu-snp"].clone();
+        dup.attestation_variant = "qemu-vtpm".into();
+        b.platforms.insert("qemu-snp2".into(), dup);
+        let err = export(&b, &Options::default(), "-", "stable").unwrap_err().to_string();
+        assert!(err.contains("both map to QEMU/qemu-vtpm"), "{err}");
+        let one = Options { platform: Some("qemu-snp2".into()), ..Default::default() };
+        export(&b, &one, "-", "stable").unwrap();
+        let missing = Options { platform: Some("nope".into()), ..Default::default() };
+        assert!(matches!(export(&b, &missing, "-", "stable"), Err(ExportError::UnknownPlatform { .. })));
+    }
+}

@@ -1,0 +1,117 @@
+//! Trustee (Confidential Containers KBS) reference values: an RVPS message of type `sample`.
+//!
+//! Format (trustee `rvps/README.md` and `rvps/src/extractors/sample/README.md`): a message
+//! `{"version": "0.1.0", "type": "sample", "payload": "<base64>"}` whose payload, base64
+//! (standard alphabet, padded) decoded, is a JSON object mapping reference-value names to arrays
+//! of accepted values. The RVPS stores each name's array; the attestation policy then asks
+//! `query_reference_value(name)` and accepts a claim that is `in` the array.
+//!
+//! Names are those Trustee's default CPU policy
+//! (`attestation-service/src/ear_token/ear_default_policy_cpu.rego`) queries, and values are
+//! lowercase hex, as its verifiers render the claims compared with them:
+//!
+//! | name | value | claim it is compared with |
+//! |---|---|---|
+//! | `snp_launch_measurement` | every SNP launch digest | `input.snp.measurement` |
+//! | `mr_td` | TDX MRTD | `input.tdx.quote.body.mr_td` |
+//! | `rtmr_1`, `rtmr_2` | TDX RTMR 1, 2 | `input.tdx.quote.body.rtmr_{1,2}` |
+//! | `tpm_pcr11` | PCR 11 (sha256) of the chosen phase | `input.tpm.pcr11` |
+//! | `snp_pcr11` | the same, for `azure-sev-snp` | `input["az-snp-vtpm"].tpm.pcr11` |
+//! | `tdx_pcr11` | the same, for `azure-tdx` | `input["az-tdx-vtpm"].tpm.pcr11` |
+//!
+//! Values of all exported platforms are merged per name (sorted, each once), since RVPS names are
+//! global.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::{ExportError, Options};
+use crate::bundle::Bundle;
+use crate::canonical;
+
+/// The RVPS message envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Message {
+    /// Message format version: `0.1.0`.
+    pub version: String,
+    /// Extractor: `sample`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Base64 of the sample provenance JSON.
+    pub payload: String,
+}
+
+/// The reference-value names this exporter writes, all queried by Trustee's default policy.
+pub const NAMES: [&str; 7] =
+    ["mr_td", "rtmr_1", "rtmr_2", "snp_launch_measurement", "snp_pcr11", "tdx_pcr11", "tpm_pcr11"];
+
+/// The sample provenance: reference-value name → accepted values.
+pub fn reference_values(bundle: &Bundle, opts: &Options) -> Result<BTreeMap<String, Vec<String>>, ExportError> {
+    let mut values: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut add = |name: &'static str, v: String| values.entry(name).or_default().insert(v);
+    for (name, platform) in opts.platforms(bundle)? {
+        for d in &platform.snp {
+            add("snp_launch_measurement", d.launch_digest.to_string());
+        }
+        if let Some(tdx) = &platform.tdx {
+            add("mr_td", tdx.mrtd.to_string());
+            for (i, key) in [(1u8, "rtmr_1"), (2, "rtmr_2")] {
+                if let Some(v) = tdx.rtmr.get(&i) {
+                    add(key, v.to_string());
+                }
+            }
+        }
+        if let Some(pcr11) = opts.pcr11(name, platform)? {
+            add("tpm_pcr11", pcr11.to_string());
+            match platform.attestation_variant.as_str() {
+                "azure-sev-snp" => add("snp_pcr11", pcr11.to_string()),
+                "azure-tdx" => add("tdx_pcr11", pcr11.to_string()),
+                _ => false,
+            };
+        }
+    }
+    if values.is_empty() {
+        return Err(ExportError::Unsupported {
+            platform: opts.platform.clone().unwrap_or_else(|| "(all)".into()),
+            message: "no SNP, TDX or PCR 11 values to export".into(),
+        });
+    }
+    Ok(values.into_iter().map(|(k, v)| (k.to_owned(), v.into_iter().collect())).collect())
+}
+
+/// The RVPS message for `bundle`.
+pub fn export(bundle: &Bundle, opts: &Options) -> Result<String, ExportError> {
+    let payload = canonical::compact(&reference_values(bundle, opts)?)?;
+    let message = Message {
+        version: "0.1.0".into(),
+        kind: "sample".into(),
+        payload: base64::engine::general_purpose::STANDARD.encode(payload),
+    };
+    Ok(canonical::pretty(&message)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::tests::sample;
+
+    #[test]
+    fn names_and_values() {
+        let rv = reference_values(&sample(), &Options::default()).unwrap();
+        assert_eq!(
+            rv.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["mr_td", "rtmr_1", "rtmr_2", "snp_launch_measurement", "tpm_pcr11"]
+        );
+        assert_eq!(rv["snp_launch_measurement"].len(), 2);
+        assert_eq!(rv["tpm_pcr11"], ["b4".repeat(32)]);
+        assert!(rv.keys().all(|k| NAMES.contains(&k.as_str())));
+
+        let mut azure = sample();
+        azure.platforms.get_mut("qemu-snp").unwrap().attestation_variant = "azure-sev-snp".into();
+        let rv = reference_values(&azure, &Options::default()).unwrap();
+        assert_eq!(rv["snp_pcr11"], rv["tpm_pcr11"]);
+    }
+}

@@ -1,0 +1,287 @@
+//! Verifying a bundle: signature, trusted comment, schema, canonical form, rollback, artefacts.
+//!
+//! The checks run in this order and stop at the first failure, each with its own
+//! [`VerifyError`] variant so that a user (and a test) can tell a tampered bundle from a
+//! tampered signature, a wrong key, a moved signature, an old version or a changed artefact.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+use sign::{KeyId, PublicKey, Signature};
+
+use crate::bundle::{comment_fields, Bundle, BundleError};
+use crate::hex::Hex;
+
+/// Why a bundle did not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The signature file is not a minisign signature.
+    #[error("the signature file is malformed: {0}")]
+    MalformedSignature(sign::Error),
+    /// The signature names another key.
+    #[error("wrong key: the bundle was signed by key {signature}, the public key given is {public_key}")]
+    WrongKey { signature: KeyId, public_key: KeyId },
+    /// The signature and its trusted comment are authentic, but for other bytes: the bundle was
+    /// changed after signing (or the signature belongs to another bundle).
+    #[error("the bundle was altered after it was signed (or the signature is for another bundle): the signed trusted comment names {signed}, but this bundle's sha256 is {actual}")]
+    BundleAltered { signed: String, actual: String },
+    /// Neither signature verifies: the signature itself was changed (or another key with the
+    /// same id made it).
+    #[error("the signature was altered (neither its file signature nor its trusted-comment signature verifies), or another key with the same key id made it")]
+    BadSignature,
+    /// The file signature holds but the trusted comment is not the one that was signed.
+    #[error("the signature's trusted comment was altered after signing")]
+    TrustedCommentAltered,
+    /// A legacy (non-prehashed) signature, which nodeimg never writes.
+    #[error("legacy (non-prehashed) signature: nodeimg bundles are signed prehashed")]
+    LegacySignature,
+    /// The signature could not be checked for another reason.
+    #[error("checking the signature: {0}")]
+    Signature(sign::Error),
+    /// The (authentic) trusted comment does not describe this bundle.
+    #[error("the signed trusted comment does not match the bundle: {field} is {found:?} in the comment but {expected:?} in the bundle")]
+    TrustedCommentMismatch { field: &'static str, expected: String, found: String },
+    /// The bundle itself is invalid.
+    #[error("bundle: {0}")]
+    Bundle(#[from] BundleError),
+    /// The bundle is older than the minimum the verifier accepts.
+    #[error("rollback: version {version} is older than the minimum accepted version {minimum}")]
+    Rollback { version: String, minimum: String },
+    /// An artefact is not in the artefact directory.
+    #[error("artefact {path}: not found (looked for {path} and {path}.zst)")]
+    ArtefactMissing { path: String },
+    /// An artefact has the wrong size.
+    #[error("artefact {path}: {actual} bytes, the bundle says {expected}")]
+    ArtefactSize { path: String, expected: u64, actual: u64 },
+    /// An artefact has the wrong hash.
+    #[error("artefact {path}: sha256 {actual}, the bundle says {expected}")]
+    ArtefactHash { path: String, expected: Hex, actual: Hex },
+    /// An artefact could not be read.
+    #[error("artefact {path}: {source}")]
+    ArtefactIo { path: String, source: io::Error },
+}
+
+/// A bundle that passed [`verify_bundle`].
+#[derive(Debug)]
+pub struct Verified {
+    /// The parsed bundle.
+    pub bundle: Bundle,
+    /// SHA-256 of the bundle's bytes.
+    pub sha256: [u8; 32],
+    /// The signing key's id, unless the signature was skipped.
+    pub key_id: Option<KeyId>,
+    /// The authenticated trusted comment, unless the signature was skipped.
+    pub trusted_comment: Option<String>,
+}
+
+/// Verifies `bundle_bytes`. With `key` and `signature_text` (the `.minisig` file) the signature
+/// and its trusted comment are checked; with `None` they are skipped (the caller's `--insecure`).
+/// `min_version` is the rollback floor.
+pub fn verify_bundle(
+    bundle_bytes: &[u8],
+    signed: Option<(&PublicKey, &str)>,
+    min_version: Option<&semver::Version>,
+) -> Result<Verified, VerifyError> {
+    let sha256: [u8; 32] = Sha256::digest(bundle_bytes).into();
+    let mut key_id = None;
+    let mut trusted_comment = None;
+    if let Some((key, signature_text)) = signed {
+        let sig = Signature::parse(signature_text).map_err(VerifyError::MalformedSignature)?;
+        let checks = sign::check(key, bundle_bytes, &sig, true).map_err(|e| match e {
+            sign::Error::KeyIdMismatch { signature, public_key } => VerifyError::WrongKey { signature, public_key },
+            sign::Error::LegacyNotAllowed => VerifyError::LegacySignature,
+            other => VerifyError::Signature(other),
+        })?;
+        match (checks.file, checks.trusted_comment) {
+            (true, true) => {}
+            (true, false) => return Err(VerifyError::TrustedCommentAltered),
+            (false, true) => {
+                let fields = comment_fields(&sig.trusted_comment);
+                let signed = match (fields.get("name"), fields.get("version"), fields.get("sha256")) {
+                    (Some(n), Some(v), Some(h)) => format!("{n} {v} with sha256 {h}"),
+                    _ => format!("{:?}", sig.trusted_comment),
+                };
+                return Err(VerifyError::BundleAltered { signed, actual: ::hex::encode(sha256) });
+            }
+            (false, false) => return Err(VerifyError::BadSignature),
+        }
+        key_id = Some(sig.key_id);
+        trusted_comment = Some(sig.trusted_comment);
+    }
+    let bundle = Bundle::parse(bundle_bytes)?;
+    if let Some(comment) = &trusted_comment {
+        let fields = comment_fields(comment);
+        let hash = ::hex::encode(sha256);
+        for (field, expected) in
+            [("name", bundle.image.name.as_str()), ("version", bundle.image.version.as_str()), ("sha256", &hash)]
+        {
+            let found = fields.get(field).copied().unwrap_or("<absent>");
+            if found != expected {
+                return Err(VerifyError::TrustedCommentMismatch {
+                    field,
+                    expected: expected.to_owned(),
+                    found: found.to_owned(),
+                });
+            }
+        }
+    }
+    if let Some(minimum) = min_version {
+        let version = semver::Version::parse(&bundle.image.version).expect("checked by Bundle::parse");
+        if version < *minimum {
+            return Err(VerifyError::Rollback { version: version.to_string(), minimum: minimum.to_string() });
+        }
+    }
+    Ok(Verified { bundle, sha256, key_id, trusted_comment })
+}
+
+/// Checks every artefact of `bundle` under `dir`: the file at its path, or compressed at
+/// `<path>.zst` (as a release directory holds it). Returns how many were checked.
+pub fn verify_artefacts(bundle: &Bundle, dir: &Path) -> Result<usize, VerifyError> {
+    for (path, want) in &bundle.artefacts {
+        let io_err = |source| VerifyError::ArtefactIo { path: path.clone(), source };
+        let plain = dir.join(path);
+        let compressed = dir.join(format!("{path}.zst"));
+        let (size, sha256) = if plain.is_file() {
+            hash(File::open(&plain).map_err(io_err)?).map_err(io_err)?
+        } else if compressed.is_file() {
+            let decoder = zstd::Decoder::new(File::open(&compressed).map_err(io_err)?).map_err(io_err)?;
+            hash(decoder).map_err(io_err)?
+        } else {
+            return Err(VerifyError::ArtefactMissing { path: path.clone() });
+        };
+        if size != want.size {
+            return Err(VerifyError::ArtefactSize { path: path.clone(), expected: want.size, actual: size });
+        }
+        if sha256 != want.sha256 {
+            return Err(VerifyError::ArtefactHash {
+                path: path.clone(),
+                expected: want.sha256.clone(),
+                actual: sha256,
+            });
+        }
+    }
+    Ok(bundle.artefacts.len())
+}
+
+/// Size and SHA-256 of everything `r` yields.
+pub fn hash(mut r: impl Read) -> io::Result<(u64, Hex)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, Hex(h.finalize().to_vec())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{tests::sample, trusted_comment};
+    use sign::SecretKey;
+
+    fn key() -> SecretKey {
+        SecretKey::from_seed(KeyId(*b"release!"), &[3; 32])
+    }
+
+    fn signed(bundle: &Bundle) -> (String, String) {
+        let text = bundle.to_canonical_json().unwrap();
+        let sig = sign::sign(&key(), text.as_bytes(), &trusted_comment(&bundle.image, text.as_bytes()), "nodeimg")
+            .unwrap()
+            .to_file();
+        (text, sig)
+    }
+
+    #[test]
+    fn a_good_bundle_verifies() {
+        let (text, sig) = signed(&sample());
+        let pk = key().public_key();
+        let v = verify_bundle(text.as_bytes(), Some((&pk, &sig)), Some(&"1.2.3".parse().unwrap())).unwrap();
+        assert_eq!(v.key_id, Some(pk.key_id()));
+        assert_eq!(v.bundle, sample());
+    }
+
+    #[test]
+    fn each_tampering_has_its_own_error() {
+        let (text, sig) = signed(&sample());
+        let pk = key().public_key();
+        let check = |bundle: &str, sig: &str, pk: &PublicKey, min: Option<&str>| {
+            let min = min.map(|m| m.parse().unwrap());
+            verify_bundle(bundle.as_bytes(), Some((pk, sig)), min.as_ref()).unwrap_err()
+        };
+
+        let flipped = text.replacen("debian-cvm", "debian-cvn", 1);
+        assert!(matches!(check(&flipped, &sig, &pk, None), VerifyError::BundleAltered { .. }));
+
+        let lines: Vec<&str> = sig.lines().collect();
+        let mut l2 = lines[1].as_bytes().to_vec();
+        l2[40] = if l2[40] == b'A' { b'B' } else { b'A' };
+        let bad_sig = format!("{}\n{}\n{}\n{}\n", lines[0], String::from_utf8(l2).unwrap(), lines[2], lines[3]);
+        assert!(matches!(check(&text, &bad_sig, &pk, None), VerifyError::BadSignature));
+
+        let truncated = &sig[..sig.len() - 30];
+        assert!(matches!(check(&text, truncated, &pk, None), VerifyError::MalformedSignature(_)));
+
+        let edited = sig.replace("version:1.2.3", "version:9.9.9");
+        assert!(matches!(check(&text, &edited, &pk, None), VerifyError::TrustedCommentAltered));
+
+        let other = SecretKey::from_seed(KeyId(*b"other!!!"), &[4; 32]).public_key();
+        assert!(matches!(check(&text, &sig, &other, None), VerifyError::WrongKey { .. }));
+
+        assert!(matches!(check(&text, &sig, &pk, Some("1.3.0")), VerifyError::Rollback { .. }));
+
+        // A signature of another key that claims this key's id.
+        let impostor = SecretKey::from_seed(KeyId(*b"release!"), &[9; 32]);
+        let forged = sign::sign(&impostor, text.as_bytes(), &trusted_comment(&sample().image, text.as_bytes()), "x")
+            .unwrap()
+            .to_file();
+        assert!(matches!(check(&text, &forged, &pk, None), VerifyError::BadSignature));
+
+        // A correctly signed comment that names another bundle (e.g. a plain `minisign -S`).
+        let generic = sign::sign(&key(), text.as_bytes(), "timestamp:0\tfile:bundle.json", "x").unwrap().to_file();
+        match check(&text, &generic, &pk, None) {
+            VerifyError::TrustedCommentMismatch { field: "name", .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn insecure_mode_still_checks_the_bundle() {
+        let (text, _) = signed(&sample());
+        assert!(verify_bundle(text.as_bytes(), None, None).unwrap().key_id.is_none());
+        let broken = text.replace("\"schema_version\": 1", "\"schema_version\": 2");
+        assert!(matches!(verify_bundle(broken.as_bytes(), None, None), Err(VerifyError::Bundle(_))));
+    }
+
+    #[test]
+    fn artefacts_plain_and_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = sample();
+        let (size, sha) = hash(&b"hello"[..]).unwrap();
+        b.artefacts.clear();
+        b.artefacts.insert("p/a.raw".into(), crate::Artefact { size, sha256: sha.clone() });
+        b.artefacts.insert("p/b.raw".into(), crate::Artefact { size, sha256: sha });
+        std::fs::create_dir(dir.path().join("p")).unwrap();
+        std::fs::write(dir.path().join("p/a.raw"), b"hello").unwrap();
+        std::fs::write(dir.path().join("p/b.raw.zst"), zstd::encode_all(&b"hello"[..], 3).unwrap()).unwrap();
+        assert_eq!(verify_artefacts(&b, dir.path()).unwrap(), 2);
+
+        std::fs::write(dir.path().join("p/a.raw"), b"hellO").unwrap();
+        assert!(
+            matches!(verify_artefacts(&b, dir.path()), Err(VerifyError::ArtefactHash { path, .. }) if path == "p/a.raw")
+        );
+        std::fs::write(dir.path().join("p/a.raw"), b"hello!").unwrap();
+        assert!(matches!(verify_artefacts(&b, dir.path()), Err(VerifyError::ArtefactSize { actual: 6, .. })));
+        std::fs::remove_file(dir.path().join("p/a.raw")).unwrap();
+        assert!(matches!(verify_artefacts(&b, dir.path()), Err(VerifyError::ArtefactMissing { .. })));
+    }
+}
