@@ -63,6 +63,20 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// Like [`AtomicFile::commit`], but fails instead of replacing an existing file (for keys,
+    /// which are never overwritten).
+    pub fn commit_new(self) -> Result<()> {
+        self.tmp.as_file().sync_all().with_context(|| format!("syncing {}", self.dest.display()))?;
+        let dest = self.dest;
+        self.tmp
+            .persist_noclobber(&dest)
+            .map_err(|e| e.error)
+            .with_context(|| format!("creating {} (it must not exist: nodeimg never overwrites it)", dest.display()))?;
+        Ok(())
+    }
+}
+
 /// Writes `bytes` to `dest` atomically (temp file + rename).
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = AtomicFile::create(dest)?;

@@ -38,6 +38,22 @@ enum Command {
     /// dm-verity hash trees, byte-identical to `veritysetup`.
     #[command(subcommand)]
     Verity(cmd::verity::Command),
+    /// Launch digests the hardware reports: SEV-SNP MEASUREMENT, TDX MRTD.
+    #[command(subcommand)]
+    Measure(cmd::measure::Command),
+    /// Unified Kernel Images: inspect, Authenticode digests, and assembly that matches ukify.
+    #[command(subcommand)]
+    Uki(cmd::uki::Command),
+    /// Measured-boot event logs (TPM and TDX CCEL): show, replay, diff.
+    #[command(subcommand)]
+    Eventlog(cmd::eventlog::Command),
+    /// TPM PCR banks: read them through the TCG software stack.
+    #[command(subcommand)]
+    Pcrs(cmd::pcrs::Command),
+    #[command(flatten)]
+    Sign(cmd::sign::Command),
+    #[command(flatten)]
+    Release(cmd::release::Command),
 }
 
 /// What a subcommand reports when it ran to completion.
@@ -69,6 +85,12 @@ pub fn main() -> ExitCode {
     let global = Global { verbose: cli.verbose, quiet: cli.quiet };
     let result = match cli.command {
         Command::Verity(c) => cmd::verity::run(c, global),
+        Command::Uki(c) => cmd::uki::run(c, global),
+        Command::Eventlog(c) => cmd::eventlog::run(c, global),
+        Command::Pcrs(c) => cmd::pcrs::run(c, global),
+        Command::Measure(c) => cmd::measure::run(c, global),
+        Command::Sign(c) => cmd::sign::run(c, global),
+        Command::Release(c) => cmd::release::run(c, global),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -1,0 +1,431 @@
+//! `nodeimg release | verify | export`: the signed reference-value bundle.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use release::export::{self, constellation, intoto, trustee};
+use release::input::{BuildOutput, ObservedPcrs};
+use release::publish::{self, release_name};
+use release::Bundle;
+use serde::Serialize;
+use sign::SecretKey;
+
+use super::sign::{open_secret_key, read_public_key, write_key_pair, PasswordArgs};
+use crate::{Global, Outcome};
+
+/// Where `--insecure-dev-key` keeps its key, under the output directory.
+const DEV_KEY_DIR: &str = "insecure-dev-key";
+/// The development key's base name.
+const DEV_KEY_NAME: &str = "nodeimg-dev";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Turn a build output into a signed release: bundle.json and its signature, SHA256SUMS and
+    /// its signature, the zstd-compressed artefacts, and one reproducible .tar.zst of them all.
+    Release(ReleaseArgs),
+    /// Verify a bundle: signature, trusted comment, schema, artefact hashes and rollback.
+    /// Exit 0 only if all hold, 1 with the reason otherwise.
+    Verify(VerifyArgs),
+    /// Write a bundle's reference values in a format an attestation service reads.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The image version to release (semantic version, as in the build).
+    #[arg(long)]
+    version: String,
+    /// The build output directory (default: the one directory out/<image>-<VERSION> with a
+    /// build.json).
+    #[arg(long, value_name = "DIR")]
+    input: Option<PathBuf>,
+    /// The minisign secret key to sign with.
+    #[arg(short, long, value_name = "KEY", required_unless_present = "insecure_dev_key")]
+    key: Option<PathBuf>,
+    /// Sign with a development key kept (unencrypted) under OUT/insecure-dev-key/, generated on
+    /// first use. INSECURE: for local builds only, never for a published release.
+    #[arg(long, conflicts_with = "key")]
+    insecure_dev_key: bool,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// Where releases go: the release is written to OUT/<image>-<VERSION>/.
+    #[arg(long, value_name = "OUT", default_value = "out/release")]
+    out: PathBuf,
+    /// Add PCR values observed on a running instance of PLATFORM (status "observed"), from a
+    /// JSON file {"sha256": {"0": "<hex>", …}, …}. Repeatable.
+    #[arg(long, value_name = "PLATFORM=FILE")]
+    observed: Vec<String>,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle (bundle.json).
+    #[arg(long, value_name = "FILE")]
+    bundle: PathBuf,
+    /// The minisign public key of the publisher.
+    #[arg(long, value_name = "KEY", required_unless_present = "insecure")]
+    pubkey: Option<PathBuf>,
+    /// The signature (default: BUNDLE.minisig).
+    #[arg(long, value_name = "SIG")]
+    sig: Option<PathBuf>,
+    /// Also check every artefact in DIR (as extracted from the release: PATH or PATH.zst).
+    #[arg(long, value_name = "DIR")]
+    artefacts: Option<PathBuf>,
+    /// Refuse bundles older than this version (rollback protection).
+    #[arg(long, value_name = "VERSION")]
+    min_version: Option<String>,
+    /// Skip the signature check. INSECURE: nothing then vouches for the values.
+    #[arg(long, conflicts_with_all = ["pubkey", "sig"])]
+    insecure: bool,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// Constellation image measurements v2 (measurements.json).
+    Constellation,
+    /// A Trustee RVPS message (type "sample") with the default policy's reference-value names.
+    Trustee,
+    /// An in-toto Statement v1 with an SLSA Provenance v1 predicate.
+    Intoto,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The bundle (bundle.json). Verify it first: export does not check its signature.
+    #[arg(long, value_name = "FILE")]
+    bundle: PathBuf,
+    /// The output format.
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Export only this platform.
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+    /// The boot phase whose PCR 11 is the reference (default: the latest, a fully booted node).
+    #[arg(long, value_name = "PHASE")]
+    pcr11_phase: Option<String>,
+    /// Constellation: the release ref.
+    #[arg(long = "ref", value_name = "REF", default_value = "-")]
+    reference: String,
+    /// Constellation: the release stream.
+    #[arg(long, default_value = "stable")]
+    stream: String,
+    /// in-toto: the SLSA builder id (a URI naming the build platform).
+    #[arg(long, value_name = "URI", default_value = intoto::DEFAULT_BUILDER_ID)]
+    builder_id: String,
+    /// Write to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+pub fn run(cmd: Command, global: Global) -> Result<Outcome> {
+    match cmd {
+        Command::Release(a) => release_cmd(a, global),
+        Command::Verify(a) => verify(a, global),
+        Command::Export(a) => export_cmd(a),
+    }
+}
+
+/// The build output for `version`: `--input`, or the single out/*/build.json naming it.
+fn find_input(version: &str, input: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = input {
+        return Ok(dir);
+    }
+    let out = Path::new("out");
+    let mut found = Vec::new();
+    if let Ok(entries) = fs::read_dir(out) {
+        for e in entries.flatten() {
+            let build_json = e.path().join("build.json");
+            if let Ok(bytes) = fs::read(&build_json) {
+                let info: release::input::BuildInfo =
+                    serde_json::from_slice(&bytes).with_context(|| build_json.display().to_string())?;
+                if info.image.version == version {
+                    found.push(e.path());
+                }
+            }
+        }
+    }
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => bail!(
+            "no build of version {version} under out/ (a directory with build.json); run nodeimg build or pass --input"
+        ),
+        _ => bail!(
+            "several builds of version {version} under out/: {}; choose one with --input",
+            found.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+fn parse_observed(specs: &[String]) -> Result<BTreeMap<String, ObservedPcrs>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let (platform, file) =
+            spec.split_once('=').with_context(|| format!("--observed {spec:?}: expected PLATFORM=FILE"))?;
+        let bytes = fs::read(file).with_context(|| format!("reading {file}"))?;
+        let pcrs: ObservedPcrs = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{file}: expected {{\"sha256\": {{\"<pcr>\": \"<lowercase hex>\", …}}, …}}"))?;
+        if out.insert(platform.to_owned(), pcrs).is_some() {
+            bail!("--observed given twice for platform {platform}");
+        }
+    }
+    Ok(out)
+}
+
+/// The development key under `out`, generated (unencrypted) on first use.
+fn dev_key(out: &Path, global: Global) -> Result<SecretKey> {
+    let dir = out.join(DEV_KEY_DIR);
+    let base = dir.join(DEV_KEY_NAME);
+    let key_path = base.with_extension("key");
+    if !key_path.exists() {
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let key = SecretKey::generate()?;
+        write_key_pair(&base, &key, None)?;
+        eprintln!(
+            "WARNING: generated an INSECURE development signing key {} (unencrypted); \
+             anyone who can read it can sign bundles",
+            key_path.display()
+        );
+    }
+    let key = open_secret_key(&key_path, &PasswordArgs { password_file: None })?;
+    if !global.quiet {
+        eprintln!(
+            "WARNING: signing with the INSECURE development key {} (key id {}): never publish this release",
+            key_path.display(),
+            key.key_id()
+        );
+    }
+    Ok(key)
+}
+
+#[derive(Serialize)]
+struct ReleaseReport {
+    image: String,
+    version: String,
+    dir: String,
+    archive: String,
+    archive_sha256: String,
+    bundle_sha256: String,
+    key_id: String,
+    insecure_dev_key: bool,
+    files: Vec<String>,
+}
+
+fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
+    let requested = semver::Version::parse(&a.version).with_context(|| format!("--version {:?}", a.version))?;
+    let input = find_input(&a.version, a.input.clone())?;
+    let build = BuildOutput::read(&input)?;
+    if build.info.image.version != requested.to_string() {
+        bail!("{}: the build is version {}, not {}", input.display(), build.info.image.version, a.version);
+    }
+    if let Ok(env) = std::env::var("SOURCE_DATE_EPOCH") {
+        if env.trim() != build.info.image.source_date_epoch.to_string() {
+            bail!(
+                "SOURCE_DATE_EPOCH={env} but the build was made with {}; unset it or use the build's",
+                build.info.image.source_date_epoch
+            );
+        }
+    }
+    let observed = parse_observed(&a.observed)?;
+    let key = match &a.key {
+        Some(path) => open_secret_key(path, &a.password)?,
+        None => dev_key(&a.out, global)?,
+    };
+    let progress = |msg: &str| {
+        if !global.quiet && !a.json {
+            eprintln!("+ {msg}");
+        }
+    };
+    let artefacts = build.check_artefacts(|p| progress(&format!("hashing {p}")))?;
+    let bundle = build.bundle(artefacts, &observed)?;
+    let name = release_name(&bundle);
+    let final_dir = a.out.join(&name);
+    if final_dir.exists() {
+        bail!("{} already exists; a release is never overwritten", final_dir.display());
+    }
+    fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    // Everything is written into a hidden directory beside the destination and renamed into
+    // place at the end: an interrupted release leaves only `.NAME.*.partial`.
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        .tempdir_in(&a.out)
+        .with_context(|| format!("creating a temporary directory in {}", a.out.display()))?;
+    let untrusted = if a.insecure_dev_key {
+        "signature from an INSECURE nodeimg development key"
+    } else {
+        "signature from nodeimg secret key"
+    };
+    let report = publish::write_release(&build, &bundle, &key, untrusted, tmp.path(), &mut |m| progress(m))?;
+    let tmp_path = tmp.keep();
+    if let Err(e) = fs::rename(&tmp_path, &final_dir) {
+        let _ = fs::remove_dir_all(&tmp_path);
+        return Err(e).with_context(|| format!("renaming the finished release to {}", final_dir.display()));
+    }
+    let out = ReleaseReport {
+        image: bundle.image.name.clone(),
+        version: bundle.image.version.clone(),
+        dir: final_dir.display().to_string(),
+        archive: final_dir.join(&report.archive).display().to_string(),
+        archive_sha256: report.archive_sha256,
+        bundle_sha256: report.bundle_sha256,
+        key_id: key.key_id().to_string(),
+        insecure_dev_key: a.insecure_dev_key,
+        files: report.files,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if !global.quiet {
+        println!("released {} {} into {}", out.image, out.version, out.dir);
+        println!("archive: {} (sha256 {})", out.archive, out.archive_sha256);
+        println!("bundle.json sha256 {}, signed by key {}", out.bundle_sha256, out.key_id);
+        if out.insecure_dev_key {
+            println!("signed with an INSECURE development key: do not publish");
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+#[derive(Serialize)]
+struct VerifyReport {
+    bundle: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    /// None when the signature was skipped (--insecure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
+    signature_checked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artefacts_checked: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+fn verify(a: VerifyArgs, global: Global) -> Result<Outcome> {
+    let min_version = a
+        .min_version
+        .as_deref()
+        .map(|v| {
+            semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).with_context(|| format!("--min-version {v:?}"))
+        })
+        .transpose()?;
+    let bytes = fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
+    let signed = match &a.pubkey {
+        Some(pk) if !a.insecure => {
+            let key = read_public_key(pk)?;
+            let sig_path = a.sig.clone().unwrap_or_else(|| {
+                let mut s = a.bundle.as_os_str().to_owned();
+                s.push(".minisig");
+                PathBuf::from(s)
+            });
+            let text = fs::read_to_string(&sig_path)
+                .with_context(|| format!("reading the signature {}", sig_path.display()))?;
+            Some((key, text))
+        }
+        _ => {
+            eprintln!(
+                "WARNING: --insecure: the signature of {} was NOT checked; nothing vouches for these values",
+                a.bundle.display()
+            );
+            None
+        }
+    };
+    let result = release::verify_bundle(&bytes, signed.as_ref().map(|(k, s)| (k, s.as_str())), min_version.as_ref())
+        .and_then(|v| {
+            let n = match &a.artefacts {
+                Some(dir) => Some(release::verify_artefacts(&v.bundle, dir)?),
+                None => None,
+            };
+            Ok((v, n))
+        });
+    let bundle_name = a.bundle.display().to_string();
+    let (report, outcome) = match result {
+        Ok((v, n)) => (
+            VerifyReport {
+                bundle: bundle_name,
+                ok: true,
+                image: Some(v.bundle.image.name.clone()),
+                version: Some(v.bundle.image.version.clone()),
+                sha256: Some(hex::encode(v.sha256)),
+                key_id: v.key_id.map(|k| k.to_string()),
+                signature_checked: v.key_id.is_some(),
+                artefacts_checked: n,
+                reason: None,
+            },
+            Outcome::Ok,
+        ),
+        Err(e) => {
+            let reason = e.to_string();
+            (
+                VerifyReport {
+                    bundle: bundle_name,
+                    ok: false,
+                    image: None,
+                    version: None,
+                    sha256: None,
+                    key_id: None,
+                    signature_checked: signed.is_some(),
+                    artefacts_checked: None,
+                    reason: Some(reason),
+                },
+                Outcome::Mismatch,
+            )
+        }
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    match outcome {
+        Outcome::Ok if !a.json && !global.quiet => {
+            let signer = match &report.key_id {
+                Some(k) => format!("signed by key {k}"),
+                None => "signature NOT checked".to_owned(),
+            };
+            let artefacts = match report.artefacts_checked {
+                Some(n) => format!("; {n} artefacts match"),
+                None => String::new(),
+            };
+            println!(
+                "OK: {} {} (sha256 {}), {signer}{artefacts}",
+                report.image.as_deref().unwrap_or(""),
+                report.version.as_deref().unwrap_or(""),
+                report.sha256.as_deref().unwrap_or("")
+            );
+        }
+        Outcome::Mismatch => {
+            eprintln!("{}: verification failed: {}", report.bundle, report.reason.as_deref().unwrap_or(""))
+        }
+        Outcome::Ok => {}
+    }
+    Ok(outcome)
+}
+
+fn export_cmd(a: ExportArgs) -> Result<Outcome> {
+    let bytes = fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
+    let bundle = Bundle::parse(&bytes).with_context(|| a.bundle.display().to_string())?;
+    let opts = export::Options { platform: a.platform.clone(), pcr11_phase: a.pcr11_phase.clone() };
+    let text = match a.format {
+        Format::Constellation => constellation::export(&bundle, &opts, &a.reference, &a.stream)?,
+        Format::Trustee => trustee::export(&bundle, &opts)?,
+        Format::Intoto => intoto::export(&bundle, &bytes, &opts, &a.builder_id)?,
+    };
+    match &a.output {
+        Some(path) => crate::fsutil::write_atomic(path, text.as_bytes())?,
+        None => print!("{text}"),
+    }
+    Ok(Outcome::Ok)
+}

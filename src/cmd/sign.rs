@@ -1,0 +1,328 @@
+//! `nodeimg keygen | sign | verify-signature`: minisign keys and signatures, interoperable with
+//! the `minisign` CLI both ways.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use release::Bundle;
+use serde::Serialize;
+use sign::{KdfParams, PublicKey, SecretKey, SecretKeyFile, Signature};
+use zeroize::Zeroizing;
+
+use crate::fsutil::AtomicFile;
+use crate::{Global, Outcome};
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a minisign key pair: NAME.key (secret, mode 0600, password-protected unless
+    /// --unencrypted) and NAME.pub. Never overwrites a key.
+    Keygen(KeygenArgs),
+    /// Sign FILE with a minisign secret key, writing FILE.minisig. The trusted comment binds the
+    /// file's SHA-256 (and, for a bundle, its name and version).
+    Sign(SignArgs),
+    /// Verify FILE's minisign signature (also those made by `minisign -S`). Exit 1 if it does not
+    /// verify.
+    VerifySignature(VerifySignatureArgs),
+}
+
+/// Where a password comes from when a key needs one.
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    /// Read the password from the first line of FILE. Without it the password is read from the
+    /// terminal (not echoed) or, when stdin is not a terminal, from the first line of stdin.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Base name of the key pair: writes NAME.key and NAME.pub.
+    #[arg(short = 'o', long = "output", value_name = "NAME", default_value = "nodeimg")]
+    name: PathBuf,
+    /// Store the secret key without a password.
+    #[arg(long)]
+    unencrypted: bool,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The file to sign.
+    file: PathBuf,
+    /// The minisign secret key.
+    #[arg(short, long, value_name = "KEY", default_value = "nodeimg.key")]
+    key: PathBuf,
+    /// Where to write the signature (default: FILE.minisig).
+    #[arg(short = 'x', long = "sig", value_name = "SIG")]
+    sig: Option<PathBuf>,
+    #[command(flatten)]
+    password: PasswordArgs,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifySignatureArgs {
+    /// The signed file.
+    file: PathBuf,
+    /// The minisign public key file.
+    #[arg(long, value_name = "KEY")]
+    pubkey: PathBuf,
+    /// The signature (default: FILE.minisig).
+    #[arg(short = 'x', long = "sig", value_name = "SIG")]
+    sig: Option<PathBuf>,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: Command, global: Global) -> Result<Outcome> {
+    match cmd {
+        Command::Keygen(a) => keygen(a, global),
+        Command::Sign(a) => sign_file(a, global),
+        Command::VerifySignature(a) => verify_signature(a, global),
+    }
+}
+
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Reads a password as [`PasswordArgs`] says; `confirm` asks twice on a terminal.
+pub fn read_password(args: &PasswordArgs, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
+    let line = if let Some(file) = &args.password_file {
+        let text =
+            Zeroizing::new(fs::read(file).with_context(|| format!("reading the password file {}", file.display()))?);
+        let end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+        Zeroizing::new(text[..end].to_vec())
+    } else if io::stdin().is_terminal() {
+        let first = Zeroizing::new(rpassword::prompt_password("Password: ").context("reading the password")?);
+        if confirm {
+            let again =
+                Zeroizing::new(rpassword::prompt_password("Password (again): ").context("reading the password")?);
+            if *first != *again {
+                bail!("the passwords do not match");
+            }
+        }
+        Zeroizing::new(first.as_bytes().to_vec())
+    } else {
+        let mut text = Zeroizing::new(String::new());
+        io::stdin().lock().read_line(&mut text).context("reading the password from stdin")?;
+        Zeroizing::new(text.trim_end_matches('\n').as_bytes().to_vec())
+    };
+    let mut line = line;
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    if line.is_empty() {
+        bail!("the password is empty (use --unencrypted for a key without one)");
+    }
+    Ok(line)
+}
+
+/// Opens a secret key file, asking for its password if it is encrypted.
+pub fn open_secret_key(path: &Path, password: &PasswordArgs) -> Result<SecretKey> {
+    let text =
+        Zeroizing::new(fs::read_to_string(path).with_context(|| format!("reading the secret key {}", path.display()))?);
+    let file = SecretKeyFile::parse(&text).with_context(|| path.display().to_string())?;
+    let password = if file.is_encrypted() { Some(read_password(password, false)?) } else { None };
+    file.decrypt(password.as_ref().map(|p| p.as_slice())).with_context(|| path.display().to_string())
+}
+
+/// Reads a public key file.
+pub fn read_public_key(path: &Path) -> Result<PublicKey> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading the public key {}", path.display()))?;
+    PublicKey::parse(&text).with_context(|| path.display().to_string())
+}
+
+/// Fails if `base.key` or `base.pub` exists; returns both paths.
+fn refuse_existing(base: &Path) -> Result<(PathBuf, PathBuf)> {
+    let sk_path = with_suffix(base, ".key");
+    let pk_path = with_suffix(base, ".pub");
+    for p in [&sk_path, &pk_path] {
+        if p.exists() || p.is_symlink() {
+            bail!("{} already exists; refusing to overwrite a key", p.display());
+        }
+    }
+    Ok((sk_path, pk_path))
+}
+
+/// Writes a new key pair `base.key` / `base.pub`; refuses if either exists.
+pub fn write_key_pair(base: &Path, key: &SecretKey, password: Option<&[u8]>) -> Result<(PathBuf, PathBuf)> {
+    let (sk_path, pk_path) = refuse_existing(base)?;
+    let text = Zeroizing::new(key.to_file(password, KdfParams::SENSITIVE)?);
+    let mut sk = AtomicFile::create_with_mode(&sk_path, 0o600)?;
+    sk.file_mut().write_all(text.as_bytes()).with_context(|| format!("writing {}", sk_path.display()))?;
+    let mut pk = AtomicFile::create(&pk_path)?;
+    pk.file_mut()
+        .write_all(key.public_key().to_file().as_bytes())
+        .with_context(|| format!("writing {}", pk_path.display()))?;
+    sk.commit_new()?;
+    pk.commit_new()?;
+    Ok((sk_path, pk_path))
+}
+
+#[derive(Serialize)]
+struct KeygenReport {
+    secret_key: String,
+    public_key: String,
+    key_id: String,
+    encrypted: bool,
+    public_key_base64: String,
+}
+
+fn keygen(a: KeygenArgs, global: Global) -> Result<Outcome> {
+    refuse_existing(&a.name)?;
+    let password = if a.unencrypted { None } else { Some(read_password(&a.password, true)?) };
+    let key = SecretKey::generate()?;
+    if password.is_some() && !global.quiet && !a.json {
+        eprintln!("deriving the key encryption key (scrypt, 1 GiB)…");
+    }
+    let (sk, pk) = write_key_pair(&a.name, &key, password.as_ref().map(|p| p.as_slice()))?;
+    let report = KeygenReport {
+        secret_key: sk.display().to_string(),
+        public_key: pk.display().to_string(),
+        key_id: key.key_id().to_string(),
+        encrypted: password.is_some(),
+        public_key_base64: key.public_key().to_base64(),
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !global.quiet {
+        println!("secret key: {} ({})", report.secret_key, if report.encrypted { "encrypted" } else { "UNENCRYPTED" });
+        println!("public key: {}", report.public_key);
+        println!("key id:     {}", report.key_id);
+        println!("verify with: nodeimg verify-signature FILE --pubkey {}", report.public_key);
+        println!("         or: minisign -Vm FILE -P {}", report.public_key_base64);
+    }
+    Ok(Outcome::Ok)
+}
+
+/// The trusted comment `nodeimg sign` writes for `file`: the bundle form when it is a valid
+/// bundle, `file:<name>\tsha256:<hex>` otherwise.
+pub fn comment_for(file: &Path) -> Result<String> {
+    let (size, sha256) =
+        release::verify::hash(File::open(file).with_context(|| format!("opening {}", file.display()))?)
+            .with_context(|| format!("reading {}", file.display()))?;
+    if size <= 64 << 20 {
+        let bytes = fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        if let Ok(bundle) = Bundle::parse(&bytes) {
+            return Ok(release::trusted_comment(&bundle.image, &bytes));
+        }
+    }
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(format!("file:{}\tsha256:{sha256}", name.replace(['\t', '\r', '\n'], "_")))
+}
+
+#[derive(Serialize)]
+struct SignReport {
+    file: String,
+    signature: String,
+    key_id: String,
+    trusted_comment: String,
+}
+
+fn sign_file(a: SignArgs, global: Global) -> Result<Outcome> {
+    let key = open_secret_key(&a.key, &a.password)?;
+    let comment = comment_for(&a.file)?;
+    let f = File::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?;
+    let sig = sign::sign(&key, io::BufReader::new(f), &comment, "signature from nodeimg secret key")
+        .with_context(|| format!("signing {}", a.file.display()))?;
+    let sig_path = a.sig.unwrap_or_else(|| with_suffix(&a.file, ".minisig"));
+    crate::fsutil::write_atomic(&sig_path, sig.to_file().as_bytes())?;
+    let report = SignReport {
+        file: a.file.display().to_string(),
+        signature: sig_path.display().to_string(),
+        key_id: key.key_id().to_string(),
+        trusted_comment: comment,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else if !global.quiet {
+        println!("signed {} with key {} -> {}", report.file, report.key_id, report.signature);
+        println!("trusted comment: {}", report.trusted_comment);
+    }
+    Ok(Outcome::Ok)
+}
+
+#[derive(Serialize)]
+struct VerifyReport {
+    file: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trusted_comment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// Checks the signature; `Err(reason)` for anything about the signature or the file's content.
+fn check_signature(file: &Path, sig_text: &str, key: &PublicKey) -> Result<Result<Signature, String>> {
+    let sig = match Signature::parse(sig_text) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(format!("the signature file is malformed: {e}"))),
+    };
+    let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    if let Err(e) = sign::verify(key, io::BufReader::new(f), &sig, false) {
+        return Ok(Err(e.to_string()));
+    }
+    if let Some(want) = release::bundle::comment_fields(&sig.trusted_comment).get("sha256") {
+        let (_, sha) = release::verify::hash(File::open(file)?)?;
+        if sha.to_string() != *want {
+            return Ok(Err(format!("the trusted comment names sha256 {want}, but the file's is {sha}")));
+        }
+    }
+    Ok(Ok(sig))
+}
+
+fn verify_signature(a: VerifySignatureArgs, global: Global) -> Result<Outcome> {
+    let key = read_public_key(&a.pubkey)?;
+    let sig_path = a.sig.clone().unwrap_or_else(|| with_suffix(&a.file, ".minisig"));
+    let sig_text =
+        fs::read_to_string(&sig_path).with_context(|| format!("reading the signature {}", sig_path.display()))?;
+    let result = check_signature(&a.file, &sig_text, &key)?;
+    let report = match &result {
+        Ok(sig) => VerifyReport {
+            file: a.file.display().to_string(),
+            ok: true,
+            key_id: Some(sig.key_id.to_string()),
+            trusted_comment: Some(sig.trusted_comment.clone()),
+            reason: None,
+        },
+        Err(reason) => VerifyReport {
+            file: a.file.display().to_string(),
+            ok: false,
+            key_id: None,
+            trusted_comment: None,
+            reason: Some(reason.clone()),
+        },
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    match result {
+        Ok(sig) => {
+            if !a.json && !global.quiet {
+                println!("signature OK: {} signed by key {}", report.file, sig.key_id);
+                println!("trusted comment: {}", sig.trusted_comment);
+            }
+            Ok(Outcome::Ok)
+        }
+        Err(reason) => {
+            eprintln!("{}: signature verification failed: {reason}", a.file.display());
+            Ok(Outcome::Mismatch)
+        }
+    }
+}

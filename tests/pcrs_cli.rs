@@ -1,0 +1,200 @@
+//! `nodeimg pcrs read` against a real (software) TPM, and the event-log writer against the same
+//! TPM: a swtpm started here with sha1, sha256 and sha384 banks; known events extended by
+//! `tpm2_pcrextend` (tpm2-tools); the banks read back by `nodeimg pcrs read` and by
+//! `tpm2_pcrread` (the oracle) must agree; the same events written as a log by
+//! `measure::eventlog::write` must replay — by `nodeimg eventlog replay` and by `tpm2_eventlog`
+//! — to what the TPM holds. Needs `make setup` (swtpm, tpm2-tools).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_fails, nodeimg, tool};
+use measure::eventlog::{self, Event, EventLog, EventType, HashAlg};
+
+type Banks = BTreeMap<String, BTreeMap<String, String>>;
+
+/// A swtpm listening on 127.0.0.1:port (commands) and port+1 (control), killed on drop.
+struct Swtpm {
+    child: Child,
+    port: u16,
+    _state: tempfile::TempDir,
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Swtpm {
+    fn start() -> Swtpm {
+        let state = tempfile::tempdir().unwrap();
+        let setup = tool(
+            state.path(),
+            "swtpm_setup",
+            &[
+                "--tpm2",
+                "--tpmstate",
+                state.path().to_str().unwrap(),
+                "--pcr-banks",
+                "sha1,sha256,sha384",
+                "--overwrite",
+            ],
+        );
+        assert_eq!(setup.code, 0, "swtpm_setup: {setup:?}");
+        for _ in 0..20 {
+            let port = free_port_pair();
+            let mut child = Command::new("swtpm")
+                .args(["socket", "--tpm2", "--tpmstate"])
+                .arg(format!("dir={}", state.path().display()))
+                .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
+                .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
+                .args(["--flags", "not-need-init,startup-clear"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run swtpm ({e}): run `make setup`"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Swtpm { child, port, _state: state };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Lost the race for the ports (or too slow): try another pair.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("swtpm did not start");
+    }
+
+    fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+/// Two consecutive free TCP ports on 127.0.0.1 (swtpm wants the control port next to it).
+fn free_port_pair() -> u16 {
+    loop {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// tpm2_pcrread's YAML: `  sha256:` then `    16: 0xHEX`.
+fn pcrread(text: &str) -> Banks {
+    let mut banks = Banks::new();
+    let mut bank = String::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(b) = t.strip_suffix(':') {
+            bank = b.to_owned();
+        } else if let Some((pcr, v)) = t.split_once(':') {
+            let v = v.trim().trim_start_matches("0x").to_lowercase();
+            banks.entry(bank.clone()).or_default().insert(pcr.trim().to_owned(), v);
+        }
+    }
+    banks
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn read_matches_tpm2_pcrread_and_replay_of_the_written_log() {
+    let algs = [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384];
+    let events = vec![
+        Event::hashing_data(4, EventType::EV_EFI_ACTION, b"Calling EFI Application from Boot Option".to_vec(), &algs),
+        Event::hashing_data(7, EventType::EV_SEPARATOR, vec![0; 4], &algs),
+        Event::hashing_data(4, EventType::EV_SEPARATOR, vec![0; 4], &algs),
+        Event::measuring(
+            11,
+            EventType::EV_IPL,
+            b".linux\0",
+            ".linux\0".encode_utf16().flat_map(u16::to_le_bytes).collect(),
+            &algs,
+        ),
+        Event::measuring(
+            9,
+            EventType::EV_EVENT_TAG,
+            b"initrd bytes",
+            {
+                let mut d = 0x8f3b_22ecu32.to_le_bytes().to_vec();
+                d.extend_from_slice(&13u32.to_le_bytes());
+                d.extend_from_slice(b"Linux initrd\0");
+                d
+            },
+            &algs,
+        ),
+        Event::hashing_data(16, EventType::EV_EVENT_TAG, b"debug".to_vec(), &algs),
+        Event::hashing_data(23, EventType::EV_IPL, b"application".to_vec(), &algs),
+    ];
+    let tpm = Swtpm::start();
+    let tcti = tpm.tcti();
+    let dir = tempfile::tempdir().unwrap();
+    for e in &events {
+        let digests: Vec<String> = e.digests.iter().map(|d| format!("{}={}", d.alg, hex::encode(&d.bytes))).collect();
+        let spec = format!("{}:{}", e.pcr, digests.join(","));
+        let run = tool(dir.path(), "tpm2_pcrextend", &["-T", &tcti, &spec]);
+        assert_eq!(run.code, 0, "tpm2_pcrextend {spec}: {run:?}");
+    }
+
+    // nodeimg pcrs read == tpm2_pcrread, every PCR of every bank.
+    let run = nodeimg(dir.path(), &["pcrs", "read", "--tcti", &tcti, "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let ours: Banks = serde_json::from_value(v["banks"].clone()).unwrap();
+    let oracle = tool(dir.path(), "tpm2_pcrread", &["-T", &tcti, "sha1:all+sha256:all+sha384:all"]);
+    assert_eq!(oracle.code, 0, "tpm2_pcrread: {oracle:?}");
+    let theirs = pcrread(&oracle.stdout);
+    assert_eq!(theirs.len(), 3, "{oracle:?}");
+    assert_eq!(ours, theirs);
+    assert_eq!(ours["sha256"].len(), 24);
+
+    // --bank and the text form.
+    let run = nodeimg(dir.path(), &["pcrs", "read", "--tcti", &tcti, "--bank", "sha384"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout.lines().count(), 24, "{run:?}");
+    assert!(run.stdout.contains(&format!("sha384 PCR 23  {}", theirs["sha384"]["23"])), "{run:?}");
+
+    // The written log replays to what the TPM holds, by nodeimg and by tpm2_eventlog.
+    let log_path: PathBuf = dir.path().join("log.bin");
+    std::fs::write(&log_path, eventlog::write(&EventLog::crypto_agile(&algs, events)).unwrap()).unwrap();
+    let run = nodeimg(dir.path(), &["eventlog", "replay", "--json", log_path.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let replayed: Banks = serde_json::from_value(v["banks"].clone()).unwrap();
+    for (bank, pcrs) in &replayed {
+        assert_eq!(pcrs.len(), 6, "{bank}: PCRs 4, 7, 9, 11, 16, 23");
+        for (pcr, value) in pcrs {
+            assert_eq!(value, &theirs[bank][pcr], "{bank} PCR {pcr}: replay vs TPM");
+        }
+    }
+    let el = tool(dir.path(), "tpm2_eventlog", &[log_path.to_str().unwrap()]);
+    assert_eq!(el.code, 0, "tpm2_eventlog: {el:?}");
+    let rendered = pcrread(&el.stdout[el.stdout.find("pcrs:").expect("tpm2_eventlog printed PCRs") + 5..]);
+    assert_eq!(rendered, replayed, "tpm2_eventlog's replay of our log");
+    assert_eq!(el.stdout.matches("- EventNum:").count(), 8, "{el:?}");
+}
+
+#[test]
+fn bad_tcti_exits_2() {
+    let dir = root();
+    let run = nodeimg(dir, &["pcrs", "read", "--tcti", "carrier-pigeon:coo"]);
+    assert_fails(&run, 2, &["--tcti \"carrier-pigeon:coo\"", "expected device:PATH"]);
+    let port = free_port_pair();
+    let run = nodeimg(dir, &["pcrs", "read", "--tcti", &format!("swtpm:host=127.0.0.1,port={port}")]);
+    assert_fails(&run, 2, &["connecting to the TPM at swtpm:host=127.0.0.1"]);
+    let run = nodeimg(dir, &["pcrs", "read", "--bank", "md5"]);
+    assert_fails(&run, 2, &["unknown hash algorithm \"md5\""]);
+}

@@ -1,0 +1,391 @@
+//! `nodeimg release | verify | export` on a synthetic build output (small files; synthetic
+//! reference values), checked with Debian's minisign, GNU tar, zstd and coreutils' sha256sum.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{assert_fails, flip_byte, nodeimg, tool, Run};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const VERSION: &str = "1.2.3";
+const NAME: &str = "debian-cvm-1.2.3";
+
+fn example() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("release/testdata/bundle/example.json");
+    serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
+}
+
+/// Writes a build output as `nodeimg build` leaves it (build.json, and per platform the
+/// artefacts, manifest.json in the builder's form, reference-values.json), with the example
+/// bundle's reference values. `big` adds a large artefact (for the interruption test).
+fn build_output(dir: &Path, big: Option<usize>) {
+    let ex = example();
+    fs::create_dir_all(dir).unwrap();
+    let info = json!({"image": ex["image"], "provenance": ex["provenance"]});
+    fs::write(dir.join("build.json"), serde_json::to_vec_pretty(&info).unwrap()).unwrap();
+    for (platform, values) in ex["platforms"].as_object().unwrap() {
+        let p = dir.join(platform);
+        fs::create_dir_all(&p).unwrap();
+        let mut artefacts = Vec::new();
+        let mut files: Vec<(String, Vec<u8>)> = ["disk.raw", "uki.efi", "root.raw", "root-verity.raw"]
+            .iter()
+            .map(|f| (f.to_string(), format!("{platform} {f}\n").repeat(300).into_bytes()))
+            .collect();
+        if let Some(n) = big {
+            files.push(("big.raw".into(), common::random_bytes(n)));
+        }
+        for (f, content) in files {
+            fs::write(p.join(&f), &content).unwrap();
+            artefacts.push(json!({"name": f, "size": content.len(), "sha256": hex::encode(Sha256::digest(&content))}));
+        }
+        let manifest = json!({"image": "debian-cvm", "version": VERSION, "platform": platform, "overlays": [],
+            "derived_from": null, "roothash": "00", "cmdline": "quiet", "artefacts": artefacts});
+        fs::write(p.join("manifest.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+        fs::write(p.join("reference-values.json"), serde_json::to_vec_pretty(values).unwrap()).unwrap();
+    }
+}
+
+/// A build, an unencrypted key pair `k`, and a release of it in `rel/`.
+fn released(d: &Path) -> PathBuf {
+    build_output(&d.join("build"), None);
+    assert_eq!(nodeimg(d, &["keygen", "-o", "k", "--unencrypted"]).code, 0);
+    let run = nodeimg(d, &["release", "--version", VERSION, "--input", "build", "--key", "k.key", "--out", "rel"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    d.join("rel").join(NAME)
+}
+
+#[test]
+fn a_release_checks_out_with_debian_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rel = released(d);
+    let names: Vec<String> =
+        fs::read_dir(d.join("rel")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names, [NAME], "nothing but the release directory");
+
+    // coreutils: every file listed in SHA256SUMS matches; minisign: both signatures verify.
+    assert_eq!(tool(&rel, "sha256sum", &["--strict", "-c", "SHA256SUMS"]).code, 0);
+    for f in ["bundle.json", "SHA256SUMS"] {
+        let m = tool(&rel, "minisign", &["-V", "-H", "-p", "../../k.pub", "-m", f]);
+        assert_eq!(m.code, 0, "{f}: {m:?}");
+    }
+    // zstd: an artefact decompresses to the build's bytes.
+    let z = tool(&rel, "zstd", &["-q", "-d", "-c", "qemu-snp/uki.efi.zst"]);
+    assert_eq!(z.code, 0, "{z:?}");
+    assert!(
+        z.stdout.as_bytes() == fs::read(d.join("build/qemu-snp/uki.efi")).unwrap(),
+        "decompressed artefact differs"
+    );
+
+    // GNU tar: sorted entries, numeric root ownership, SOURCE_DATE_EPOCH; extracts to the same tree.
+    let archive = format!("{NAME}.tar.zst");
+    let t = tool(&rel, "tar", &["--zstd", "-tvf", &archive, "--numeric-owner", "--full-time", "--utc"]);
+    assert_eq!(t.code, 0, "{t:?}");
+    let mut listed = Vec::new();
+    for line in t.stdout.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((f[1], f[3], f[4]), ("0/0", "2023-11-14", "22:13:20"), "{line}");
+        listed.push(f[5].to_owned());
+    }
+    assert_eq!(listed.first().map(String::as_str), Some(&*format!("{NAME}/")));
+    assert!(
+        listed.contains(&format!("{NAME}/bundle.json")) && !listed.iter().any(|l| l.ends_with(".tar.zst")),
+        "{listed:?}"
+    );
+    let x = d.join("x");
+    fs::create_dir(&x).unwrap();
+    assert_eq!(tool(&x, "tar", &["--zstd", "-xf", &rel.join(&archive).display().to_string()]).code, 0);
+    assert_eq!(tool(&x.join(NAME), "sha256sum", &["--strict", "-c", "SHA256SUMS"]).code, 0);
+
+    // nodeimg verify: signature, artefacts (compressed in the release, plain in the build).
+    for artefacts in [rel.display().to_string(), d.join("build").display().to_string()] {
+        let v = nodeimg(
+            d,
+            &[
+                "verify",
+                "--bundle",
+                &rel.join("bundle.json").display().to_string(),
+                "--pubkey",
+                "k.pub",
+                "--artefacts",
+                &artefacts,
+                "--min-version",
+                "1.2.0",
+            ],
+        );
+        assert_eq!(v.code, 0, "{v:?}");
+        assert!(v.stdout.contains("8 artefacts match"), "{v:?}");
+    }
+
+    // Reproducible: a second release of the same build is byte-identical, archive included.
+    let run =
+        nodeimg(d, &["release", "--version", VERSION, "--input", "build", "--key", "k.key", "--out", "rel2", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    for f in report["files"].as_array().unwrap() {
+        let f = f.as_str().unwrap();
+        assert!(fs::read(rel.join(f)).unwrap() == fs::read(d.join("rel2").join(NAME).join(f)).unwrap(), "{f} differs");
+    }
+    // And a release is never overwritten.
+    assert_fails(
+        &nodeimg(d, &["release", "--version", VERSION, "--input", "build", "--key", "k.key", "--out", "rel"]),
+        2,
+        &["already exists"],
+    );
+}
+
+#[test]
+fn every_kind_of_tampering_fails_with_its_own_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rel = released(d);
+    assert_eq!(nodeimg(d, &["keygen", "-o", "other", "--unencrypted"]).code, 0);
+    let verify = |case: &str, extra: &[&str]| -> Run {
+        let c = d.join(case);
+        let bundle = c.join("bundle.json").display().to_string();
+        let mut args = vec!["verify", "--bundle", &bundle];
+        args.extend_from_slice(extra);
+        nodeimg(d, &args)
+    };
+    let fresh = |case: &str| -> PathBuf {
+        let c = d.join(case);
+        Command::new("cp").args(["-a", &rel.display().to_string(), &c.display().to_string()]).status().unwrap();
+        c
+    };
+    let sig_line = |c: &Path, line: usize, edit: &dyn Fn(&str) -> String| {
+        let sig = fs::read_to_string(c.join("bundle.json.minisig")).unwrap();
+        let mut lines: Vec<String> = sig.lines().map(str::to_owned).collect();
+        lines[line] = edit(&lines[line]);
+        fs::write(c.join("bundle.json.minisig"), lines.join("\n") + "\n").unwrap();
+    };
+    let mut reasons = BTreeSet::new();
+    let mut expect = |case: &str, run: Run, words: &[&str]| {
+        assert_fails(&run, 1, words);
+        let reason = run.stderr.lines().find(|l| l.contains("verification failed")).unwrap_or("").to_owned();
+        assert!(
+            reasons.insert(reason.split(case).last().unwrap().to_owned()),
+            "{case}: same message as another case: {reason}"
+        );
+    };
+
+    let c = fresh("bundle-byte");
+    flip_byte(&c.join("bundle.json"), 200);
+    expect("bundle-byte", verify("bundle-byte", &["--pubkey", "k.pub"]), &["altered after it was signed"]);
+
+    let c = fresh("sig-byte");
+    sig_line(&c, 1, &|l| {
+        let mut b = l.as_bytes().to_vec();
+        b[40] = if b[40] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(b).unwrap()
+    });
+    expect("sig-byte", verify("sig-byte", &["--pubkey", "k.pub"]), &["signature was altered"]);
+
+    let c = fresh("comment");
+    sig_line(&c, 2, &|l| l.replace("version:1.2.3", "version:1.2.4"));
+    expect("comment", verify("comment", &["--pubkey", "k.pub"]), &["trusted comment was altered"]);
+
+    let c = fresh("truncated");
+    let sig = fs::read(c.join("bundle.json.minisig")).unwrap();
+    fs::write(c.join("bundle.json.minisig"), &sig[..sig.len() - 40]).unwrap();
+    expect("truncated", verify("truncated", &["--pubkey", "k.pub"]), &["malformed"]);
+
+    fresh("wrong-key");
+    expect("wrong-key", verify("wrong-key", &["--pubkey", "other.pub"]), &["wrong key"]);
+
+    fresh("rollback");
+    expect("rollback", verify("rollback", &["--pubkey", "k.pub", "--min-version", "1.3.0"]), &["rollback", "1.3.0"]);
+
+    // Each artefact, flipped in the plain build output and in the release's compressed copy.
+    for (platform, file) in
+        [("qemu-snp", "disk.raw"), ("qemu-snp", "uki.efi"), ("qemu-tdx", "root.raw"), ("qemu-tdx", "root-verity.raw")]
+    {
+        let case = format!("artefact-{platform}-{file}");
+        let c = fresh(&case);
+        Command::new("cp")
+            .args(["-a", &d.join("build").display().to_string(), &c.join("plain").display().to_string()])
+            .status()
+            .unwrap();
+        flip_byte(&c.join("plain").join(platform).join(file), 10);
+        let plain = c.join("plain").display().to_string();
+        expect(
+            &case,
+            verify(&case, &["--pubkey", "k.pub", "--artefacts", &plain]),
+            &[&format!("artefact {platform}/{file}: sha256")],
+        );
+        let zst = c.join(platform).join(format!("{file}.zst"));
+        let len = fs::metadata(&zst).unwrap().len();
+        flip_byte(&zst, len - 6);
+        let run = verify(&case, &["--pubkey", "k.pub", "--artefacts", &c.display().to_string()]);
+        assert_fails(&run, 1, &[&format!("artefact {platform}/{file}")]);
+    }
+
+    // --insecure skips the signature, says so, and still checks everything else.
+    let c = fresh("insecure");
+    fs::write(c.join("bundle.json.minisig"), "garbage").unwrap();
+    let run = verify("insecure", &["--insecure"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("--insecure") && run.stderr.contains("NOT checked"), "{run:?}");
+    flip_byte(&c.join("bundle.json"), 2);
+    assert_fails(&verify("insecure", &["--insecure"]), 1, &["bundle:"]);
+}
+
+#[test]
+fn an_interrupted_release_leaves_nothing_that_looks_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    build_output(&d.join("build"), Some(96 << 20));
+    assert_eq!(nodeimg(d, &["keygen", "-o", "k", "--unencrypted"]).code, 0);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["release", "--version", VERSION, "--input", "build", "--key", "k.key", "--out", "rel"])
+        .current_dir(d)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        if line.unwrap().contains("compressing qemu-snp/big.raw") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left: Vec<String> =
+        fs::read_dir(d.join("rel")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!left.iter().any(|n| n == NAME), "a complete-looking release after a kill: {left:?}");
+    assert!(left.iter().all(|n| n.starts_with(&format!(".{NAME}.")) && n.ends_with(".partial")), "{left:?}");
+}
+
+#[test]
+fn development_key_observed_pcrs_and_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    build_output(&d.join("build"), None);
+
+    // The development key: generated on first use under OUT, called insecure.
+    let run = nodeimg(d, &["release", "--version", VERSION, "--input", "build", "--insecure-dev-key", "--out", "rel"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("generated an INSECURE development signing key"), "{run:?}");
+    assert!(run.stdout.contains("INSECURE"), "{run:?}");
+    let key = d.join("rel/insecure-dev-key/nodeimg-dev.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    let sig = fs::read_to_string(d.join("rel").join(NAME).join("bundle.json.minisig")).unwrap();
+    assert!(sig.starts_with("untrusted comment: signature from an INSECURE"), "{sig}");
+    fs::remove_dir_all(d.join("rel").join(NAME)).unwrap();
+    let again =
+        nodeimg(d, &["release", "--version", VERSION, "--input", "build", "--insecure-dev-key", "--out", "rel"]);
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(!again.stderr.contains("generated"), "the key is reused: {again:?}");
+    assert!(again.stderr.contains("signing with the INSECURE development key"), "{again:?}");
+    let v = nodeimg(
+        d,
+        &["verify", "--bundle", &format!("rel/{NAME}/bundle.json"), "--pubkey", "rel/insecure-dev-key/nodeimg-dev.pub"],
+    );
+    assert_eq!(v.code, 0, "{v:?}");
+
+    // Observed PCRs join the bundle as "observed"; they may not replace computed ones.
+    assert_eq!(nodeimg(d, &["keygen", "-o", "k", "--unencrypted"]).code, 0);
+    fs::write(d.join("obs.json"), json!({"sha256": {"1": "11".repeat(32)}}).to_string()).unwrap();
+    let run = nodeimg(
+        d,
+        &[
+            "release",
+            "--version",
+            VERSION,
+            "--input",
+            "build",
+            "--key",
+            "k.key",
+            "--out",
+            "obs",
+            "--observed",
+            "qemu-tdx=obs.json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let b: Value = serde_json::from_slice(&fs::read(d.join("obs").join(NAME).join("bundle.json")).unwrap()).unwrap();
+    assert_eq!(
+        b["platforms"]["qemu-tdx"]["vtpm"]["sha256"]["1"],
+        json!({"status": "observed", "value": "11".repeat(32)})
+    );
+    fs::write(d.join("clash.json"), json!({"sha256": {"4": "11".repeat(32)}}).to_string()).unwrap();
+    assert_fails(
+        &nodeimg(
+            d,
+            &[
+                "release",
+                "--version",
+                VERSION,
+                "--input",
+                "build",
+                "--key",
+                "k.key",
+                "--out",
+                "clash",
+                "--observed",
+                "qemu-snp=clash.json",
+            ],
+        ),
+        2,
+        &["PCR 4 (sha256) is computed by the build"],
+    );
+
+    // Input errors: wrong version, a SOURCE_DATE_EPOCH that is not the build's, a stale manifest.
+    assert_fails(
+        &nodeimg(d, &["release", "--version", "1.2.4", "--input", "build", "--key", "k.key", "--out", "x"]),
+        2,
+        &["not 1.2.4"],
+    );
+    let run: Run = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["release", "--version", VERSION, "--input", "build", "--key", "k.key", "--out", "x"])
+        .env("SOURCE_DATE_EPOCH", "1")
+        .current_dir(d)
+        .output()
+        .unwrap()
+        .into();
+    assert_fails(&run, 2, &["SOURCE_DATE_EPOCH=1"]);
+    fs::write(d.join("build/qemu-tdx/uki.efi"), b"changed").unwrap();
+    assert_fails(
+        &nodeimg(d, &["release", "--version", VERSION, "--input", "build", "--key", "k.key", "--out", "x"]),
+        2,
+        &["uki.efi", "manifest.json says"],
+    );
+    assert!(!d.join("x").join(NAME).exists());
+}
+
+#[test]
+fn export_writes_each_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rel = released(d);
+    let bundle = rel.join("bundle.json").display().to_string();
+    for format in ["constellation", "trustee", "intoto"] {
+        let run = nodeimg(d, &["export", "--bundle", &bundle, "--format", format]);
+        assert_eq!(run.code, 0, "{format}: {run:?}");
+        let v: Value = serde_json::from_str(&run.stdout).unwrap();
+        let key = match format {
+            "constellation" => "list",
+            "trustee" => "payload",
+            _ => "subject",
+        };
+        assert!(v.get(key).is_some(), "{format}: {v}");
+    }
+    let run = nodeimg(
+        d,
+        &["export", "--bundle", &bundle, "--format", "constellation", "--platform", "qemu-tdx", "-o", "m.json"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let m: Value = serde_json::from_slice(&fs::read(d.join("m.json")).unwrap()).unwrap();
+    assert_eq!(m["list"][0]["attestationVariant"], "qemu-tdx");
+    assert_fails(
+        &nodeimg(d, &["export", "--bundle", &bundle, "--format", "trustee", "--platform", "nope"]),
+        2,
+        &["no platform \"nope\""],
+    );
+}
