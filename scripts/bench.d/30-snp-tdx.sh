@@ -1,0 +1,45 @@
+# Launch digests of Debian trixie's 4 MiB OVMF.fd, whole process, page cache warm:
+#   SEV-SNP, 64 vCPUs: nodeimg measure snp vs sev-snp-measure 0.0.13 (.venv, from make setup);
+#   TDX MRTD: nodeimg measure tdx vs dstack-mr and td-shim's Python tool, when
+#   measure/testdata/tdx-mrtd.gen.sh has built them under tools/tdx-peers/ (they are not on a
+#   package registry, so `make setup` cannot install them).
+# Each comparison also checks that both tools print the same value.
+. "$(dirname "$0")/lib.sh"
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+FW=$ROOT/tools/ovmf/2025.02-8+deb13u1/usr/share/ovmf/OVMF.fd
+SEV_SNP_MEASURE=$ROOT/.venv/bin/sev-snp-measure
+[ -f "$FW" ] && [ -x "$SEV_SNP_MEASURE" ] || { echo "bench: $FW or $SEV_SNP_MEASURE missing; run make setup" >&2; exit 2; }
+cat "$FW" >/dev/null
+
+same() { # NAME_A OUT_A NAME_B OUT_B
+  [ "$2" = "$4" ] && echo "outputs: identical ($2)" || { echo "outputs differ: $1 $2, $3 $4" >&2; exit 1; }
+}
+
+echo "SEV-SNP launch digest, $(($(stat -c %s "$FW") >> 20)) MiB OVMF, 64 vCPUs"
+ours="$NODEIMG measure snp --ovmf $FW --vcpus 64 --vcpu-type EPYC-Milan"
+theirs="$SEV_SNP_MEASURE --mode snp --ovmf $FW --vcpus 64 --vcpu-type EPYC-Milan"
+compare "nodeimg measure snp" "$ours" "sev-snp-measure" "$theirs" -N --warmup 5 --runs 40
+same nodeimg "$($ours)" sev-snp-measure "$($theirs)"
+
+echo
+echo "TDX MRTD (single-pass), same OVMF"
+ours="$NODEIMG measure tdx --ovmf $FW"
+peers=0
+DSTACK=$ROOT/tools/tdx-peers/dstack-mr-ws/target/release/examples/nodeimg-mrtd
+if [ -x "$DSTACK" ]; then
+  theirs="$DSTACK single-pass $FW"
+  compare "nodeimg measure tdx" "$ours" "dstack-mr" "$theirs" -N --warmup 5 --runs 40
+  same nodeimg "$($ours)" dstack-mr "$($theirs)"
+  peers=$((peers + 1))
+fi
+TDSHIM=$ROOT/tools/tdx-peers/td_shim_tee_info_hash.py
+if [ -f "$TDSHIM" ]; then
+  theirs="python3 $TDSHIM -l off --image $FW"
+  compare "nodeimg measure tdx" "$ours" "td-shim (Python)" "$theirs" -N --warmup 2 --runs 10
+  same nodeimg "$($ours)" td-shim "$($theirs)"
+  peers=$((peers + 1))
+fi
+if [ $peers = 0 ]; then
+  echo "no MRTD peer built: run measure/testdata/tdx-mrtd.gen.sh (see its header) to build them"
+fi
