@@ -3,11 +3,15 @@
 //! A verifier admits a node when the values its hardware and vTPM report equal reference values
 //! published for the image. This crate computes those values from the image's bytes and the
 //! platform's firmware: it never runs anything and never prints. Each module follows one
-//! specification and cites it.
+//! specification and cites it. It also reads what a running node reports ([`evidence`]: SEV-SNP
+//! attestation reports, TDX quotes), so that the two can be put side by side.
 
+pub mod boot;
 pub mod eventlog;
+pub mod evidence;
 pub mod ovmf;
 pub mod snp;
 pub mod tdx;
+pub mod uefi_vars;
 
 mod serde_hex;

@@ -131,7 +131,9 @@ pub enum VarsError {
         found: Guid,
     },
     /// The volume header's length is impossible.
-    #[error("the firmware volume header length {header_length:#x} (offset 0x30) is not within the file ({len:#x} bytes)")]
+    #[error(
+        "the firmware volume header length {header_length:#x} (offset 0x30) is not within the file ({len:#x} bytes)"
+    )]
     HeaderLength {
         /// `HeaderLength`.
         header_length: usize,
@@ -324,7 +326,10 @@ impl VarStore {
                 .ok_or(VarsError::VariableTruncated { offset: at, what: "data", end })?;
             let name = &file[name_at..name_end];
             if name.len() < 2 || name.len() % 2 != 0 {
-                return Err(VarsError::BadName { offset: at, reason: "its size is not a whole number of UTF-16 units" });
+                return Err(VarsError::BadName {
+                    offset: at,
+                    reason: "its size is not a whole number of UTF-16 units",
+                });
             }
             let units: Vec<u16> = name.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
             let Some(nul) = units.iter().position(|u| *u == 0) else {
@@ -445,7 +450,8 @@ pub fn parse_signature_lists(data: &[u8]) -> Result<Vec<SignatureList>, Signatur
         let list_size = u32_at(data, at + 16);
         let header_size = u32_at(data, at + 20);
         let signature_size = u32_at(data, at + 24);
-        let bad = |reason| SignatureListError::Sizes { offset: at, reason, list_size, header_size, signature_size, left };
+        let bad =
+            |reason| SignatureListError::Sizes { offset: at, reason, list_size, header_size, signature_size, left };
         if list_size as usize > left {
             return Err(bad("the list runs past the end"));
         }
@@ -465,12 +471,7 @@ pub fn parse_signature_lists(data: &[u8]) -> Result<Vec<SignatureList>, Signatur
             .chunks_exact(signature_size as usize)
             .map(|e| SignatureData { owner: guid_at(e, 0), data: e[16..].to_vec() })
             .collect();
-        lists.push(SignatureList {
-            offset: at,
-            signature_type,
-            header: data[header_at..entries_at].to_vec(),
-            entries,
-        });
+        lists.push(SignatureList { offset: at, signature_type, header: data[header_at..entries_at].to_vec(), entries });
         at += list_size as usize;
     }
     Ok(lists)
@@ -554,11 +555,13 @@ mod tests {
                     f[16] ^= 1;
                     f
                 },
-                VarsError::NotNvData { found: Guid({
-                    let mut g = SYSTEM_NV_DATA_FV.0;
-                    g[0] ^= 1;
-                    g
-                }) },
+                VarsError::NotNvData {
+                    found: Guid({
+                        let mut g = SYSTEM_NV_DATA_FV.0;
+                        g[0] ^= 1;
+                        g
+                    }),
+                },
             ),
             (
                 "store state",

@@ -150,6 +150,7 @@ fn tpm2_eventlog_sees_the_same_events() {
         ("eventlogs/event-sd-boot-fedora37.bin", "eventlogs/event-sd-boot-fedora37.bin.yaml"),
         ("boot/sb-off/eventlog.bin", "boot/sb-off/eventlog.tpm2_eventlog.yaml"),
         ("boot/sb-on/eventlog.bin", "boot/sb-on/eventlog.tpm2_eventlog.yaml"),
+        ("boot/extras/eventlog.bin", "boot/extras/eventlog.tpm2_eventlog.yaml"),
     ];
     for (bin, yaml) in cases {
         let log = parse(bin);
@@ -188,7 +189,7 @@ fn tpm2_eventlog_sees_the_same_events() {
 /// value (PCR 10 excepted: the kernel's IMA extends it with its own log).
 #[test]
 fn boot_logs_replay_to_the_captured_pcrs() {
-    for mode in ["sb-off", "sb-on"] {
+    for mode in ["sb-off", "sb-on", "extras"] {
         let r = replay(&format!("boot/{mode}/eventlog.bin"));
         let pcrs: BTreeMap<String, BTreeMap<String, String>> =
             serde_json::from_slice(&read(&format!("boot/{mode}/pcrs.json"))).unwrap();

@@ -4,6 +4,8 @@
 # kernel from /sys. This is the ground truth the boot-chain model (measure) is judged against.
 #
 #   tests/boot/boot-capture.sh --out DIR [--secure-boot] [--timeout SECONDS] [--accel tcg|kvm] [--keep-work]
+#   tests/boot/boot-capture.sh --out DIR [--secure-boot] --inputs-only
+#   … [--extras]
 #
 # The chain: OVMF (Debian trixie's ovmf 2025.02, pinned by 31-ovmf.sh) → systemd-stub 257
 # (trixie's systemd-boot-efi) → Linux EFI stub (trixie's cloud kernel; both pinned by
@@ -19,7 +21,19 @@
 # line), initramfs.txt (the files the booted initramfs holds, with size and sha256: this
 # initrd's /init plus what systemd-stub appended), systemd-measure.txt (PCR 11 as systemd-measure
 # 257 computes it from the UKI's sections: an independent oracle), console.log (the serial
-# console), uki.efi (the booted UKI). Needs `make setup`.
+# console), uki.efi (the booted UKI), gpt.bin (the disk's first MiB: protective MBR, GPT header
+# and partition entries, what the firmware's GPT event covers). Needs `make setup`.
+#
+# --extras also puts files next to the UKI on the ESP, which systemd-stub packs into cpio
+# archives, appends to the initrd and measures: credentials (EFI/BOOT/BOOTX64.EFI.extra.d/*.cred,
+# PCR 12, and loader/credentials/*.cred, PCR 12), a system extension (*.raw, PCR 13) and a
+# configuration extension (*.confext.raw, PCR 12); a dot-file the stub must skip. DIR then also
+# receives them as extra.d/ and loader-credentials/.
+#
+# --inputs-only stops before the boot: DIR receives uki.efi and gpt.bin only (the UKI is
+# byte-identical to the booted one without --secure-boot; signed, it differs in the signature's
+# signing time, not in its Authenticode digest). The boot-chain model's fixture test predicts
+# from these (scripts/setup.d/55-boot-inputs.sh builds them into tools/boot/).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TOOLS=$ROOT/tools
@@ -33,13 +47,15 @@ OS_RELEASE='ID=nodeimg-boot-capture
 NAME="nodeimg boot capture"
 VERSION_ID=1'
 
-out= secure_boot=0 timeout=600 keep_work=0 accel=${BOOT_ACCEL:-tcg}
+out= secure_boot=0 timeout=600 keep_work=0 inputs_only=0 extras=0 accel=${BOOT_ACCEL:-tcg}
 while [ $# -gt 0 ]; do
   case $1 in
     --out) out=$2; shift 2 ;;
     --secure-boot) secure_boot=1; shift ;;
     --timeout) timeout=$2; shift 2 ;;
     --keep-work) keep_work=1; shift ;;
+    --inputs-only) inputs_only=1; shift ;;
+    --extras) extras=1; shift ;;
     --accel) accel=$2; shift 2 ;;
     *) echo "usage: $0 --out DIR [--secure-boot] [--timeout SECONDS] [--accel tcg|kvm] [--keep-work]" >&2; exit 2 ;;
   esac
@@ -49,7 +65,9 @@ done
 die() { echo "boot-capture: $*" >&2; exit 1; }
 relpath() { echo "$1" | sed "s|$work/|WORK/|g; s|$ROOT/||g"; }
 need() { [ -e "$1" ] || die "$1 is missing; run 'make setup'"; }
-for t in qemu-system-x86_64 swtpm swtpm_setup cpio mformat mcopy sfdisk sbsign openssl jq base64 objcopy; do
+needed=(cpio mformat mcopy sfdisk sbsign openssl objcopy)
+[ "$inputs_only" = 1 ] || needed+=(qemu-system-x86_64 swtpm swtpm_setup jq base64)
+for t in "${needed[@]}"; do
   command -v "$t" >/dev/null || die "$t is not installed; run 'make setup'"
 done
 need "$KERNEL"; need "$STUB"; need "$BUSYBOX"; need "$OVMF_DIR/OVMF_CODE_4M.fd"
@@ -122,6 +140,32 @@ EOF
 mformat -i "$work/disk.img@@1M" -F -N 6e6f6465 -v ESP ::
 mmd -i "$work/disk.img@@1M" ::/EFI ::/EFI/BOOT
 mcopy -i "$work/disk.img@@1M" "$work/uki.efi" ::/EFI/BOOT/BOOTX64.EFI
+head -c 1M "$work/disk.img" > "$work/gpt.bin"
+if [ "$extras" = 1 ]; then
+  x=$work/extras
+  mkdir -p "$x/extra.d" "$x/loader-credentials"
+  printf 'credential a\n' > "$x/extra.d/a.cred"
+  printf 'credential C\n' > "$x/extra.d/C.CRED"
+  printf 'hidden: the stub skips dot-files\n' > "$x/extra.d/.hidden.cred"
+  printf 'not really a system extension image\n' > "$x/extra.d/tools.raw"
+  printf 'not really a configuration extension image\n' > "$x/extra.d/etc.confext.raw"
+  printf 'global credential\n' > "$x/loader-credentials/global.cred"
+  mmd -i "$work/disk.img@@1M" ::/EFI/BOOT/BOOTX64.EFI.extra.d ::/loader ::/loader/credentials
+  mcopy -i "$work/disk.img@@1M" "$x"/extra.d/* "$x/extra.d/.hidden.cred" ::/EFI/BOOT/BOOTX64.EFI.extra.d/
+  mcopy -i "$work/disk.img@@1M" "$x"/loader-credentials/* ::/loader/credentials/
+fi
+copy_extras() {
+  [ "$extras" = 1 ] || return 0
+  rm -rf "$out/extra.d" "$out/loader-credentials"
+  cp -a "$work/extras/extra.d" "$work/extras/loader-credentials" "$out/"
+}
+if [ "$inputs_only" = 1 ]; then
+  mkdir -p "$out"
+  cp "$work/uki.efi" "$work/gpt.bin" "$out/"
+  copy_extras
+  echo "boot-capture: inputs in $out (no boot)" >&2
+  exit 0
+fi
 
 # 4. The vTPM: a fresh swtpm with only the sha256 and sha384 banks allocated.
 mkdir -p "$work/tpm"
@@ -179,8 +223,11 @@ sed -n 's/^initramfs //p' "$cap" > "$out/initramfs.txt"
 cp "$work/console.log" "$out/console.log"
 grep -v '^#' "$work/systemd-measure.txt" > "$out/systemd-measure.txt"
 cp "$work/uki.efi" "$out/uki.efi"
+cp "$work/gpt.bin" "$out/gpt.bin"
+copy_extras
 {
   echo "secure-boot $secure_boot"
+  echo "extras $extras"
   echo "guest-kernel $(sed -n 's/^kernel //p' "$cap")"
   echo "guest-cmdline $(sed -n 's/^cmdline //p' "$cap")"
   echo "qemu $(qemu-system-x86_64 --version | head -1)"
@@ -191,6 +238,11 @@ cp "$work/uki.efi" "$out/uki.efi"
   for f in "$code" "$vars" "$KERNEL" "$STUB" "$BUSYBOX" "$ROOT/tests/boot/init" "$work/initrd.cpio.gz" "$work/uki.efi"; do
     echo "sha256 $(sha256sum "$f" | cut -d' ' -f1) $(relpath "$f")"
   done
+  if [ "$extras" = 1 ]; then
+    for f in "$work"/extras/extra.d/* "$work"/extras/extra.d/.hidden.cred "$work"/extras/loader-credentials/*; do
+      echo "sha256 $(sha256sum "$f" | cut -d' ' -f1) $(relpath "$f")"
+    done
+  fi
   echo "ukify-cmdline $CMDLINE"
   echo "qemu-cmdline $(relpath "${qemu[*]}")"
 } > "$out/inputs.txt"

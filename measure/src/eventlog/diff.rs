@@ -202,7 +202,10 @@ fn subject(register: Register, e: &Event) -> String {
             if i.device_path.contains("VenMedia(55c5d1f8-04cd-46b5-8a20-e56cbb3052d0)") {
                 "the kernel systemd-stub loaded from its .linux section (Authenticode digest)".into()
             } else {
-                format!("the UEFI image loaded from {} (Authenticode digest)", i.device_path)
+                // Name the file, not the whole device path: a prediction knows the path on the
+                // ESP, the firmware logs the disk's PCI path too, and neither is in the digest.
+                let file = i.device_path.rsplit('/').next().filter(|f| f.starts_with('\\'));
+                format!("the UEFI image {} (Authenticode digest)", file.unwrap_or(&i.device_path))
             }
         }
         (EventType::EV_EFI_ACTION | EventType::EV_ACTION, EventData::Text { text }) => {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Regenerates the real-boot fixtures: boots the capture UKI twice under QEMU + OVMF + swtpm with
+# Regenerates the real-boot fixtures: boots the capture UKI under QEMU + OVMF + swtpm with
 # tests/boot/boot-capture.sh (the harness; see its header and README.md here), Secure Boot off
-# and on, and keeps what the booted kernel read from the TPM: the firmware's event log and the
-# sha256 + sha384 PCR banks. tpm2_eventlog (tpm2-tools) renders each log as an independent parse.
+# and on, and Secure Boot off with credentials and extensions next to the UKI (extras), and
+# keeps what the booted kernel read from the TPM: the firmware's event log and the sha256 +
+# sha384 PCR banks. `boot.gen.sh MODE…` regenerates only those modes. tpm2_eventlog (tpm2-tools) renders each log as an independent parse.
 # The boot is deterministic: two runs with the same inputs give byte-identical logs.
 # Needs `make setup`. Takes about a minute under TCG.
 set -euo pipefail
@@ -11,9 +12,15 @@ ROOT=$(cd "$HERE/../../.." && pwd)
 command -v tpm2_eventlog >/dev/null || { echo "tpm2_eventlog is missing; run 'make setup'" >&2; exit 1; }
 # Of tpm2_eventlog's YAML, keep what the tests compare: event number, PCR, type, digests, PCRs.
 keep='^(- EventNum:|  PCRIndex:|  EventType:|  - AlgorithmId:|    Digest:|  Digest:|pcrs:|  sha[0-9]+:|    [0-9]+ +:)'
-for mode in sb-off sb-on; do
-  args=()
-  [ "$mode" = sb-on ] && args=(--secure-boot)
+modes=("$@")
+[ ${#modes[@]} -gt 0 ] || modes=(sb-off sb-on extras)
+for mode in "${modes[@]}"; do
+  case $mode in
+    sb-off) args=() ;;
+    sb-on) args=(--secure-boot) ;;
+    extras) args=(--extras) ;;
+    *) echo "unknown mode $mode (sb-off, sb-on, extras)" >&2; exit 2 ;;
+  esac
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   "$ROOT/tests/boot/boot-capture.sh" --out "$tmp" "${args[@]}"

@@ -1,0 +1,297 @@
+//! What edk2 (OVMF) measures around the boot of a UKI: PCR 4, 5 and 7.
+//!
+//! Sources (edk2-stable202502, the OVMF Debian trixie ships): `SecurityPkg/Tcg/Tcg2Dxe/Tcg2Dxe.c`
+//! (`MeasureSecureBootPolicy`, `MeasureAllSecureVariables`, `MeasureVariable`, `OnReadyToBoot`,
+//! `OnExitBootServices`), `SecurityPkg/Library/DxeTpm2MeasureBootLib/DxeTpm2MeasureBootLib.c`
+//! (`Tcg2MeasureGptTable`, `Tcg2MeasurePeImage`) and
+//! `SecurityPkg/Library/DxeImageVerificationLib/Measurement.c` (the authority event). Event
+//! layouts from the TCG PC Client Platform Firmware Profile 1.05, "UEFI_VARIABLE_DATA",
+//! "UEFI_IMAGE_LOAD_EVENT", "UEFI_GPT_DATA".
+
+use std::borrow::Cow;
+
+use crate::eventlog::EventType;
+use crate::ovmf::Guid;
+
+use super::{BootError, Pending, Source, Subject};
+
+/// `EV_EFI_ACTION` at ReadyToBoot, into PCR 4 (`EFI_CALLING_EFI_APPLICATION`, no NUL).
+pub(crate) const CALLING_EFI_APPLICATION: &str = "Calling EFI Application from Boot Option";
+/// `EV_EFI_ACTION` at ExitBootServices, into PCR 5 (`EFI_EXIT_BOOT_SERVICES_INVOCATION`).
+pub(crate) const EXIT_BOOT_SERVICES_INVOCATION: &str = "Exit Boot Services Invocation";
+/// `EV_EFI_ACTION` right after it (`EFI_EXIT_BOOT_SERVICES_SUCCEEDED`).
+pub(crate) const EXIT_BOOT_SERVICES_SUCCEEDED: &str = "Exit Boot Services Returned with Success";
+
+/// systemd's `STUB_PAYLOAD_GUID` (`src/boot/linux.c`): the vendor media device path the stub
+/// gives `LoadImage()` for the kernel.
+pub(crate) const STUB_PAYLOAD_GUID: Guid =
+    Guid::from_fields(0x55c5_d1f8, 0x04cd, 0x46b5, [0x8a, 0x20, 0xe5, 0x6c, 0xbb, 0x30, 0x52, 0xd0]);
+
+/// `UEFI_VARIABLE_DATA`: VariableName (the vendor GUID), UnicodeNameLength u64 (characters,
+/// no NUL), VariableDataLength u64, UnicodeName (UTF-16LE, no NUL), VariableData.
+pub(crate) fn variable_data(guid: &Guid, name: &str, data: &[u8]) -> Vec<u8> {
+    let units: Vec<u16> = name.encode_utf16().collect();
+    let mut b = guid.0.to_vec();
+    b.extend_from_slice(&(units.len() as u64).to_le_bytes());
+    b.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    b.extend(units.iter().flat_map(|u| u.to_le_bytes()));
+    b.extend_from_slice(data);
+    b
+}
+
+/// The 4-byte `EV_SEPARATOR` data (0: the normal pre-OS/OS boundary).
+pub(crate) fn separator(pcr: u32) -> Pending<'static> {
+    Pending::hashing_data(pcr, EventType::EV_SEPARATOR, vec![0; 4], Source::Firmware, "separator".into())
+}
+
+/// An `EV_EFI_ACTION`: ASCII without NUL, digest over the same bytes.
+pub(crate) fn action(pcr: u32, text: &str) -> Pending<'static> {
+    Pending::hashing_data(
+        pcr,
+        EventType::EV_EFI_ACTION,
+        text.as_bytes().to_vec(),
+        Source::Firmware,
+        format!("action {text:?}"),
+    )
+}
+
+/// An `EV_EFI_VARIABLE_DRIVER_CONFIG` for PCR 7: the digest covers the whole
+/// `UEFI_VARIABLE_DATA`. Absent variables are measured with no data.
+pub(crate) fn driver_config(guid: &Guid, name: &str, data: Option<&[u8]>) -> Pending<'static> {
+    let what = match data {
+        Some(d) => format!("Secure Boot variable {name} ({} bytes)", d.len()),
+        None => format!("Secure Boot variable {name} (absent, measured empty)"),
+    };
+    Pending::hashing_data(
+        7,
+        EventType::EV_EFI_VARIABLE_DRIVER_CONFIG,
+        variable_data(guid, name, data.unwrap_or_default()),
+        Source::Firmware,
+        what,
+    )
+}
+
+/// A media file path node (type 4, subtype 4) with the path in UTF-16 and its NUL.
+fn file_path_node(path: &str) -> Vec<u8> {
+    let name: Vec<u8> = path.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
+    let mut n = vec![4, 4];
+    n.extend_from_slice(&((4 + name.len()) as u16).to_le_bytes());
+    n.extend_from_slice(&name);
+    n
+}
+
+/// A vendor-defined media node (type 4, subtype 3).
+fn vendor_media_node(guid: &Guid) -> Vec<u8> {
+    let mut n = vec![4, 3, 20, 0];
+    n.extend_from_slice(&guid.0);
+    n
+}
+
+/// The end-of-device-path node.
+const END_NODE: [u8; 4] = [0x7f, 0xff, 4, 0];
+
+/// The device path the firmware logs for the UKI (the file path node alone: the real event
+/// starts with the disk's PciRoot/Pci/HD nodes, which this model does not know and which the
+/// digest does not cover).
+pub(crate) fn uki_device_path(path: &str) -> Vec<u8> {
+    let mut dp = file_path_node(path);
+    dp.extend_from_slice(&END_NODE);
+    dp
+}
+
+/// `VenMedia(STUB_PAYLOAD_GUID)`: the kernel's device path.
+pub(crate) fn kernel_device_path() -> Vec<u8> {
+    let mut dp = vendor_media_node(&STUB_PAYLOAD_GUID);
+    dp.extend_from_slice(&END_NODE);
+    dp
+}
+
+/// `UEFI_IMAGE_LOAD_EVENT`: ImageLocationInMemory (unknown before boot: 0), ImageLengthInMemory
+/// (the buffer or file size given to LoadImage), ImageLinkTimeAddress (the PE ImageBase),
+/// LengthOfDevicePath, DevicePath. The digest is the image's Authenticode digest, not this.
+pub(crate) fn image_load_event(length: u64, image_base: u64, device_path: &[u8]) -> Vec<u8> {
+    let mut b = 0u64.to_le_bytes().to_vec();
+    b.extend_from_slice(&length.to_le_bytes());
+    b.extend_from_slice(&image_base.to_le_bytes());
+    b.extend_from_slice(&(device_path.len() as u64).to_le_bytes());
+    b.extend_from_slice(device_path);
+    b
+}
+
+/// An `EV_EFI_BOOT_SERVICES_APPLICATION` measuring `authenticode` (the hashed ranges).
+pub(crate) fn application<'a>(pcr: u32, data: Vec<u8>, authenticode: Vec<Cow<'a, [u8]>>, what: String) -> Pending<'a> {
+    Pending {
+        pcr,
+        event_type: EventType::EV_EFI_BOOT_SERVICES_APPLICATION,
+        data,
+        subject: Subject::Parts(authenticode),
+        source: Source::Firmware,
+        what,
+        tpm_only: false,
+    }
+}
+
+/// `EFI_PARTITION_TABLE_HEADER` size (UEFI 2.10, 5.3.2): what the GPT event copies of LBA 1.
+const GPT_HEADER: usize = 92;
+
+/// Why a disk image does not give a GPT event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GptError {
+    /// Too short for LBA 1.
+    #[error("{len} bytes hold no GPT header (it is at offset {offset:#x}, {GPT_HEADER} bytes)")]
+    Truncated {
+        /// The disk image's length.
+        len: usize,
+        /// Where the header would be.
+        offset: usize,
+    },
+    /// Not a GPT, or one edk2 rejects (`Tpm2SanitizeEfiPartitionTableHeader`).
+    #[error("the GPT header at offset {offset:#x} is not one the firmware measures: {reason}")]
+    BadHeader {
+        /// The header's offset.
+        offset: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The partition entries lie past the end of the image.
+    #[error("the GPT partition entries {start:#x}..{end:#x} lie past the end of the disk image ({len:#x} bytes)")]
+    EntriesTruncated {
+        /// First byte.
+        start: u64,
+        /// End.
+        end: u64,
+        /// The image's length.
+        len: usize,
+    },
+}
+
+/// `UEFI_GPT_DATA` as `Tcg2MeasureGptTable` builds it from a disk with `block_size`-byte
+/// sectors: the 92-byte header from LBA 1, the number of used entries (u64), and each entry
+/// whose partition type is not zero, `SizeOfPartitionEntry` bytes each, in table order.
+pub fn gpt_event_data(disk: &[u8], block_size: usize) -> Result<Vec<u8>, GptError> {
+    let at = block_size;
+    let h = disk.get(at..at + GPT_HEADER).ok_or(GptError::Truncated { len: disk.len(), offset: at })?;
+    let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
+    let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
+    let bad = |reason: String| GptError::BadHeader { offset: at, reason };
+    if &h[0..8] != b"EFI PART" {
+        return Err(bad("no \"EFI PART\" signature".into()));
+    }
+    if u32_at(8) != 0x0001_0000 {
+        return Err(bad(format!("revision {:#x}, not 1.0", u32_at(8))));
+    }
+    let header_size = u32_at(12) as usize;
+    if header_size < GPT_HEADER || header_size > block_size {
+        return Err(bad(format!(
+            "HeaderSize {header_size} is not between {GPT_HEADER} and the block size {block_size}"
+        )));
+    }
+    let (first_usable, entry_lba) = (u64_at(40), u64_at(72));
+    if first_usable <= entry_lba {
+        return Err(bad(format!("PartitionEntryLBA {entry_lba} is not below FirstUsableLBA {first_usable}")));
+    }
+    let (count, size) = (u32_at(80), u32_at(84));
+    if count == 0 {
+        return Err(bad("NumberOfPartitionEntries is 0".into()));
+    }
+    if size < 128 || !size.is_power_of_two() {
+        return Err(bad(format!("SizeOfPartitionEntry {size} is not 128 × 2^n")));
+    }
+    let start = entry_lba.checked_mul(block_size as u64);
+    let total = u64::from(count) * u64::from(size);
+    let end = start.and_then(|s| s.checked_add(total));
+    let entries = match (start, end) {
+        (Some(s), Some(e)) if e <= disk.len() as u64 => &disk[s as usize..e as usize],
+        _ => {
+            return Err(GptError::EntriesTruncated {
+                start: start.unwrap_or(u64::MAX),
+                end: end.unwrap_or(u64::MAX),
+                len: disk.len(),
+            })
+        }
+    };
+    let used: Vec<&[u8]> = entries.chunks_exact(size as usize).filter(|e| e[..16].iter().any(|b| *b != 0)).collect();
+    let mut data = h.to_vec();
+    data.extend_from_slice(&(used.len() as u64).to_le_bytes());
+    for e in used {
+        data.extend_from_slice(e);
+    }
+    Ok(data)
+}
+
+/// The `EV_EFI_GPT_EVENT` (PCR 5; the digest covers the whole `UEFI_GPT_DATA`).
+pub(crate) fn gpt_event(disk: &[u8]) -> Result<Pending<'static>, BootError> {
+    let data = gpt_event_data(disk, 512)?;
+    let n = u64::from_le_bytes(data[GPT_HEADER..GPT_HEADER + 8].try_into().expect("8 bytes"));
+    Ok(Pending::hashing_data(
+        5,
+        EventType::EV_EFI_GPT_EVENT,
+        data,
+        Source::Firmware,
+        format!("GPT of the boot disk ({n} partition(s))"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variable_data_layout() {
+        // SecureBoot absent, as the non-Secure-Boot OVMF measures it: 52 bytes.
+        let g = crate::uefi_vars::EFI_GLOBAL_VARIABLE;
+        let d = variable_data(&g, "SecureBoot", &[]);
+        assert_eq!(d.len(), 52);
+        assert_eq!(&d[16..24], &10u64.to_le_bytes());
+        assert_eq!(&d[24..32], &0u64.to_le_bytes());
+        assert_eq!(&d[32..34], b"S\0");
+    }
+
+    #[test]
+    fn device_paths() {
+        assert_eq!(kernel_device_path().len(), 24);
+        let dp = uki_device_path(r"\EFI\BOOT\BOOTX64.EFI");
+        assert_eq!(dp.len(), 4 + 44 + 4);
+        assert_eq!(&dp[..4], &[4, 4, 48, 0]);
+    }
+
+    fn disk(entries: &[[u8; 16]]) -> Vec<u8> {
+        let mut d = vec![0u8; 512 * 34];
+        let h = &mut d[512..512 + 92];
+        h[0..8].copy_from_slice(b"EFI PART");
+        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
+        h[12..16].copy_from_slice(&92u32.to_le_bytes());
+        h[40..48].copy_from_slice(&34u64.to_le_bytes());
+        h[72..80].copy_from_slice(&2u64.to_le_bytes());
+        h[80..84].copy_from_slice(&128u32.to_le_bytes());
+        h[84..88].copy_from_slice(&128u32.to_le_bytes());
+        for (i, t) in entries.iter().enumerate() {
+            d[1024 + 128 * i..1024 + 128 * i + 16].copy_from_slice(t);
+        }
+        d
+    }
+
+    #[test]
+    fn gpt_data_keeps_used_entries() {
+        let d = disk(&[[1; 16], [0; 16], [2; 16]]);
+        let data = gpt_event_data(&d, 512).unwrap();
+        assert_eq!(data.len(), 92 + 8 + 2 * 128);
+        assert_eq!(&data[92..100], &2u64.to_le_bytes());
+        assert_eq!(data[100], 1);
+        assert_eq!(data[228], 2);
+    }
+
+    #[test]
+    fn gpt_errors() {
+        let good = disk(&[[1; 16]]);
+        assert_eq!(gpt_event_data(&good[..600], 512), Err(GptError::Truncated { len: 600, offset: 512 }));
+        let mut d = good.clone();
+        d[512] = b'X';
+        assert!(matches!(gpt_event_data(&d, 512), Err(GptError::BadHeader { offset: 512, .. })));
+        let mut d = good.clone();
+        d[512 + 84] = 100;
+        assert!(matches!(gpt_event_data(&d, 512), Err(GptError::BadHeader { .. })));
+        assert!(matches!(gpt_event_data(&good[..2000], 512), Err(GptError::EntriesTruncated { .. })));
+    }
+}
