@@ -137,6 +137,12 @@ pub struct Platform {
     /// TDX measurement registers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tdx: Option<Tdx>,
+    /// The boot-chain model's predicted event log (a TCG PC Client crypto-agile log, or a TDX
+    /// CCEL), lowercase hex: `nodeimg attest check` explains a PCR mismatch with it, event by
+    /// event, and its PCR 11 is the value before any boot phase. The values above stay the
+    /// reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eventlog: Option<Hex>,
 }
 
 impl Platform {
@@ -407,7 +413,8 @@ pub(crate) mod tests {
                 launch_digest: h(0xc2, 48),
             },
         ];
-        let snp_platform = Platform { attestation_variant: "qemu-vtpm".into(), vtpm, pcr11, snp, tdx: None };
+        let snp_platform =
+            Platform { attestation_variant: "qemu-vtpm".into(), vtpm, pcr11, snp, tdx: None, eventlog: None };
         let tdx_platform = Platform {
             attestation_variant: "qemu-tdx".into(),
             tdx: Some(Tdx {

@@ -92,6 +92,59 @@ pub struct ManifestEntry {
 /// `<platform>/reference-values.json`: one platform's entry of the bundle.
 pub type ReferenceValues = Platform;
 
+/// The reference values of a vTPM platform from the boot-chain model's prediction: the PCRs in
+/// `enforced` (never 11) with status `enforced`, PCR 11 per systemd-measure phase path
+/// (`enter-initrd` … `enter-initrd:leave-initrd:sysinit:ready`), and the predicted event log.
+///
+/// Which PCRs to enforce is the caller's call: the image owns 4, 9, 11, 12 and 13 on every
+/// platform; 5 (the disk's GPT) and 7 (Secure Boot databases) also depend on the firmware, so
+/// they are only enforced where the prediction's firmware is the platform's.
+pub fn vtpm_reference_values(
+    prediction: &measure::boot::Prediction,
+    attestation_variant: &str,
+    enforced: &[u32],
+) -> Result<ReferenceValues, measure::eventlog::WriteError> {
+    use measure::boot::Phase;
+    let bank = |alg: measure::eventlog::HashAlg| match alg {
+        measure::eventlog::HashAlg::Sha1 => Bank::Sha1,
+        measure::eventlog::HashAlg::Sha256 => Bank::Sha256,
+        measure::eventlog::HashAlg::Sha384 => Bank::Sha384,
+        measure::eventlog::HashAlg::Sha512 => Bank::Sha512,
+    };
+    let vtpm = prediction
+        .pcrs_at(Phase::Ready)
+        .into_iter()
+        .map(|(alg, regs)| {
+            let pcrs = regs
+                .into_iter()
+                .filter(|(i, _)| *i != 11 && enforced.contains(i))
+                .map(|(i, v)| (i as u8, Pcr { value: Hex(v), status: PcrStatus::Enforced }))
+                .collect();
+            (bank(alg), pcrs)
+        })
+        .collect();
+    let pcr11 = prediction
+        .pcr11_phases()
+        .into_iter()
+        .map(|(alg, phases)| {
+            let by_path = phases
+                .into_iter()
+                .filter(|(phase, _)| *phase != Phase::Stub)
+                .map(|(phase, v)| (phase.systemd_measure_phase(), Hex(v)))
+                .collect();
+            (bank(alg), by_path)
+        })
+        .collect();
+    Ok(Platform {
+        attestation_variant: attestation_variant.to_owned(),
+        vtpm,
+        pcr11,
+        snp: Vec::new(),
+        tdx: None,
+        eventlog: Some(Hex(measure::eventlog::write(&prediction.eventlog())?)),
+    })
+}
+
 /// PCR values read from a running instance, by bank then index, added as `observed`.
 pub type ObservedPcrs = BTreeMap<Bank, BTreeMap<u8, Hex>>;
 

@@ -20,6 +20,8 @@
 //!   hashes and a rollback floor, each failure with its own error.
 //! * **Exporters** ([`export`]) into the formats attestation services already read: Constellation's
 //!   measurements v2, Trustee RVPS sample messages, an in-toto Statement with SLSA provenance.
+//! * **Attestation checks** ([`attest`]): a node's evidence (PCRs, event log, SNP report, TDX
+//!   quote) against a verified bundle, value by value, with mismatches explained event by event.
 //! * **A reproducible archive** ([`archive`]): tar + zstd with sorted entries, fixed metadata and
 //!   fixed compression parameters, so two releases of the same build are byte-identical.
 //!
@@ -28,6 +30,7 @@
 //! The crate never prints and never runs processes; it reads and writes the paths it is given.
 
 pub mod archive;
+pub mod attest;
 pub mod bundle;
 pub mod canonical;
 pub mod export;
