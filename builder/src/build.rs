@@ -1,0 +1,767 @@
+//! `nodeimg build`: one mkosi run, checked, then one output directory per platform.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::lock::Lock;
+use crate::mkosi::{CacheDirs, Event, Invocation};
+use crate::profiles::{ProfileSet, Selection};
+use crate::run::{argv, CommandRunExt, INTERRUPTED};
+use crate::tools::ToolsTree;
+use crate::verify::{self, VerityFacts};
+use crate::{gpt, read_err, write_err, CheckFailure, Error};
+
+/// Name of the lock file in the profile directory.
+pub const LOCK_FILE: &str = "packages.lock";
+
+/// Where the UKI lives in the ESP: the removable-media path OVMF and cloud firmware boot when
+/// no boot entry says otherwise (UEFI 2.10 §3.5.1.1).
+pub const ESP_UKI_PATH: &str = "EFI/BOOT/BOOTX64.EFI";
+
+/// What to build and where.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The mkosi configuration directory (`mkosi-profiles/`).
+    pub profiles_dir: PathBuf,
+    pub selection: Selection,
+    /// The parent of the output directory (`out/`).
+    pub out_dir: PathBuf,
+    /// Package cache, incremental cache and tools tree live here between builds.
+    pub cache_dir: PathBuf,
+    /// The mkosi program.
+    pub mkosi: PathBuf,
+    /// The version of nodeimg doing the build, recorded in `build.json`.
+    pub nodeimg_version: String,
+}
+
+/// One artefact in a platform directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Artefact {
+    pub name: String,
+    pub size: u64,
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+/// What was built for one platform.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformReport {
+    pub platform: String,
+    /// True when the UKI, ESP and disk were derived from another platform's build rather than
+    /// built by mkosi.
+    pub derived_from: Option<String>,
+    pub roothash: String,
+    pub cmdline: String,
+    pub artefacts: Vec<Artefact>,
+}
+
+/// The `manifest.json` of a platform directory.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformManifest<'a> {
+    pub image: &'a str,
+    pub version: &'a str,
+    pub platform: &'a str,
+    pub overlays: &'a [String],
+    pub derived_from: Option<&'a str>,
+    pub roothash: &'a str,
+    pub verity: VerityManifest<'a>,
+    pub cmdline: &'a str,
+    pub artefacts: &'a [Artefact],
+}
+
+/// The verity parameters, as recomputed.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerityManifest<'a> {
+    pub hash_algorithm: &'a str,
+    pub data_blocks: u64,
+    pub data_block_size: u32,
+    pub salt: &'a str,
+}
+
+/// The finished build.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub image: String,
+    pub version: String,
+    /// The output directory (`OUT/<image>-<version>…`).
+    pub dir: PathBuf,
+    pub platforms: Vec<PlatformReport>,
+}
+
+/// The output directory name: `<image>-<version>`, plus `-<overlay>` for each overlay.
+pub fn output_name(set: &ProfileSet, sel: &Selection) -> String {
+    let mut name = format!("{}-{}", set.image_id, set.image_version);
+    for o in &sel.overlays {
+        name.push('-');
+        name.push_str(o);
+    }
+    name
+}
+
+/// Called with each platform's name and finished directory once its artefacts are hashed into
+/// `manifest.json`: the CLI writes the platform's reference values (measure crate) there, which
+/// are not an artefact. An `Err` fails the build.
+pub type PlatformHook<'a> = dyn FnMut(&str, &Path) -> Result<(), String> + 'a;
+
+/// Builds the selected platforms into `OUT/<name>/`, or fails leaving nothing that looks complete.
+pub fn build(req: &BuildRequest, on_event: &mut dyn FnMut(Event)) -> Result<BuildReport, Error> {
+    build_with_hook(req, on_event, &mut |_, _| Ok(()))
+}
+
+/// [`build`], calling `hook` for every platform directory before its manifest is written.
+pub fn build_with_hook(
+    req: &BuildRequest,
+    on_event: &mut dyn FnMut(Event),
+    hook: &mut PlatformHook<'_>,
+) -> Result<BuildReport, Error> {
+    let set = ProfileSet::load(&req.profiles_dir)?;
+    let sel = &req.selection;
+    let lock_path = req.profiles_dir.join(LOCK_FILE);
+    let lock_text = fs::read_to_string(&lock_path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::NoLock { path: lock_path.clone() },
+        _ => Error::Read { path: lock_path.clone(), error: e },
+    })?;
+    let lock = Lock::parse(&lock_text, &lock_path)?;
+
+    let name = output_name(&set, sel);
+    // Absolute: tools run in a sandbox whose working directory is not ours.
+    let out_dir = std::path::absolute(&req.out_dir).map_err(write_err(&req.out_dir))?;
+    let final_dir = out_dir.join(&name);
+    let partial = out_dir.join(format!(".{name}.partial"));
+    let result = (|| {
+        remove_dir_if_exists(&partial)?;
+        fs::create_dir_all(&partial).map_err(write_err(&partial))?;
+        let report = build_into(req, &set, &lock, &lock_path, &partial, on_event, hook)?;
+        on_event(Event::Phase(format!("renaming into {}", final_dir.display())));
+        publish(&partial, &final_dir)?;
+        Ok(BuildReport { dir: final_dir.clone(), ..report })
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&partial);
+    }
+    match result {
+        Err(Error::Interrupted { .. }) => Err(Error::Interrupted { out: final_dir }),
+        Err(_) if INTERRUPTED.load(Ordering::SeqCst) => Err(Error::Interrupted { out: final_dir }),
+        r => r,
+    }
+}
+
+fn check_interrupted() -> Result<(), Error> {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        return Err(Error::Interrupted { out: PathBuf::new() });
+    }
+    Ok(())
+}
+
+fn build_into(
+    req: &BuildRequest,
+    set: &ProfileSet,
+    lock: &Lock,
+    lock_path: &Path,
+    partial: &Path,
+    on_event: &mut dyn FnMut(Event),
+    hook: &mut PlatformHook<'_>,
+) -> Result<BuildReport, Error> {
+    let sel = &req.selection;
+    let cache = CacheDirs::under(&req.cache_dir);
+    cache.create()?;
+    let pins = write_pins(&cache, lock)?;
+    // mkosi's image cache does not know about our pins: after the lock changed, rebuild it.
+    let stamp = cache.incremental.join("nodeimg-lock.sha256");
+    let lock_id = hex::encode(Sha256::digest(lock.to_text().as_bytes()));
+    let fresh = fs::read_to_string(&stamp).ok().as_deref() != Some(lock_id.as_str());
+    let first = &sel.platforms[0];
+    let mut profiles = vec![first.clone()];
+    profiles.extend(sel.overlays.iter().cloned());
+
+    on_event(Event::Phase(format!("mkosi: building the root and the {first} image")));
+    Invocation {
+        mkosi: &req.mkosi,
+        profiles_dir: &req.profiles_dir,
+        profiles: &profiles,
+        cache: &cache,
+        sandbox_tree: Some(&pins),
+        fresh,
+    }
+    .run(on_event)?;
+    check_interrupted()?;
+
+    let base = partial.join(first);
+    fs::create_dir_all(&base).map_err(write_err(&base))?;
+    collect_mkosi_outputs(&cache.output, &set.image_id, &set.image_version, &base)?;
+
+    on_event(Event::Phase("checking packages against the lock".into()));
+    let built = Lock::from_mkosi_manifest(
+        &fs::read(base.join("packages.json")).map_err(read_err(base.join("packages.json")))?,
+        &base.join("packages.json"),
+    )?;
+    let changes = lock.diff(&built);
+    if changes.is_empty() {
+        fs::write(&stamp, &lock_id).map_err(write_err(&stamp))?;
+    } else {
+        return Err(Error::LockMismatch {
+            path: lock_path.to_path_buf(),
+            changes: changes.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"),
+        });
+    }
+
+    on_event(Event::Phase("checking the UKI command line and the verity tree".into()));
+    let uki_path = base.join("uki.efi");
+    let cmdline = verify::uki_cmdline(&uki_path)?;
+    let roothash = verify::roothash_of(&cmdline)
+        .ok_or_else(|| CheckFailure::NoRootHash { uki: uki_path.clone(), cmdline: cmdline.clone() })?
+        .to_owned();
+    let expected = set.command_line(&roothash, first, &sel.overlays);
+    if cmdline != expected {
+        return Err(CheckFailure::CommandLine { uki: uki_path, actual: cmdline, expected }.into());
+    }
+    let facts = verify::check_verity(&base.join("root.raw"), &base.join("root-verity.raw"), &roothash)?;
+    verify::check_partition_uuids(&base.join("disk.raw"), &roothash)?;
+    check_interrupted()?;
+
+    let mut platforms =
+        vec![finish_platform(set, sel, first, None, &base, &roothash, &cmdline, &facts, on_event, hook)?];
+
+    if sel.platforms.len() > 1 {
+        let tools = ToolsTree::open(&cache.tools_tree())?.with_source_date_epoch(source_date_epoch(&req.profiles_dir)?);
+        let base_uki = fs::read(base.join("uki.efi")).map_err(read_err(base.join("uki.efi")))?;
+        let esp_maker = EspMaker::new(&tools, &req.profiles_dir, &base.join("esp.raw"), &partial.join(".esp-work"))?;
+        // First rebuild the base platform's ESP the same way: it must come out as mkosi's,
+        // byte for byte, or the derived ESPs would not be what mkosi builds either.
+        on_event(Event::Phase(format!("checking that the ESP of {first} can be rebuilt exactly")));
+        let again = partial.join(".esp-work/base-esp.raw");
+        esp_maker.make(&base_uki, &again, on_event)?;
+        let (same, _) = (hash_file(&again)? == hash_file(&base.join("esp.raw"))?, fs::remove_file(&again));
+        if !same {
+            return Err(Error::Uki {
+                path: base.join("esp.raw"),
+                reason: "rebuilding this ESP with systemd-repart from the tools tree does not give mkosi's bytes; \
+                         derived platforms would differ from native mkosi builds"
+                    .into(),
+            });
+        }
+        for platform in &sel.platforms[1..] {
+            check_interrupted()?;
+            on_event(Event::Phase(format!("deriving {platform} from {first}")));
+            let dir = partial.join(platform);
+            let cmdline = set.command_line(&roothash, platform, &sel.overlays);
+            derive_platform(&esp_maker, &base, &base_uki, &dir, &cmdline, on_event)?;
+            verify::check_partition_uuids(&dir.join("disk.raw"), &roothash)?;
+            platforms.push(finish_platform(
+                set,
+                sel,
+                platform,
+                Some(first),
+                &dir,
+                &roothash,
+                &cmdline,
+                &facts,
+                on_event,
+                hook,
+            )?);
+        }
+        let work = partial.join(".esp-work");
+        fs::remove_dir_all(&work).map_err(write_err(&work))?;
+    }
+    write_build_info(req, set, lock_path, partial)?;
+    Ok(BuildReport {
+        image: set.image_id.clone(),
+        version: set.image_version.clone(),
+        dir: partial.to_path_buf(),
+        platforms,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_platform(
+    set: &ProfileSet,
+    sel: &Selection,
+    platform: &str,
+    derived_from: Option<&str>,
+    dir: &Path,
+    roothash: &str,
+    cmdline: &str,
+    facts: &VerityFacts,
+    on_event: &mut dyn FnMut(Event),
+    hook: &mut PlatformHook<'_>,
+) -> Result<PlatformReport, Error> {
+    on_event(Event::Phase(format!("hashing the {platform} artefacts")));
+    let artefacts = hash_dir(dir)?;
+    let manifest = PlatformManifest {
+        image: &set.image_id,
+        version: &set.image_version,
+        platform,
+        overlays: &sel.overlays,
+        derived_from,
+        roothash,
+        verity: VerityManifest {
+            hash_algorithm: &facts.hash_algorithm,
+            data_blocks: facts.data_blocks,
+            data_block_size: facts.data_block_size,
+            salt: &facts.salt,
+        },
+        cmdline,
+        artefacts: &artefacts,
+    };
+    let mut json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+    json.push(b'\n');
+    let path = dir.join("manifest.json");
+    fs::write(&path, json).map_err(write_err(&path))?;
+    // After the manifest: the reference values describe the artefacts, they are not one.
+    hook(platform, dir).map_err(|reason| Error::Hook { platform: platform.to_owned(), reason })?;
+    Ok(PlatformReport {
+        platform: platform.to_owned(),
+        derived_from: derived_from.map(str::to_owned),
+        roothash: roothash.to_owned(),
+        cmdline: cmdline.to_owned(),
+        artefacts,
+    })
+}
+
+/// `build.json`: the image and the build's provenance, as `nodeimg release` reads it (the
+/// `release` crate's `BuildInfo`, documented in `release/src/input.rs`).
+#[derive(Serialize)]
+struct BuildInfo<'a> {
+    image: BuildImage<'a>,
+    provenance: BuildProvenance<'a>,
+}
+
+#[derive(Serialize)]
+struct BuildImage<'a> {
+    name: &'a str,
+    version: &'a str,
+    source_date_epoch: u64,
+}
+
+#[derive(Serialize)]
+struct BuildProvenance<'a> {
+    nodeimg_version: &'a str,
+    mkosi_version: String,
+    package_lock_sha256: String,
+    source_commit: String,
+}
+
+fn write_build_info(req: &BuildRequest, set: &ProfileSet, lock_path: &Path, partial: &Path) -> Result<(), Error> {
+    let lock = fs::read(lock_path).map_err(read_err(lock_path))?;
+    let info = BuildInfo {
+        image: BuildImage {
+            name: &set.image_id,
+            version: &set.image_version,
+            source_date_epoch: source_date_epoch(&req.profiles_dir)?,
+        },
+        provenance: BuildProvenance {
+            nodeimg_version: &req.nodeimg_version,
+            mkosi_version: crate::tools::mkosi_version(&req.mkosi)?,
+            package_lock_sha256: hex::encode(Sha256::digest(&lock)),
+            source_commit: crate::tools::source_commit(&req.profiles_dir)?,
+        },
+    };
+    let mut json = serde_json::to_vec_pretty(&info).expect("build info serialises");
+    json.push(b'\n');
+    let path = partial.join("build.json");
+    fs::write(&path, json).map_err(write_err(&path))
+}
+
+/// `SourceDateEpoch=` of the base profile (mtools stamps the derived ESP with it).
+fn source_date_epoch(profiles_dir: &Path) -> Result<u64, Error> {
+    let path = profiles_dir.join("mkosi.conf");
+    let text = fs::read_to_string(&path).map_err(read_err(&path))?;
+    crate::profiles::parse_ini(&text)
+        .iter()
+        .rev()
+        .find(|(_, k, _)| k == "SourceDateEpoch")
+        .and_then(|(_, _, v)| v.parse().ok())
+        .ok_or_else(|| Error::Profile(format!("{}: no numeric SourceDateEpoch=", path.display())))
+}
+
+/// Writes the lock's apt pins into a sandbox tree named after the lock's hash (so mkosi sees a
+/// new tree whenever the lock changes) and returns the tree.
+fn write_pins(cache: &CacheDirs, lock: &Lock) -> Result<PathBuf, Error> {
+    let prefs = lock.apt_preferences();
+    let id = hex::encode(&Sha256::digest(prefs.as_bytes())[..8]);
+    let tree = cache.sandbox.join(format!("pins-{id}"));
+    let file = tree.join("etc/apt/preferences.d/nodeimg-lock.pref");
+    if fs::read_to_string(&file).ok().as_deref() != Some(prefs.as_str()) {
+        let dir = file.parent().expect("has a parent");
+        fs::create_dir_all(dir).map_err(write_err(dir))?;
+        fs::write(&file, prefs).map_err(write_err(&file))?;
+    }
+    Ok(tree)
+}
+
+/// mkosi's output files for `<image>_<version>` and the names they get in a platform directory.
+pub const MKOSI_OUTPUTS: &[(&str, &str, &str)] = &[
+    // (what, suffix after "<image>_<version>", name in the platform directory)
+    ("disk image", ".raw", "disk.raw"),
+    ("UKI", ".efi", "uki.efi"),
+    ("ESP partition", ".esp.raw", "esp.raw"),
+    ("root partition", ".root.raw", "root.raw"),
+    ("root verity partition", ".root-verity.raw", "root-verity.raw"),
+    ("package manifest", ".manifest", "packages.json"),
+];
+
+/// Moves mkosi's outputs from its output directory into `dest` under their platform names and
+/// removes the rest (split kernel and initrd), leaving the tools tree.
+fn collect_mkosi_outputs(mkosi_out: &Path, image: &str, version: &str, dest: &Path) -> Result<(), Error> {
+    let stem = format!("{image}_{version}");
+    for (what, suffix, name) in MKOSI_OUTPUTS {
+        let src = mkosi_out.join(format!("{stem}{suffix}"));
+        if !src.is_file() {
+            return Err(Error::MissingArtefact {
+                what,
+                dir: mkosi_out.to_path_buf(),
+                pattern: format!("{stem}{suffix}"),
+            });
+        }
+        move_file(&src, &dest.join(name))?;
+    }
+    for entry in fs::read_dir(mkosi_out).map_err(read_err(mkosi_out))? {
+        let entry = entry.map_err(read_err(mkosi_out))?;
+        if entry.file_name().to_string_lossy().starts_with(&stem) {
+            let p = entry.path();
+            let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+        }
+    }
+    Ok(())
+}
+
+fn move_file(src: &Path, dest: &Path) -> Result<(), Error> {
+    if fs::rename(src, dest).is_ok() {
+        return Ok(());
+    }
+    fs::copy(src, dest).map_err(write_err(dest))?;
+    fs::remove_file(src).map_err(write_err(src))
+}
+
+/// Derives a platform directory from the base one: the UKI with `cmdline` (uki::set_cmdline), the
+/// ESP around that UKI ([`EspMaker`]), the disk image with that ESP; root and verity partitions
+/// are hard links to the base's bytes.
+fn derive_platform(
+    esp_maker: &EspMaker,
+    base: &Path,
+    base_uki: &[u8],
+    dir: &Path,
+    cmdline: &str,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<(), Error> {
+    fs::create_dir_all(dir).map_err(write_err(dir))?;
+    let uki_path = dir.join("uki.efi");
+    // Keep the base UKI's convention: ukify (through mkosi) NUL-terminates `.cmdline`.
+    let mut text = cmdline.as_bytes().to_vec();
+    if verify::cmdline_is_nul_terminated(base_uki, &base.join("uki.efi"))? {
+        text.push(0);
+    }
+    let uki = uki::set_cmdline(base_uki, &text)
+        .map_err(|e| Error::Uki { path: base.join("uki.efi"), reason: e.to_string() })?;
+    fs::write(&uki_path, &uki).map_err(write_err(&uki_path))?;
+    let got = verify::cmdline_of(&uki, &uki_path)?;
+    if got != cmdline {
+        return Err(CheckFailure::CommandLine { uki: uki_path, actual: got, expected: cmdline.to_owned() }.into());
+    }
+
+    let esp = dir.join("esp.raw");
+    esp_maker.make(&uki, &esp, on_event)?;
+
+    let disk = dir.join("disk.raw");
+    copy_sparse(&base.join("disk.raw"), &disk)?;
+    let parts = gpt::read(&disk)?;
+    let esp_part = parts
+        .iter()
+        .find(|p| p.type_guid == gpt::TYPE_ESP)
+        .ok_or_else(|| Error::Gpt { path: disk.clone(), reason: "no ESP partition".into() })?;
+    let esp_bytes = fs::read(&esp).map_err(read_err(&esp))?;
+    if esp_bytes.len() as u64 != esp_part.size {
+        return Err(Error::Gpt {
+            path: disk.clone(),
+            reason: format!("ESP partition is {} bytes but esp.raw is {}", esp_part.size, esp_bytes.len()),
+        });
+    }
+    let f = fs::OpenOptions::new().write(true).open(&disk).map_err(write_err(&disk))?;
+    f.write_all_at(&esp_bytes, esp_part.offset).map_err(write_err(&disk))?;
+
+    for name in ["root.raw", "root-verity.raw", "packages.json"] {
+        let (src, dest) = (base.join(name), dir.join(name));
+        if fs::hard_link(&src, &dest).is_err() {
+            fs::copy(&src, &dest).map_err(write_err(&dest))?;
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds an ESP around a UKI exactly as mkosi does: the base ESP's files (mkosi's `/efi`) with
+/// `EFI/BOOT/BOOTX64.EFI` replaced, all stamped with `SourceDateEpoch=`, written by
+/// systemd-repart from the tools tree with the profile's own ESP definition, `Seed=` and
+/// `SectorSize=` — the same program, inputs and seed mkosi's repart run had, so the same bytes
+/// (checked on the base platform before any derivation).
+#[derive(Debug)]
+struct EspMaker<'a> {
+    tools: &'a ToolsTree,
+    work: PathBuf,
+    seed: String,
+    sector_size: String,
+    epoch: u64,
+}
+
+impl<'a> EspMaker<'a> {
+    fn new(tools: &'a ToolsTree, profiles_dir: &Path, base_esp: &Path, work: &Path) -> Result<Self, Error> {
+        let conf_path = profiles_dir.join("mkosi.conf");
+        let conf = crate::profiles::parse_ini(&fs::read_to_string(&conf_path).map_err(read_err(&conf_path))?);
+        let get = |key: &str| conf.iter().rev().find(|(_, k, _)| k == key).map(|(_, _, v)| v.clone());
+        let seed = get("Seed").ok_or_else(|| Error::Profile(format!("{}: no Seed=", conf_path.display())))?;
+        let sector_size = get("SectorSize").unwrap_or_else(|| "512".into());
+        let epoch = source_date_epoch(profiles_dir)?;
+        // The ESP definition: the one file in mkosi.repart/ with Type=esp.
+        let defs = profiles_dir.join("mkosi.repart");
+        let mut esp_def = None;
+        for e in fs::read_dir(&defs).map_err(read_err(&defs))?.flatten() {
+            let text = fs::read_to_string(e.path()).unwrap_or_default();
+            if crate::profiles::parse_ini(&text).iter().any(|(s, k, v)| s == "Partition" && k == "Type" && v == "esp") {
+                esp_def = Some(e.path());
+            }
+        }
+        let esp_def = esp_def
+            .ok_or_else(|| Error::Profile(format!("{}: no partition definition with Type=esp", defs.display())))?;
+        let work = work.to_path_buf();
+        let _ = fs::remove_dir_all(&work);
+        for d in ["defs", "base/efi"] {
+            fs::create_dir_all(work.join(d)).map_err(write_err(work.join(d)))?;
+        }
+        let def_copy = work.join("defs").join(esp_def.file_name().unwrap_or_default());
+        fs::copy(&esp_def, &def_copy).map_err(write_err(&def_copy))?;
+        // The base ESP's files, once.
+        let mut cmd = tools.command("mcopy", &[base_esp.parent().unwrap_or(Path::new("/")), &work]);
+        cmd.arg("-s").arg("-n").arg("-m").arg("-i").arg(base_esp).arg("::/*").arg(work.join("base/efi"));
+        cmd.run_capture()?;
+        Ok(Self { tools, work, seed, sector_size, epoch })
+    }
+
+    /// Writes to `dest` the ESP with `uki` as EFI/BOOT/BOOTX64.EFI.
+    fn make(&self, uki: &[u8], dest: &Path, on_event: &mut dyn FnMut(Event)) -> Result<(), Error> {
+        let root = self.work.join("root");
+        let _ = fs::remove_dir_all(&root);
+        copy_tree(&self.work.join("base"), &root)?;
+        let target = root.join("efi").join(ESP_UKI_PATH);
+        fs::write(&target, uki).map_err(write_err(&target))?;
+        stamp_tree(&root, std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.epoch))?;
+        let disk = self.work.join("esp-disk.raw");
+        let _ = fs::remove_file(&disk);
+        let mut cmd = self.tools.command("systemd-repart", &[&self.work]);
+        cmd.args(["--empty=create", "--size=auto", "--dry-run=no", "--offline=yes", "--split=yes", "--no-pager"])
+            .arg(format!("--sector-size={}", self.sector_size))
+            .arg(format!("--seed={}", self.seed))
+            .arg(format!("--definitions={}", self.work.join("defs").display()))
+            .arg(format!("--root={}", root.display()))
+            .arg(&disk);
+        on_event(Event::Command(argv(&cmd)));
+        cmd.run_capture()?;
+        let split = self.work.join("esp-disk.esp.raw");
+        move_file(&split, dest)?;
+        let _ = fs::remove_file(&disk);
+        let _ = fs::remove_dir_all(&root);
+        Ok(())
+    }
+}
+
+fn copy_tree(src: &Path, dest: &Path) -> Result<(), Error> {
+    fs::create_dir_all(dest).map_err(write_err(dest))?;
+    for e in fs::read_dir(src).map_err(read_err(src))? {
+        let e = e.map_err(read_err(src))?;
+        let (s, d) = (e.path(), dest.join(e.file_name()));
+        if e.file_type().map_err(read_err(&s))?.is_dir() {
+            copy_tree(&s, &d)?;
+        } else {
+            fs::copy(&s, &d).map_err(write_err(&d))?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets the modification time of every file and directory under `root` (mkosi normalises the
+/// ESP's source tree to `SourceDateEpoch=` the same way).
+fn stamp_tree(root: &Path, t: std::time::SystemTime) -> Result<(), Error> {
+    if root.is_dir() {
+        for e in fs::read_dir(root).map_err(read_err(root))? {
+            stamp_tree(&e.map_err(read_err(root))?.path(), t)?;
+        }
+    }
+    File::open(root).and_then(|f| f.set_modified(t)).map_err(write_err(root))
+}
+
+/// Copies a (sparse) disk image, keeping runs of zero blocks as holes.
+fn copy_sparse(src: &Path, dest: &Path) -> Result<(), Error> {
+    let mut input = File::open(src).map_err(read_err(src))?;
+    let out = File::create(dest).map_err(write_err(dest))?;
+    let len = input.metadata().map_err(read_err(src))?.len();
+    out.set_len(len).map_err(write_err(dest))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut offset = 0u64;
+    loop {
+        let n = read_full(&mut input, &mut buf).map_err(read_err(src))?;
+        if n == 0 {
+            break;
+        }
+        for (i, chunk) in buf[..n].chunks(4096).enumerate() {
+            if chunk.iter().any(|&b| b != 0) {
+                out.write_all_at(chunk, offset + (i * 4096) as u64).map_err(write_err(dest))?;
+            }
+        }
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Size and sha256 of a file, streamed.
+pub fn hash_file(path: &Path) -> Result<(u64, String), Error> {
+    let mut f = File::open(path).map_err(read_err(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = f.read(&mut buf).map_err(read_err(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex::encode(h.finalize())))
+}
+
+/// Every regular file in `dir` except `manifest.json`, sorted by name, with size and sha256.
+pub fn hash_dir(dir: &Path) -> Result<Vec<Artefact>, Error> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map_err(read_err(dir))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "manifest.json")
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let (size, sha256) = hash_file(&dir.join(&name))?;
+            Ok(Artefact { name, size, sha256 })
+        })
+        .collect()
+}
+
+fn remove_dir_if_exists(dir: &Path) -> Result<(), Error> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(write_err(dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Renames the finished `partial` directory to `dest`, replacing an older build there.
+fn publish(partial: &Path, dest: &Path) -> Result<(), Error> {
+    File::open(partial).and_then(|d| d.sync_all()).map_err(write_err(partial))?;
+    let old = dest.with_file_name(format!(".{}.old", dest.file_name().unwrap_or_default().to_string_lossy()));
+    remove_dir_if_exists(&old)?;
+    if dest.exists() {
+        fs::rename(dest, &old).map_err(write_err(dest))?;
+    }
+    fs::rename(partial, dest).map_err(write_err(dest))?;
+    remove_dir_if_exists(&old)
+}
+
+/// `nodeimg lock`: builds the default platform without pins and without mkosi's cached image
+/// (fresh repository metadata), and returns the packages it got (the caller compares and writes
+/// the lock). The next `nodeimg build` rebuilds its cached image too (the lock stamp differs).
+pub fn resolve_packages(
+    profiles_dir: &Path,
+    cache_dir: &Path,
+    mkosi: &Path,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Lock, Error> {
+    let set = ProfileSet::load(profiles_dir)?;
+    let sel = set.select(&[], false)?;
+    let cache = CacheDirs::under(cache_dir);
+    cache.create()?;
+    on_event(Event::Phase("mkosi: resolving package versions (no pins, no cache)".into()));
+    Invocation { mkosi, profiles_dir, profiles: &sel.platforms, cache: &cache, sandbox_tree: None, fresh: true }
+        .run(on_event)?;
+    let stem = format!("{}_{}", set.image_id, set.image_version);
+    let manifest = cache.output.join(format!("{stem}.manifest"));
+    let lock = Lock::from_mkosi_manifest(&fs::read(&manifest).map_err(read_err(&manifest))?, &manifest)?;
+    for entry in fs::read_dir(&cache.output).map_err(read_err(&cache.output))?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&stem) {
+            let p = entry.path();
+            let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+        }
+    }
+    Ok(lock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_copy_is_identical() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("a");
+        let mut data = vec![0u8; 3 << 20];
+        data[5] = 1;
+        data[(2 << 20) + 4097] = 7;
+        data[(3 << 20) - 1] = 9;
+        fs::write(&src, &data).unwrap();
+        copy_sparse(&src, &t.path().join("b")).unwrap();
+        assert_eq!(fs::read(t.path().join("b")).unwrap(), data);
+    }
+
+    #[test]
+    fn publish_replaces_an_older_build() {
+        let t = tempfile::tempdir().unwrap();
+        let (partial, dest) = (t.path().join(".x.partial"), t.path().join("x"));
+        fs::create_dir_all(&dest).unwrap();
+        fs::write(dest.join("old"), "").unwrap();
+        fs::create_dir_all(&partial).unwrap();
+        fs::write(partial.join("new"), "").unwrap();
+        publish(&partial, &dest).unwrap();
+        assert!(dest.join("new").exists() && !dest.join("old").exists() && !partial.exists());
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1, "no .old left behind");
+    }
+
+    #[test]
+    fn manifest_hashes_with_sha256sum() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("b.raw"), b"bytes").unwrap();
+        fs::write(t.path().join("a.efi"), b"").unwrap();
+        fs::write(t.path().join("manifest.json"), b"{}").unwrap();
+        let got = hash_dir(t.path()).unwrap();
+        // sha256sum(1) of "" and of "bytes".
+        assert_eq!(
+            got,
+            [
+                Artefact {
+                    name: "a.efi".into(),
+                    size: 0,
+                    sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".into()
+                },
+                Artefact {
+                    name: "b.raw".into(),
+                    size: 5,
+                    sha256: "277089d91c0bdf4f2e6862ba7e4a07605119431f5d13f726dd352b06f1b206a9".into()
+                },
+            ]
+        );
+    }
+}

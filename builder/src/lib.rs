@@ -1,0 +1,141 @@
+//! From checked-in mkosi profiles to checked, per-platform node-image artefacts.
+//!
+//! mkosi is good at turning a package list into a bootable disk image, but three things a
+//! release engineer needs are not its job, and this crate adds them:
+//!
+//! * **One root for every platform.** Cloud platforms differ in a handful of kernel command-line
+//!   keys (console speed, NVMe timeouts), not in the root file system. Building the root, its
+//!   erofs image and its dm-verity tree once per platform wastes minutes and invites drift. So
+//!   mkosi runs once, for the first platform; every further platform gets a UKI derived with
+//!   [`uki::set_cmdline`] (byte-for-byte what ukify would make of the new command line), an ESP
+//!   rebuilt around it by the same systemd-repart, definition and seed mkosi used, and the disk
+//!   image with that ESP swapped in. The root and verity partitions are shared bytes, and every
+//!   derived artefact is byte-identical to what a native mkosi build of that platform gives.
+//! * **Independent checks of mkosi's work.** After each build the verity tree of the root
+//!   partition is recomputed with the [`verity`] crate (bit-exact with `veritysetup`), and its root
+//!   hash must equal `roothash=` on the UKI's command line; the command line must be exactly the
+//!   profiles' `KernelCommandLine=` words; the packages must be exactly those of the lock file.
+//! * **Reproducibility you can check.** Package versions are pinned by a lock file
+//!   ([`lock`]), outputs are renamed into place only when complete, and [`repro`] compares two
+//!   output trees artefact by artefact and, for a differing partition, file by file.
+//!
+//! This is the only crate of nodeimg that runs external programs, all through
+//! [`run::CommandRunExt`], whose errors carry the command line and the tail of the output. It
+//! never prints: progress flows through a callback of [`Event`]s that the CLI renders.
+//!
+//! # Output layout
+//!
+//! ```text
+//! OUT/<image>-<version>[-<overlay>…]/
+//!   <platform>/            one per platform (qemu, gcp, aws, azure)
+//!     disk.raw             GPT disk: ESP (512 MiB) + root (erofs) + root-verity
+//!     uki.efi              the UKI, also at EFI/BOOT/BOOTX64.EFI in the ESP
+//!     esp.raw              the ESP partition alone
+//!     root.raw             the root partition (identical for every platform)
+//!     root-verity.raw      its dm-verity hash partition (identical for every platform)
+//!     packages.json        mkosi's package manifest
+//!     reference-values.json  predicted PCRs per bank and PCR 11 per phase (written by the CLI
+//!                          through [`build_with_hook`], from the measure crate)
+//!     manifest.json        every artefact with size and sha256, the roothash and command line
+//! ```
+//!
+//! The directory is built as `OUT/.<name>.partial` and renamed into place once every artefact
+//! is written and checked, so an interrupted or failed build never leaves a directory that looks
+//! complete.
+
+use std::io;
+use std::path::PathBuf;
+
+pub mod build;
+pub mod gpt;
+pub mod lock;
+pub mod mkosi;
+pub mod profiles;
+pub mod repro;
+pub mod run;
+pub mod tools;
+pub mod treediff;
+pub mod verify;
+
+pub use build::{build, build_with_hook, BuildReport, BuildRequest, PlatformHook, PlatformReport};
+pub use lock::{Change, Lock};
+pub use mkosi::Event;
+pub use profiles::{ProfileSet, Selection};
+pub use run::{CommandError, CommandRunExt};
+
+/// Everything that can go wrong between the profiles and the finished output directory.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    // Messages carry their cause in the text (no `#[source]`), so a printed chain says it once.
+    #[error("reading {path}: {error}")]
+    Read { path: PathBuf, error: io::Error },
+    #[error("writing {path}: {error}")]
+    Write { path: PathBuf, error: io::Error },
+    #[error("{0}")]
+    Profile(String),
+    #[error("unknown profile {name:?} (profiles in {dir}: {known})")]
+    UnknownProfile { name: String, dir: PathBuf, known: String },
+    #[error("{path}, line {line}: {reason}")]
+    Lock { path: PathBuf, line: usize, reason: String },
+    #[error("{path}: no lock file; run `nodeimg lock` to create it")]
+    NoLock { path: PathBuf },
+    #[error("the image's packages differ from {path} (the archive has moved on?); run `nodeimg lock` to refresh it:\n{changes}")]
+    LockMismatch { path: PathBuf, changes: String },
+    #[error("{path}: not an mkosi package manifest: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+    #[error("mkosi not found at {path}; run `make setup` (or set NODEIMG_MKOSI)")]
+    MkosiMissing { path: PathBuf },
+    #[error("mkosi failed{hint}: {error}")]
+    Mkosi { hint: &'static str, error: CommandError },
+    #[error("{platform}: {reason}")]
+    Hook { platform: String, reason: String },
+    #[error("interrupted (Ctrl-C); nothing was written to {out}")]
+    Interrupted { out: PathBuf },
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    #[error("mkosi produced no {what} in {dir} (expected a file named {pattern})")]
+    MissingArtefact { what: &'static str, dir: PathBuf, pattern: String },
+    #[error("{path}: {reason}")]
+    Uki { path: PathBuf, reason: String },
+    #[error("{path}: {reason}")]
+    Gpt { path: PathBuf, reason: String },
+    #[error("{path}: {error}")]
+    Verity { path: PathBuf, error: verity::Error },
+    /// mkosi's output does not hold up to an independent check (exit 1 in the CLI).
+    #[error("{0}")]
+    Check(#[from] CheckFailure),
+}
+
+/// An artefact mkosi (or a derivation) produced that fails an independent check.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckFailure {
+    #[error("verity root hash of {root} is {computed}, but the UKI's command line says roothash={cmdline}")]
+    RootHash { root: PathBuf, computed: String, cmdline: String },
+    #[error("{verity} differs from the hash tree recomputed from {root} at byte {offset}")]
+    HashTree { root: PathBuf, verity: PathBuf, offset: u64 },
+    #[error("{uki}: command line is\n  {actual}\nbut the profiles give\n  {expected}")]
+    CommandLine { uki: PathBuf, actual: String, expected: String },
+    #[error("{uki}: no roothash= on the command line {cmdline:?}")]
+    NoRootHash { uki: PathBuf, cmdline: String },
+    #[error(
+        "{disk}: partition {partition} has UUID {actual}, but systemd looks for {expected} (derived from roothash=)"
+    )]
+    PartitionUuid { disk: PathBuf, partition: String, actual: String, expected: String },
+}
+
+impl Error {
+    /// True when the build ran but its output failed an independent check.
+    pub fn is_check_failure(&self) -> bool {
+        matches!(self, Self::Check(_))
+    }
+}
+
+pub(crate) fn read_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+    let path = path.into();
+    move |error| Error::Read { path, error }
+}
+
+pub(crate) fn write_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+    let path = path.into();
+    move |error| Error::Write { path, error }
+}

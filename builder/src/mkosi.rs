@@ -1,0 +1,286 @@
+//! Running mkosi and reading what it says while it works.
+//!
+//! mkosi prints a line starting with `‣` for every step ("‣ Building tools image", "‣  Installing
+//! Debian") and lets apt print its downloads ("Get:12 http://… amd64 systemd amd64 257.13-1
+//! [3,010 kB]", then "Fetched 25.4 MB in 3s (8,123 kB/s)"). [`parse_line`] turns those into
+//! [`Event`]s the CLI shows as progress; every other line only goes into the error tail.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::run::{argv, CommandError, CommandRunExt};
+use crate::Error;
+
+/// Progress of a build, for the CLI to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An external command is about to run (the CLI echoes it under `-v`).
+    Command(Vec<String>),
+    /// A build phase nodeimg itself is in ("mkosi", "checking verity", "deriving gcp", …).
+    Phase(String),
+    /// mkosi started a step (the text after `‣`).
+    Stage(String),
+    /// apt started downloading a package of about `bytes` bytes.
+    Download { package: String, bytes: u64 },
+    /// apt finished a batch of downloads totalling `bytes`.
+    Fetched { bytes: u64 },
+    /// Any other output line of the running program.
+    Output(String),
+}
+
+/// Classifies one line of mkosi's (or apt's) output.
+pub fn parse_line(line: &str) -> Event {
+    let plain = strip_ansi(line);
+    let t = plain.trim();
+    if let Some(stage) = t.strip_prefix('‣') {
+        return Event::Stage(stage.trim().to_owned());
+    }
+    if t.starts_with("Get:") {
+        // Get:N URL SUITE[/COMPONENT] ARCH PACKAGE ARCH VERSION [SIZE]
+        let fields: Vec<&str> = t.split_whitespace().collect();
+        // Index files ("Get:1 URL trixie InRelease [140 kB]") have fewer fields: not packages.
+        if let (Some(size), true) = (t.rfind('[').map(|i| &t[i + 1..t.len() - 1]), fields.len() >= 9) {
+            if let Some(bytes) = parse_size(size) {
+                return Event::Download { package: fields[4].to_owned(), bytes };
+            }
+        }
+    }
+    if let Some(rest) = t.strip_prefix("Fetched ") {
+        if let Some((size, _)) = rest.split_once(" in ") {
+            if let Some(bytes) = parse_size(size) {
+                return Event::Fetched { bytes };
+            }
+        }
+    }
+    Event::Output(plain)
+}
+
+/// apt's sizes: "512 B", "34.1 kB", "3,010 kB", "25.4 MB" (SI units, `,` as thousands separator).
+fn parse_size(s: &str) -> Option<u64> {
+    let (num, unit) = s.trim().split_once(' ')?;
+    let n: f64 = num.replace(',', "").parse().ok()?;
+    let mult = match unit {
+        "B" => 1.0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        _ => return None,
+    };
+    Some((n * mult).round() as u64)
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Where mkosi keeps what survives between builds.
+#[derive(Debug, Clone)]
+pub struct CacheDirs {
+    /// Downloaded packages (`--package-cache-dir`).
+    pub packages: PathBuf,
+    /// Incremental image caches (`--cache-directory`).
+    pub incremental: PathBuf,
+    /// mkosi's output directory: the tools tree lives here between builds; image outputs are
+    /// moved out after each build.
+    pub output: PathBuf,
+    /// mkosi's workspace (`--workspace-directory`).
+    pub workspace: PathBuf,
+    /// Sandbox trees nodeimg generates (the package pins).
+    pub sandbox: PathBuf,
+}
+
+impl CacheDirs {
+    /// The layout under one cache directory.
+    pub fn under(dir: &Path) -> Self {
+        Self {
+            packages: dir.join("packages"),
+            incremental: dir.join("incremental"),
+            output: dir.join("output"),
+            workspace: dir.join("workspace"),
+            sandbox: dir.join("sandbox"),
+        }
+    }
+
+    /// Creates every directory.
+    pub fn create(&self) -> Result<(), Error> {
+        for d in [&self.packages, &self.incremental, &self.output, &self.workspace, &self.sandbox] {
+            std::fs::create_dir_all(d).map_err(crate::write_err(d))?;
+        }
+        Ok(())
+    }
+
+    /// The tools tree mkosi built, once it did.
+    pub fn tools_tree(&self) -> PathBuf {
+        self.output.join("tools")
+    }
+}
+
+/// One mkosi invocation.
+#[derive(Debug, Clone)]
+pub struct Invocation<'a> {
+    pub mkosi: &'a Path,
+    pub profiles_dir: &'a Path,
+    pub profiles: &'a [String],
+    pub cache: &'a CacheDirs,
+    /// An extra sandbox tree (the lock's apt pins), if any.
+    pub sandbox_tree: Option<&'a Path>,
+    /// Drop mkosi's cached image (and repository metadata) first: for `nodeimg lock`, which must
+    /// see the archive as it is today, and after the lock changed (the cached image holds the
+    /// packages of the old one). The tools tree is kept either way.
+    pub fresh: bool,
+}
+
+impl Invocation<'_> {
+    /// The `mkosi … build` command.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(self.mkosi);
+        cmd.arg("--directory").arg(self.profiles_dir);
+        for p in self.profiles {
+            cmd.arg("--profile").arg(p);
+        }
+        cmd.arg("--output-directory").arg(&self.cache.output);
+        cmd.arg("--cache-directory").arg(&self.cache.incremental);
+        cmd.arg("--package-cache-dir").arg(&self.cache.packages);
+        cmd.arg("--workspace-directory").arg(&self.cache.workspace);
+        if let Some(t) = self.sandbox_tree {
+            cmd.arg("--sandbox-tree").arg(t);
+        }
+        // --force once replaces the previous outputs; twice also drops the cached image.
+        cmd.args(["--incremental", "yes", "--force"]);
+        if self.fresh {
+            cmd.arg("--force");
+        }
+        cmd.arg("build");
+        // mkosi colours its output and pages it on a terminal; we read it line by line.
+        cmd.env("NO_COLOR", "1").env("MKOSI_NO_PAGER", "1").env("SYSTEMD_PAGER", "cat");
+        cmd
+    }
+
+    /// Runs mkosi, reporting progress through `on_event`.
+    pub fn run(&self, on_event: &mut dyn FnMut(Event)) -> Result<(), Error> {
+        if !self.mkosi.exists() && self.mkosi.components().count() > 1 {
+            return Err(Error::MkosiMissing { path: self.mkosi.to_path_buf() });
+        }
+        let mut cmd = self.command();
+        on_event(Event::Command(argv(&cmd)));
+        cmd.run_lines(&mut |line| on_event(parse_line(line))).map_err(|e| match e {
+            CommandError::Spawn { ref error, .. } if error.kind() == std::io::ErrorKind::NotFound => {
+                Error::MkosiMissing { path: self.mkosi.to_path_buf() }
+            }
+            CommandError::Interrupted { .. } => Error::Interrupted { out: PathBuf::new() },
+            e => Error::Mkosi { hint: hint_for(e.tail()), error: e },
+        })
+    }
+}
+
+/// A hint for failures whose cause the tail shows.
+fn hint_for(tail: &str) -> &'static str {
+    if tail.contains("No space left on device") {
+        " (the disk is full: free space in the output, cache or workspace directory)"
+    } else if tail.contains("Temporary failure resolving") || tail.contains("Could not connect") {
+        " (the package mirror cannot be reached)"
+    } else if tail.contains("Version '") && tail.contains("' for '") && tail.contains("' was not found") {
+        " (a locked package version is no longer in the archive: run `nodeimg lock`)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines() {
+        for (line, want) in [
+            ("‣ Building tools image", Event::Stage("Building tools image".into())),
+            ("\u{1b}[0;1;39m‣  Installing Debian\u{1b}[0m", Event::Stage("Installing Debian".into())),
+            (
+                "Get:59 http://deb.debian.org/debian trixie/main amd64 sysvinit-utils amd64 3.14-4 [34.1 kB]",
+                Event::Download { package: "sysvinit-utils".into(), bytes: 34_100 },
+            ),
+            (
+                "Get:7 http://deb.debian.org/debian trixie/main amd64 linux-image-6.12 amd64 6.12-1 [1,234 kB]",
+                Event::Download { package: "linux-image-6.12".into(), bytes: 1_234_000 },
+            ),
+            ("Fetched 25.4 MB in 0s (143 MB/s)", Event::Fetched { bytes: 25_400_000 }),
+            ("Setting up bash (5.2) ...", Event::Output("Setting up bash (5.2) ...".into())),
+        ] {
+            assert_eq!(parse_line(line), want, "{line:?}");
+        }
+    }
+
+    /// The first 127 lines of a real `mkosi build` (mkosi 25.3, testdata/README.md): two apt
+    /// batches. Package downloads must add up to apt's own "Fetched" total (apt rounds each).
+    #[test]
+    fn a_real_log() {
+        let log = include_str!("../testdata/mkosi-25.3-build-head.log");
+        let events: Vec<Event> = log.lines().map(parse_line).collect();
+        let stages: Vec<&str> =
+            events.iter().filter_map(|e| if let Event::Stage(s) = e { Some(s.as_str()) } else { None }).collect();
+        assert_eq!(
+            stages[..4],
+            [
+                "Copying in sandbox trees…",
+                "Syncing package manager metadata",
+                "Copying repository metadata",
+                "Building tools image"
+            ]
+        );
+        let (mut batch, mut packages, mut checked) = (0u64, 0, 0);
+        for e in &events {
+            match e {
+                Event::Download { bytes, .. } => {
+                    batch += bytes;
+                    packages += 1;
+                }
+                Event::Fetched { bytes } => {
+                    if batch > 0 {
+                        let diff = (batch as f64 - *bytes as f64).abs() / *bytes as f64;
+                        assert!(diff < 0.01, "downloads add up to {batch}, apt says {bytes}");
+                        checked += 1;
+                    }
+                    batch = 0;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!((packages, checked), (59, 1), "59 packages in the second batch, the first is index files");
+    }
+
+    #[test]
+    fn disk_full_gets_a_hint() {
+        assert!(hint_for("cp: error writing 'x': No space left on device").contains("disk is full"));
+        assert_eq!(hint_for("something else"), "");
+    }
+
+    #[test]
+    fn missing_mkosi_is_named() {
+        let cache = CacheDirs::under(Path::new("/nonexistent/cache"));
+        let inv = Invocation {
+            mkosi: Path::new("/nonexistent/tools/bin/mkosi"),
+            profiles_dir: Path::new("mkosi-profiles"),
+            profiles: &[],
+            cache: &cache,
+            sandbox_tree: None,
+            fresh: false,
+        };
+        let err = inv.run(&mut |_| {}).unwrap_err();
+        assert!(matches!(err, Error::MkosiMissing { .. }), "{err}");
+        assert!(err.to_string().contains("make setup"), "{err}");
+    }
+}
