@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build image test lint e2e bench fuzz clean
+.PHONY: setup build image test lint e2e repro bench fuzz clean
 
 ## setup: install every system package and tool the build and the tests need (idempotent)
 setup:
@@ -25,6 +25,14 @@ lint:
 ## test: set-up, lint, and the whole test suite (unit, cross-tool oracles, end-to-end)
 test: setup lint
 	$(CARGO) test --workspace --locked
+
+## e2e: build the test image, boot it under QEMU + OVMF + swtpm, check its measurements (5-9 min)
+e2e: setup
+	$(CARGO) test --locked --test image_e2e
+
+## repro: build twice with separate caches and tools trees and compare (nodeimg repro; ~10 min)
+repro: setup build
+	./scripts/repro.sh
 
 ## bench: nodeimg against its peer tools, side by side (medians and ratios)
 bench: setup build

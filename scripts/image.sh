@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# `make image` (after `make setup build`): what it can do today. The mkosi image build, its
-# measurements and the signed bundle land with issues 5 and 6; until then this says so plainly.
+# `make image` (after `make setup build`): builds the default image (the qemu platform) with
+# mkosi into out/<image>-<version>/qemu/ — checked (package lock, verity root hash, UKI command
+# line) and measured (reference-values.json: the predicted vTPM PCRs) — then releases it as a
+# signed bundle in out/release/<image>-<version>/.
+#
+# The bundle is signed with a development key generated on first use under
+# out/release/insecure-dev-key/: INSECURE, for local builds only. A real release signs with the
+# release engineer's key: nodeimg release --version V --key KEY.
+# NODEIMG_BUILD_ARGS chooses other profiles, e.g. NODEIMG_BUILD_ARGS=--all.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-echo "nodeimg built: $ROOT/target/release/nodeimg ($("$ROOT/target/release/nodeimg" --version))"
-echo "not yet: building the node image with mkosi, measuring it and signing its bundle."
-echo "available now: see 'nodeimg --help' (dm-verity: nodeimg verity format|verify|dump)."
+cd "$ROOT"
+NODEIMG=$ROOT/target/release/nodeimg
+# shellcheck disable=SC2086
+dir=$("$NODEIMG" build --quiet ${NODEIMG_BUILD_ARGS:-} | head -1)
+name=$(jq -r .image.name "$dir/build.json")
+version=$(jq -r .image.version "$dir/build.json")
+# A release is never overwritten; `make image` replaces its own local one.
+rm -rf "out/release/$name-$version"
+"$NODEIMG" release --version "$version" --input "$dir" --insecure-dev-key --out out/release

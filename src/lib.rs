@@ -38,7 +38,7 @@ enum Command {
     /// dm-verity hash trees, byte-identical to `veritysetup`.
     #[command(subcommand)]
     Verity(cmd::verity::Command),
-    /// Launch digests the hardware reports: SEV-SNP MEASUREMENT, TDX MRTD.
+    /// Predicted measurements: vTPM PCRs of a UKI boot, SEV-SNP MEASUREMENT, TDX MRTD and RTMRs.
     #[command(subcommand)]
     Measure(cmd::measure::Command),
     /// Unified Kernel Images: inspect, Authenticode digests, and assembly that matches ukify.
@@ -50,10 +50,20 @@ enum Command {
     /// TPM PCR banks: read them through the TCG software stack.
     #[command(subcommand)]
     Pcrs(cmd::pcrs::Command),
+    /// Build the node image with mkosi: one root, a checked UKI and disk image per platform.
+    Build(cmd::build::BuildArgs),
+    /// Refresh the package lock (mkosi-profiles/packages.lock) and show what changed.
+    Lock(cmd::lock::LockArgs),
+    /// Compare two build outputs artefact by artefact (exit 1 when they differ).
+    Repro(cmd::repro::ReproArgs),
     #[command(flatten)]
     Sign(cmd::sign::Command),
     #[command(flatten)]
     Release(cmd::release::Command),
+    /// Check a node's evidence (event log, PCRs, SEV-SNP report, TDX quote) against a signed
+    /// bundle.
+    #[command(subcommand)]
+    Attest(cmd::attest::Command),
 }
 
 /// What a subcommand reports when it ran to completion.
@@ -89,8 +99,12 @@ pub fn main() -> ExitCode {
         Command::Eventlog(c) => cmd::eventlog::run(c, global),
         Command::Pcrs(c) => cmd::pcrs::run(c, global),
         Command::Measure(c) => cmd::measure::run(c, global),
+        Command::Build(a) => cmd::build::run(a, global),
+        Command::Lock(a) => cmd::lock::run(a, global),
+        Command::Repro(a) => cmd::repro::run(a, global),
         Command::Sign(c) => cmd::sign::run(c, global),
         Command::Release(c) => cmd::release::run(c, global),
+        Command::Attest(c) => cmd::attest::run(c, global),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

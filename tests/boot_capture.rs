@@ -1,16 +1,21 @@
 //! The real-boot check: boots the capture UKI under QEMU + OVMF + swtpm
-//! (`tests/boot/boot-capture.sh`), Secure Boot off and on, and checks that
+//! (`tests/boot/boot-capture.sh`), Secure Boot off, on, and off with credentials and extensions
+//! next to the UKI (`--extras`), and checks that
 //!
 //! * `nodeimg eventlog replay` of the captured log gives exactly the PCRs the booted kernel read
 //!   from the vTPM, in the sha256 and sha384 banks (and that untouched PCRs hold reset values);
 //! * PCR 11 equals what `systemd-measure` (systemd 257, the oracle) computes for the UKI;
+//! * the boot-chain model (`nodeimg measure pcrs`, from the booted UKI, the VARS file and the
+//!   disk's GPT) predicts PCR 4, 5, 7, 9, 11, 12 and 13 in both banks, and the captured log
+//!   extends exactly the predicted events in those PCRs (the event diff is printed otherwise);
 //! * the live capture equals the committed fixture (`measure/testdata/boot/`) for every PCR
 //!   whose inputs are unchanged — and, when every input matches, the log is byte-identical.
 //!
 //! Inputs per PCR (from the captured logs; see measure/testdata/boot/README.md): PCR 0, 2, 3, 5,
 //! 6, 7 depend on the firmware (OVMF code + VARS) only; PCR 1 also on the QEMU version (its ACPI
 //! tables and boot-option device paths); PCR 4 on the firmware and the UKI; PCR 9 and 11 on the
-//! UKI; PCR 12 and 13 stay zero. Needs `make setup` (it fails loudly without it).
+//! UKI; PCR 12 and 13 stay zero unless the ESP has extras (then 9, 12, 13 also depend on them).
+//! Needs `make setup` (it fails loudly without it).
 
 mod common;
 
@@ -50,8 +55,14 @@ fn inputs(path: &Path) -> BTreeMap<String, String> {
 fn capture(mode: &str, out: &Path) {
     let mut cmd = Command::new(root().join("tests/boot/boot-capture.sh"));
     cmd.arg("--out").arg(out);
-    if mode == "sb-on" {
-        cmd.arg("--secure-boot");
+    match mode {
+        "sb-on" => {
+            cmd.arg("--secure-boot");
+        }
+        "extras" => {
+            cmd.arg("--extras");
+        }
+        _ => {}
     }
     let o = cmd.output().expect("running tests/boot/boot-capture.sh");
     assert!(
@@ -63,7 +74,7 @@ fn capture(mode: &str, out: &Path) {
 
 #[test]
 fn real_boot_replays_and_matches_the_fixture() {
-    for mode in ["sb-off", "sb-on"] {
+    for mode in ["sb-off", "sb-on", "extras"] {
         let dir = tempfile::tempdir().unwrap();
         capture(mode, dir.path());
         let log: PathBuf = dir.path().join("eventlog.bin");
@@ -97,7 +108,54 @@ fn real_boot_replays_and_matches_the_fixture() {
             assert!(measured.lines().any(|l| l == line), "{mode}: no {line:?} in systemd-measure's\n{measured}");
         }
 
-        // 3. Live capture vs the committed fixture, PCR by PCR where the inputs are the same.
+        // 3. The boot-chain model's prediction == the vTPM, and its events == the captured log's.
+        let vars = match mode {
+            "sb-on" => "OVMF_VARS_4M.snakeoil.fd",
+            _ => "OVMF_VARS_4M.fd",
+        };
+        let vars = root().join("tools/ovmf/2025.02-8+deb13u1/usr/share/OVMF").join(vars);
+        let secure_boot = if mode == "sb-on" { "on" } else { "off" };
+        let path = |f: &str| dir.path().join(f).to_str().unwrap().to_owned();
+        let mut args = vec![
+            "measure".to_string(),
+            "pcrs".into(),
+            "--uki".into(),
+            path("uki.efi"),
+            "--firmware-vars".into(),
+            vars.to_str().unwrap().into(),
+            "--secure-boot".into(),
+            secure_boot.into(),
+            "--disk".into(),
+            path("gpt.bin"),
+            "--banks".into(),
+            "sha256,sha384".into(),
+            "--json".into(),
+            "--check-eventlog".into(),
+            path("eventlog.bin"),
+        ];
+        if mode == "extras" {
+            args.extend([
+                "--extra-d".into(),
+                path("extra.d"),
+                "--loader-credentials".into(),
+                path("loader-credentials"),
+            ]);
+        }
+        let run = nodeimg(root(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(run.code, 0, "{mode}: the prediction departs from the real boot (event diff in stderr):\n{run:?}");
+        let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+        for bank in ["sha256", "sha384"] {
+            for pcr in ["4", "5", "7", "9", "12", "13"] {
+                assert_eq!(v["pcrs"][bank][pcr], real[bank][pcr], "{mode}: {bank} PCR {pcr}: predicted vs the vTPM");
+            }
+            // No systemd in the capture initrd: PCR 11 holds the stub's sections only.
+            assert_eq!(
+                v["pcr11_phases"][bank]["stub"], real[bank]["11"],
+                "{mode}: {bank} PCR 11: predicted vs the vTPM"
+            );
+        }
+
+        // 4. Live capture vs the committed fixture, PCR by PCR where the inputs are the same.
         let fix = root().join("measure/testdata/boot").join(mode);
         let (now, then) = (inputs(&dir.path().join("inputs.txt")), inputs(&fix.join("inputs.txt")));
         let changed: BTreeSet<&str> =
@@ -105,6 +163,7 @@ fn real_boot_replays_and_matches_the_fixture() {
         let firmware = changed.iter().any(|k| k.contains("/OVMF/"));
         let uki = changed.contains("WORK/uki.efi");
         let qemu = changed.contains("qemu") || changed.contains("qemu-cmdline");
+        let extras = changed.iter().any(|k| k.starts_with("WORK/extras/"));
         let fixture = read_banks(&fix.join("pcrs.json"));
         let mut skipped = Vec::new();
         for pcr in 0..24u32 {
@@ -112,7 +171,8 @@ fn real_boot_replays_and_matches_the_fixture() {
                 0 | 2 | 3 | 5 | 6 | 7 => firmware,
                 1 => firmware || qemu,
                 4 => firmware || uki,
-                9 | 11 => uki,
+                9 | 12 | 13 => uki || extras,
+                11 => uki,
                 10 => true, // IMA's boot_aggregate covers PCR 0-9
                 _ => false,
             };

@@ -75,7 +75,7 @@ pub fn run(cmd: Command, _global: Global) -> Result<Outcome> {
     }
 }
 
-fn load(path: &Path, format: FormatArg) -> Result<EventLog> {
+pub(crate) fn load(path: &Path, format: FormatArg) -> Result<EventLog> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let log = match format {
         FormatArg::Auto => eventlog::parse(&bytes),
@@ -238,7 +238,7 @@ fn diff(a: &DiffArgs) -> Result<Outcome> {
     Ok(if d.is_empty() { Outcome::Ok } else { Outcome::Mismatch })
 }
 
-fn register_diff(out: &mut String, r: &RegisterDiff) -> std::fmt::Result {
+pub(crate) fn register_diff(out: &mut String, r: &RegisterDiff) -> std::fmt::Result {
     writeln!(
         out,
         "{}: event {} of {} expected / {} actual differs: {}",

@@ -1,8 +1,10 @@
-//! `nodeimg measure snp|tdx`: launch digests the hardware reports, computed from the firmware.
+//! `nodeimg measure snp|tdx|pcrs`: what the hardware and the vTPM will report, computed from the
+//! firmware and the image.
 //!
 //! `snp` takes sev-snp-measure's flags and prints what it prints (the digest alone, hex or
-//! base64); `tdx` prints MRTD. With `--json` both add their inputs and a page-by-page (or
-//! section-by-section) account of how the value was reached.
+//! base64); `tdx` prints MRTD, and with `--uki` also RTMR1 and RTMR2; `pcrs` predicts the vTPM
+//! PCRs of a UKI boot (see `measure_boot`). With `--json` they add their inputs and an account
+//! of how each value was reached.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -22,8 +24,10 @@ use crate::{Global, Outcome};
 pub enum Command {
     /// AMD SEV-SNP launch digest (MEASUREMENT), as sev-snp-measure 0.0.13 computes it.
     Snp(SnpArgs),
-    /// Intel TDX MRTD from the firmware's TDVF metadata.
+    /// Intel TDX MRTD from the firmware's TDVF metadata; with --uki also RTMR1 and RTMR2.
     Tdx(TdxArgs),
+    /// vTPM PCRs 4, 7, 9, 11, 12, 13 (and 5) of booting a UKI: OVMF, systemd-stub 257, Linux.
+    Pcrs(crate::cmd::measure_boot::PcrsArgs),
 }
 
 /// `--mode` values: the SNP modes of sev-snp-measure.
@@ -111,6 +115,15 @@ pub struct TdxArgs {
     /// QEMU, Google Cloud) or two-pass (per section; older out-of-tree QEMU/KVM TDX patches).
     #[arg(long, value_enum, default_value = "single-pass")]
     page_add_order: Order,
+    /// The UKI the TD boots from disk: also predict RTMR1 (with --disk) and RTMR2 (a TD
+    /// without vTPM; RTMR0 is the platform's).
+    #[arg(long, value_name = "UKI")]
+    uki: Option<PathBuf>,
+    #[command(flatten)]
+    boot: crate::cmd::measure_boot::BootOptions,
+    /// With --uki: write the predicted RTMR1/RTMR2 events as a CC event log (CCEL).
+    #[arg(long, value_name = "FILE", requires = "uki")]
+    eventlog_out: Option<PathBuf>,
     /// Print a JSON object with the section-by-section account.
     #[arg(long)]
     json: bool,
@@ -161,6 +174,7 @@ pub fn run(cmd: Command, global: Global) -> Result<Outcome> {
     match cmd {
         Command::Snp(a) => run_snp(a, global),
         Command::Tdx(a) => run_tdx(a, global),
+        Command::Pcrs(a) => crate::cmd::measure_boot::run_pcrs(a, global),
     }
 }
 
@@ -359,11 +373,13 @@ fn run_snp(a: SnpArgs, global: Global) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 struct TdxReport {
     firmware: FirmwareInfo,
     #[serde(flatten)]
     mrtd: tdx::Mrtd,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rtmrs: Option<crate::cmd::measure_boot::Rtmrs>,
     notes: Vec<String>,
 }
 
@@ -377,8 +393,20 @@ fn run_tdx(a: TdxArgs, global: Global) -> Result<Outcome> {
         Order::TwoPass => PageAddOrder::TwoPass,
     };
     let m = tdx::mrtd(&image, &md, order);
+    let rtmrs = match &a.uki {
+        Some(uki) => Some(crate::cmd::measure_boot::rtmrs(uki, &a.boot, a.eventlog_out.as_deref())?),
+        None if crate::cmd::measure_boot::any_boot_option(&a.boot) => {
+            bail!("--firmware-vars, --secure-boot, --disk and the other boot options describe a UKI boot: give --uki")
+        }
+        None => None,
+    };
+    if let Some(r) = &rtmrs {
+        print_notes(r.notes(), global);
+    }
     if a.json {
-        print_json(&TdxReport { firmware: FirmwareInfo::new(&a.ovmf, &image), mrtd: m, notes })?;
+        print_json(&TdxReport { firmware: FirmwareInfo::new(&a.ovmf, &image), mrtd: m, rtmrs, notes })?;
+    } else if let Some(r) = &rtmrs {
+        print!("mrtd={}\n{}", hex::encode(m.digest), r.lines());
     } else {
         println!("{}", hex::encode(m.digest));
     }

@@ -53,14 +53,18 @@ struct PcrsJson {
 }
 
 pub fn run(cmd: Command, global: Global) -> Result<Outcome> {
-    // The TSS libraries log their own errors to stderr; ours say the same with context. Keep
-    // theirs for --verbose (TSS2_LOG is tpm2-tss's switch; set before any library call, while
-    // nodeimg is single-threaded).
-    if !global.verbose && std::env::var_os("TSS2_LOG").is_none() {
-        std::env::set_var("TSS2_LOG", "all+NONE");
-    }
+    quiet_tss(global);
     match cmd {
         Command::Read(a) => read(&a),
+    }
+}
+
+/// The TSS libraries log their own errors to stderr; ours say the same with context. Keep
+/// theirs for --verbose (TSS2_LOG is tpm2-tss's switch; set before any library call, while
+/// nodeimg is single-threaded).
+pub(crate) fn quiet_tss(global: Global) {
+    if !global.verbose && std::env::var_os("TSS2_LOG").is_none() {
+        std::env::set_var("TSS2_LOG", "all+NONE");
     }
 }
 
@@ -95,14 +99,32 @@ fn slot_index(slot: PcrSlot) -> u32 {
 }
 
 fn read(a: &ReadArgs) -> Result<Outcome> {
-    let tcti = TctiNameConf::from_str(&a.tcti).map_err(|e| {
+    let banks = read_banks(&a.tcti, &a.banks)?;
+    let mut out = String::new();
+    if a.json {
+        out = serde_json::to_string_pretty(&PcrsJson { tcti: a.tcti.clone(), banks })? + "\n";
+    } else {
+        for (bank, values) in &banks {
+            for (index, value) in values {
+                writeln!(out, "{bank:<6} PCR {index:<3} {value}")?;
+            }
+        }
+    }
+    emit(&out)?;
+    Ok(Outcome::Ok)
+}
+
+/// Every PCR of every allocated bank (or of the banks in `only`) of the TPM at `tcti_name`, by
+/// bank name, then index, as lowercase hex.
+pub(crate) fn read_banks(tcti_name: &str, only: &[HashAlg]) -> Result<BTreeMap<String, BTreeMap<u32, String>>> {
+    let tcti = TctiNameConf::from_str(tcti_name).map_err(|e| {
         anyhow::anyhow!(
             "--tcti {:?}: {e} (expected device:PATH, swtpm:host=H,port=P, mssim:host=H,port=P or \
              tabrmd:…)",
-            a.tcti
+            tcti_name
         )
     })?;
-    if let Some(conf) = a.tcti.strip_prefix("device") {
+    if let Some(conf) = tcti_name.strip_prefix("device") {
         // tss-esapi's default device when none is named.
         let path = conf.strip_prefix(':').filter(|p| !p.is_empty()).unwrap_or("/dev/tpm0");
         if !std::path::Path::new(path).exists() {
@@ -112,7 +134,7 @@ fn read(a: &ReadArgs) -> Result<Outcome> {
     let mut ctx = Context::new(tcti).map_err(|e| {
         anyhow::anyhow!(
             "connecting to the TPM at {}: the TSS could not reach it ({e}); --verbose shows its log",
-            a.tcti
+            tcti_name
         )
     })?;
     let (cap, _) = ctx
@@ -126,21 +148,21 @@ fn read(a: &ReadArgs) -> Result<Outcome> {
     for sel in allocated.get_selections() {
         let alg = sel.hashing_algorithm();
         let slots = sel.selected();
-        if slots.is_empty() || (!a.banks.is_empty() && !a.banks.iter().any(|b| to_tss(*b) == alg)) {
+        if slots.is_empty() || (!only.is_empty() && !only.iter().any(|b| to_tss(*b) == alg)) {
             continue;
         }
         builder = builder.with_selection(alg, &slots);
         wanted += 1;
     }
-    for b in &a.banks {
+    for b in only {
         let allocated_here =
             allocated.get_selections().iter().any(|s| s.hashing_algorithm() == to_tss(*b) && !s.selected().is_empty());
         if !allocated_here {
-            bail!("the TPM at {} has no {b} bank allocated", a.tcti);
+            bail!("the TPM at {} has no {b} bank allocated", tcti_name);
         }
     }
     if wanted == 0 {
-        bail!("the TPM at {} has no PCR bank allocated", a.tcti);
+        bail!("the TPM at {} has no PCR bank allocated", tcti_name);
     }
     let selection = builder.build().context("building the PCR selection")?;
     let data = pcr::read_all(&mut ctx, selection).context("reading PCRs (TPM2_PCR_Read)")?;
@@ -151,16 +173,5 @@ fn read(a: &ReadArgs) -> Result<Outcome> {
             values.insert(slot_index(*slot), hex::encode(digest.value()));
         }
     }
-    let mut out = String::new();
-    if a.json {
-        out = serde_json::to_string_pretty(&PcrsJson { tcti: a.tcti.clone(), banks })? + "\n";
-    } else {
-        for (bank, values) in &banks {
-            for (index, value) in values {
-                writeln!(out, "{bank:<6} PCR {index:<3} {value}")?;
-            }
-        }
-    }
-    emit(&out)?;
-    Ok(Outcome::Ok)
+    Ok(banks)
 }

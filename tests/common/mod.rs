@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+pub mod swtpm;
+
 /// The result of one run, printed in full when an assertion fails.
 pub struct Run {
     pub code: i32,

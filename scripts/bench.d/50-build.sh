@@ -1,0 +1,53 @@
+# Image build: one platform vs all four, warm and cold, and nodeimg's one-root derivation vs the
+# peer approach of one mkosi run per platform (what Constellation does per variant).
+#   warm: the package cache, incremental image cache and tools tree of a previous build are there;
+#   cold: a new, empty cache directory (tools tree, packages, everything from the mirror).
+# One run each (a build takes minutes); BENCH_BUILD_COLD=0 skips the two cold builds (~11 min).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+MKOSI=$ROOT/tools/bin/mkosi
+[ -x "$MKOSI" ] || { echo "bench: $MKOSI missing; run make setup" >&2; exit 2; }
+OUT=$BENCH_DIR/build
+WARM=${NODEIMG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nodeimg}
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+secs() { # CMD…: runs it quietly, prints the wall-clock seconds
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >"$OUT/last.log" 2>&1 || { tail -20 "$OUT/last.log" >&2; echo "bench: $* failed" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+row() { printf '%-44s %8.1f s\n' "$1" "$2"; }
+
+"$NODEIMG" -q build --cache-dir "$WARM" --out "$OUT/prime" >/dev/null 2>&1 || true # warm the cache
+one_warm=$(secs "$NODEIMG" -q build --cache-dir "$WARM" --out "$OUT/w1")
+all_warm=$(secs "$NODEIMG" -q build --all --cache-dir "$WARM" --out "$OUT/w4")
+row "nodeimg build, 1 platform, warm" "$one_warm"
+row "nodeimg build --all (4 platforms), warm" "$all_warm"
+printf 'all / one (warm) = %.2fx\n' "$(echo "$all_warm / $one_warm" | bc -l)"
+
+# The peer approach: one full mkosi build per platform (root, erofs, verity, UKI each time).
+peer=0
+for p in aws azure gcp qemu; do
+  s=$(secs "$MKOSI" --directory "$ROOT/mkosi-profiles" --profile "$p" --output-directory "$WARM/output" \
+    --cache-directory "$WARM/incremental" --package-cache-dir "$WARM/packages" \
+    --workspace-directory "$WARM/workspace" --incremental yes --force build)
+  peer=$(echo "$peer + $s" | bc -l)
+done
+rm -f "$WARM"/output/nodeimg_*
+row "mkosi once per platform (4 runs), warm" "$peer"
+printf 'ratio mkosi-per-platform / nodeimg --all = %.2fx\n' "$(echo "$peer / $all_warm" | bc -l)"
+
+if [ "${BENCH_BUILD_COLD:-1}" = 1 ]; then
+  one_cold=$(secs "$NODEIMG" -q build --cache-dir "$OUT/cold1" --out "$OUT/c1")
+  rm -rf "$OUT/cold1"
+  all_cold=$(secs "$NODEIMG" -q build --all --cache-dir "$OUT/cold4" --out "$OUT/c4")
+  rm -rf "$OUT/cold4"
+  row "nodeimg build, 1 platform, cold" "$one_cold"
+  row "nodeimg build --all (4 platforms), cold" "$all_cold"
+  printf 'all / one (cold) = %.2fx\n' "$(echo "$all_cold / $one_cold" | bc -l)"
+fi
+rm -rf "$OUT"

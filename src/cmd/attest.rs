@@ -1,0 +1,330 @@
+//! `nodeimg attest check`: is this node running this release?
+//!
+//! Verifies the bundle (as `nodeimg verify`), gathers the evidence the user points at — an event
+//! log, PCR values from a file or a live TPM, an SEV-SNP report, a TDX quote —, parses it with
+//! `measure`, and prints `release::attest::check`'s verdict value by value. Parsing and comparing
+//! are the libraries'; this module reads files, talks to the TPM and formats.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgGroup, Args, Subcommand};
+use measure::eventlog::EventLog;
+use measure::evidence::{snp_report, tdx_quote, SnpReport, TdxQuote};
+use release::attest::{self, Evidence, PcrValues, Report, Source, Status};
+use release::{Bank, Hex};
+use serde::Serialize;
+
+use super::eventlog::{emit, load, register_diff, FormatArg};
+use super::sign::read_public_key;
+use crate::{Global, Outcome};
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a node's evidence against a signed bundle: exit 0 only if every enforced value
+    /// matches, 1 otherwise, 2 for unusable input.
+    ///
+    /// Verifies the bundle first (signature, trusted comment, schema, as `nodeimg verify`), then
+    /// compares each value the evidence carries with the platform's reference values and prints
+    /// one line per value: ok (an enforced value matches), mismatch (it differs, or the evidence
+    /// contradicts itself), observed-only (the bundle does not enforce it). With an event log and
+    /// a bundle that carries the predicted log, each differing register is explained by its first
+    /// differing event (as `nodeimg eventlog diff`).
+    ///
+    /// NOT checked: the signatures of the SNP report (VCEK/VLEK certificate chain to AMD's root)
+    /// and of the TDX quote (QE report and PCK certificate chain to Intel's root), and any TPM
+    /// quote. Have an attestation service verify those; this command checks the values they
+    /// carry.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("evidence").required(true).multiple(true)
+        .args(["eventlog", "pcrs", "tpm", "snp_report", "tdx_quote"])
+))]
+pub struct CheckArgs {
+    /// The bundle (bundle.json).
+    #[arg(long, value_name = "FILE")]
+    bundle: PathBuf,
+    /// The minisign public key of the publisher.
+    #[arg(long, value_name = "KEY")]
+    pubkey: PathBuf,
+    /// The bundle's signature (default: BUNDLE.minisig).
+    #[arg(long, value_name = "SIG")]
+    sig: Option<PathBuf>,
+    /// Refuse bundles older than this version (rollback protection).
+    #[arg(long, value_name = "VERSION")]
+    min_version: Option<String>,
+    /// The bundle's platform to check against (e.g. qemu-snp).
+    #[arg(long, value_name = "NAME")]
+    platform: String,
+    /// The node's event log: TCG binary log (/sys/kernel/security/tpm0/binary_bios_measurements)
+    /// or TDX CCEL (/sys/firmware/acpi/tables/data/CCEL).
+    #[arg(long, value_name = "FILE")]
+    eventlog: Option<PathBuf>,
+    /// The event log's format.
+    #[arg(long, value_enum, default_value = "auto", requires = "eventlog")]
+    eventlog_format: FormatArg,
+    /// The node's PCR values, as `nodeimg pcrs read --json` prints them ({"banks": {"sha256":
+    /// {"0": "<hex>", …}, …}}; the bare banks object is accepted too).
+    #[arg(long, value_name = "FILE", conflicts_with = "tpm")]
+    pcrs: Option<PathBuf>,
+    /// Read the PCRs from a TPM, in TSS2 TCTI syntax: device:/dev/tpmrm0,
+    /// swtpm:host=HOST,port=PORT, mssim:host=HOST,port=PORT.
+    #[arg(long, value_name = "TCTI")]
+    tpm: Option<String>,
+    /// An AMD SEV-SNP attestation report (binary, 1184 bytes; versions 2, 3, 5).
+    #[arg(long, value_name = "FILE")]
+    snp_report: Option<PathBuf>,
+    /// An Intel TDX quote (binary; quote versions 4 and 5, TD report 1.0 and 1.5).
+    #[arg(long, value_name = "FILE")]
+    tdx_quote: Option<PathBuf>,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: Command, global: Global) -> Result<Outcome> {
+    match cmd {
+        Command::Check(a) => check(&a, global),
+    }
+}
+
+/// The bank for a name in a PCR file, if it is one the bundle knows.
+fn bank(name: &str) -> Option<Bank> {
+    [Bank::Sha1, Bank::Sha256, Bank::Sha384, Bank::Sha512].into_iter().find(|b| b.name() == name)
+}
+
+/// PCR values from `nodeimg pcrs read`'s bank map (bank name → index → hex).
+fn pcr_values(banks: BTreeMap<String, BTreeMap<String, String>>, what: &str) -> Result<(PcrValues, Vec<String>)> {
+    let mut out = PcrValues::new();
+    let mut skipped = Vec::new();
+    for (name, pcrs) in banks {
+        let Some(b) = bank(&name) else {
+            skipped.push(name);
+            continue;
+        };
+        let values = out.entry(b).or_default();
+        for (index, value) in pcrs {
+            let i: u8 = index
+                .parse()
+                .ok()
+                .filter(|i| *i <= 23)
+                .with_context(|| format!("{what}: {name} PCR {index:?} is not a PCR index (0-23)"))?;
+            let v = Hex::parse(&value).map_err(|e| anyhow::anyhow!("{what}: {name} PCR {i}: {e}"))?;
+            if v.len() != b.digest_len() {
+                bail!("{what}: {name} PCR {i} has {} bytes, a {name} PCR has {}", v.len(), b.digest_len());
+            }
+            values.insert(i, v);
+        }
+    }
+    if out.is_empty() {
+        bail!("{what}: no sha1, sha256, sha384 or sha512 PCR bank");
+    }
+    Ok((out, skipped))
+}
+
+fn read_pcrs_file(path: &Path) -> Result<(PcrValues, Vec<String>)> {
+    let what = path.display().to_string();
+    let bytes = fs::read(path).with_context(|| format!("reading {what}"))?;
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| format!("{what}: not JSON"))?;
+    if let Some(banks) = v.get_mut("banks") {
+        v = banks.take();
+    }
+    let banks = serde_json::from_value(v).with_context(|| {
+        format!("{what}: expected {{\"banks\": {{\"sha256\": {{\"0\": \"<hex>\", …}}, …}}}} (nodeimg pcrs read --json)")
+    })?;
+    pcr_values(banks, &what)
+}
+
+fn read_snp(path: &Path) -> Result<SnpReport> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    snp_report::parse(&bytes).with_context(|| format!("{}: not an SEV-SNP attestation report", path.display()))
+}
+
+fn read_tdx(path: &Path) -> Result<TdxQuote> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    tdx_quote::parse(&bytes).with_context(|| format!("{}: not a TDX quote", path.display()))
+}
+
+#[derive(Serialize)]
+struct CheckJson<'a> {
+    bundle: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
+    platform: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    report: Option<&'a Report>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snp_report: Option<&'a SnpReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tdx_quote: Option<&'a TdxQuote>,
+}
+
+fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
+    // Unusable evidence is an input error (exit 2): read it all before anything else.
+    let log: Option<EventLog> = a.eventlog.as_deref().map(|p| load(p, a.eventlog_format)).transpose()?;
+    let pcrs_file = a.pcrs.as_deref().map(read_pcrs_file).transpose()?;
+    let snp = a.snp_report.as_deref().map(read_snp).transpose()?;
+    let tdx = a.tdx_quote.as_deref().map(read_tdx).transpose()?;
+
+    let min_version = a
+        .min_version
+        .as_deref()
+        .map(|v| {
+            semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).with_context(|| format!("--min-version {v:?}"))
+        })
+        .transpose()?;
+    let bytes = fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
+    let key = read_public_key(&a.pubkey)?;
+    let sig_path = a.sig.clone().unwrap_or_else(|| {
+        let mut s = a.bundle.as_os_str().to_owned();
+        s.push(".minisig");
+        PathBuf::from(s)
+    });
+    let sig = fs::read_to_string(&sig_path).with_context(|| format!("reading the signature {}", sig_path.display()))?;
+    let bundle_name = a.bundle.display().to_string();
+    let verified = match release::verify_bundle(&bytes, Some((&key, &sig)), min_version.as_ref()) {
+        Ok(v) => v,
+        Err(e) => {
+            if a.json {
+                let out = CheckJson {
+                    bundle: bundle_name.clone(),
+                    ok: false,
+                    image: None,
+                    version: None,
+                    sha256: None,
+                    key_id: None,
+                    platform: &a.platform,
+                    reason: Some(format!("the bundle did not verify: {e}")),
+                    report: None,
+                    snp_report: None,
+                    tdx_quote: None,
+                };
+                emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
+            }
+            eprintln!("{bundle_name}: verification failed: {e}");
+            return Ok(Outcome::Mismatch);
+        }
+    };
+    let bundle = &verified.bundle;
+    let Some(platform) = bundle.platforms.get(&a.platform) else {
+        bail!(
+            "the bundle has no platform {:?} (it has: {})",
+            a.platform,
+            bundle.platforms.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    };
+
+    let tpm = match &a.tpm {
+        Some(tcti) => {
+            super::pcrs::quiet_tss(global);
+            let banks = super::pcrs::read_banks(tcti, &[])?;
+            let banks = banks
+                .into_iter()
+                .map(|(name, pcrs)| (name, pcrs.into_iter().map(|(i, v)| (i.to_string(), v)).collect()))
+                .collect();
+            Some(pcr_values(banks, &format!("the TPM at {tcti}"))?)
+        }
+        None => None,
+    };
+    let (pcrs, skipped_banks) = match (&tpm, &pcrs_file) {
+        (Some((v, s)), _) => (Some((Source::Tpm, v)), s.clone()),
+        (None, Some((v, s))) => (Some((Source::PcrsFile, v)), s.clone()),
+        (None, None) => (None, Vec::new()),
+    };
+    let evidence = Evidence { pcrs, eventlog: log.as_ref(), snp: snp.as_ref(), tdx: tdx.as_ref() };
+    let mut report = attest::check(platform, &evidence)
+        .with_context(|| format!("checking the evidence against platform {}", a.platform))?;
+    for b in skipped_banks {
+        report
+            .notes
+            .push(format!("the {b} PCR bank was not compared: bundles have sha1, sha256, sha384 and sha512 banks"));
+    }
+    let ok = report.ok();
+    if a.json {
+        let out = CheckJson {
+            bundle: bundle_name,
+            ok,
+            image: Some(&bundle.image.name),
+            version: Some(&bundle.image.version),
+            sha256: Some(hex::encode(verified.sha256)),
+            key_id: verified.key_id.map(|k| k.to_string()),
+            platform: &a.platform,
+            reason: None,
+            report: Some(&report),
+            snp_report: snp.as_ref(),
+            tdx_quote: tdx.as_ref(),
+        };
+        emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
+    } else {
+        let mut out = String::new();
+        if !global.quiet {
+            writeln!(
+                out,
+                "bundle {} {} (sha256 {}), signed by key {}; platform {}",
+                bundle.image.name,
+                bundle.image.version,
+                hex::encode(verified.sha256),
+                verified.key_id.map(|k| k.to_string()).unwrap_or_default(),
+                a.platform
+            )?;
+        }
+        text(&mut out, &report, global.quiet)?;
+        emit(&out)?;
+    }
+    Ok(if ok { Outcome::Ok } else { Outcome::Mismatch })
+}
+
+/// One line per check (only mismatches with `quiet`); under a mismatch the expected values and,
+/// once per register, the first differing event; then the notes and a verdict.
+fn text(out: &mut String, report: &Report, quiet: bool) -> std::fmt::Result {
+    let mut explained = BTreeSet::new();
+    for c in &report.checks {
+        if quiet && c.status != Status::Mismatch {
+            continue;
+        }
+        let actual = if c.actual.is_empty() { "(absent)" } else { c.actual.as_str() };
+        writeln!(out, "{:<13}  {:<22} {actual}  [{}] {}", c.status.name(), c.value, c.source.name(), c.detail)?;
+        if c.status == Status::Mismatch {
+            for e in &c.expected {
+                writeln!(out, "{:<13}  {:<22} expected {}  ({})", "", "", e.value, e.what)?;
+            }
+        }
+        if let Some(d) = &c.events {
+            if c.status != Status::Ok && explained.insert(d.register) {
+                let mut block = String::new();
+                register_diff(&mut block, d)?;
+                for line in block.lines() {
+                    writeln!(out, "{:<13}  {line}", "")?;
+                }
+            }
+        }
+    }
+    if !quiet {
+        for n in &report.notes {
+            writeln!(out, "note: {n}")?;
+        }
+    }
+    let (ok, observed) = (report.count(Status::Ok), report.count(Status::ObservedOnly));
+    let bad: Vec<&str> =
+        report.checks.iter().filter(|c| c.status == Status::Mismatch).map(|c| c.value.as_str()).collect();
+    if bad.is_empty() {
+        writeln!(out, "OK: every enforced value matches ({ok} ok, {observed} observed only)")
+    } else {
+        writeln!(out, "FAIL: {} mismatch(es): {} ({ok} ok, {observed} observed only)", bad.len(), bad.join(", "))
+    }
+}

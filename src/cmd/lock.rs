@@ -1,0 +1,72 @@
+//! `nodeimg lock`: refresh `mkosi-profiles/packages.lock` from what the archive serves today.
+
+use anyhow::{Context, Result};
+use builder::build::LOCK_FILE;
+use builder::Lock;
+use clap::Args;
+use serde::Serialize;
+
+use crate::cmd::build::{check_or_error, install_interrupt_handler, Locations, Progress};
+use crate::fsutil::write_atomic;
+use crate::{Global, Outcome};
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub loc: Locations,
+    /// Do not write the lock: exit 1 if it is out of date.
+    #[arg(long)]
+    pub check: bool,
+    /// Print the changes as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    lock: String,
+    packages: usize,
+    written: bool,
+    changes: &'a [builder::Change],
+}
+
+pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
+    let profiles_dir = args.loc.profiles_dir()?;
+    let path = profiles_dir.join(LOCK_FILE);
+    let old = match std::fs::read_to_string(&path) {
+        Ok(text) => Lock::parse(&text, &path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Lock::default(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    install_interrupt_handler();
+    let mut progress = Progress::new(global);
+    let result = builder::build::resolve_packages(&profiles_dir, &args.loc.cache_dir(), &args.loc.mkosi()?, &mut |e| {
+        progress.event(e)
+    });
+    progress.finish();
+    let new = match result {
+        Ok(l) => l,
+        Err(e) => return check_or_error(e),
+    };
+    let changes = old.diff(&new);
+    let write = !args.check && (!changes.is_empty() || !path.exists());
+    if write {
+        write_atomic(&path, new.to_text().as_bytes())?;
+    }
+    if args.json {
+        let r = Report {
+            lock: path.display().to_string(),
+            packages: new.packages.len(),
+            written: write,
+            changes: &changes,
+        };
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        for c in &changes {
+            println!("{c}");
+        }
+        let verb = if write { "wrote" } else { "checked" };
+        eprintln!("{verb} {}: {} packages, {} changed", path.display(), new.packages.len(), changes.len());
+    }
+    Ok(if args.check && !changes.is_empty() { Outcome::Mismatch } else { Outcome::Ok })
+}

@@ -1,0 +1,397 @@
+//! `nodeimg measure pcrs`, and the RTMR part of `nodeimg measure tdx --uki`: what booting a UKI
+//! extends into a vTPM's PCRs (or a TD's RTMRs), predicted by `measure::boot`.
+//!
+//! The inputs mirror what the firmware and the stubs see: the UKI, the firmware's variable store
+//! (a VARS file, or the Secure Boot databases one by one) and whether the firmware is built with
+//! Secure Boot, optionally the boot disk (for its GPT: PCR 5, RTMR1), the boot entry's
+//! LoadOptions and the files next to the UKI on the ESP. `--check-eventlog` compares the
+//! prediction with a real boot's log and explains the first difference in each PCR.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use measure::boot::{self, BootInputs, Phase, PredictedEvent, SecureBootConfig, SecureBootState, SidecarFile};
+use measure::eventlog::{self, HashAlg};
+use measure::uefi_vars::VarStore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::cmd::eventlog::emit;
+use crate::{Global, Outcome};
+
+/// `--secure-boot` values: whether the firmware code is built with Secure Boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SecureBootArg {
+    /// Secure Boot firmware (Debian's OVMF_CODE_4M.secboot.fd, .ms.fd, .snakeoil.fd): with a
+    /// PK enrolled, SecureBoot is 1 and the UKI must be authorised by db.
+    On,
+    /// Firmware without Secure Boot (Debian's OVMF_CODE_4M.fd): no SecureBoot variable.
+    Off,
+}
+
+/// What the firmware and the stubs see besides the UKI.
+#[derive(Debug, Args)]
+pub struct BootOptions {
+    /// The firmware's variable store (an OVMF VARS file such as Debian's OVMF_VARS_4M.fd or
+    /// OVMF_VARS_4M.ms.fd). Default: an empty store.
+    #[arg(long, value_name = "VARS")]
+    firmware_vars: Option<PathBuf>,
+    /// Whether the firmware code is built with Secure Boot (it cannot be read from VARS).
+    /// Default: off, unless the variables enroll a PK, when it must be given.
+    #[arg(long, value_enum, value_name = "on|off")]
+    secure_boot: Option<SecureBootArg>,
+    /// PK as an EFI_SIGNATURE_LIST file (replaces the store's).
+    #[arg(long, value_name = "ESL")]
+    pk: Option<PathBuf>,
+    /// KEK as an EFI_SIGNATURE_LIST file.
+    #[arg(long, value_name = "ESL")]
+    kek: Option<PathBuf>,
+    /// db as an EFI_SIGNATURE_LIST file.
+    #[arg(long, value_name = "ESL")]
+    db: Option<PathBuf>,
+    /// dbx as an EFI_SIGNATURE_LIST file.
+    #[arg(long, value_name = "ESL")]
+    dbx: Option<PathBuf>,
+    /// The systemd-stub version, instead of the one the UKI's LoaderInfo names.
+    #[arg(long, value_name = "VERSION")]
+    stub_version: Option<String>,
+    /// The boot entry's LoadOptions, if it passes any (OVMF's automatic entries do not).
+    #[arg(long, value_name = "TEXT")]
+    load_options: Option<String>,
+    /// The directory next to the UKI on the ESP (<UKI>.extra.d): *.cred, *.raw, *.confext.raw.
+    #[arg(long, value_name = "DIR")]
+    extra_d: Option<PathBuf>,
+    /// The ESP's \loader\credentials directory.
+    #[arg(long, value_name = "DIR")]
+    loader_credentials: Option<PathBuf>,
+    /// The boot disk image (its GPT, within the first MiB): adds PCR 5 (RTMR1 for TDX).
+    #[arg(long, value_name = "IMAGE")]
+    disk: Option<PathBuf>,
+    /// The UKI's path on the ESP, as the firmware logs it.
+    #[arg(long, value_name = "PATH", default_value = boot::DEFAULT_UKI_PATH)]
+    uki_path: String,
+}
+
+impl BootOptions {
+    fn any(&self) -> bool {
+        self.firmware_vars.is_some()
+            || self.secure_boot.is_some()
+            || self.pk.is_some()
+            || self.kek.is_some()
+            || self.db.is_some()
+            || self.dbx.is_some()
+            || self.stub_version.is_some()
+            || self.load_options.is_some()
+            || self.extra_d.is_some()
+            || self.loader_credentials.is_some()
+            || self.disk.is_some()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct PcrsArgs {
+    /// The UKI the firmware boots.
+    #[arg(long, value_name = "UKI")]
+    uki: PathBuf,
+    #[command(flatten)]
+    boot: BootOptions,
+    /// The PCR banks to predict.
+    #[arg(long, value_name = "ALG,…", value_delimiter = ',', default_value = "sha1,sha256,sha384")]
+    banks: Vec<HashAlg>,
+    /// The stub runs in a confidential VM (SEV-SNP, TDX): LoadOptions are then ignored under
+    /// Secure Boot.
+    #[arg(long)]
+    confidential_vm: bool,
+    /// Write the predicted events as a TCG PC Client crypto-agile log (tpm2_eventlog reads it).
+    #[arg(long, value_name = "FILE")]
+    eventlog_out: Option<PathBuf>,
+    /// Compare with a real boot's event log (binary_bios_measurements) in the predicted PCRs;
+    /// exit 1 and explain the first difference in each PCR that differs.
+    #[arg(long, value_name = "LOG")]
+    check_eventlog: Option<PathBuf>,
+    /// Print JSON: pcrs (at "ready"), pcr11_phases, events.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Bytes of the disk read for its GPT.
+const DISK_HEAD: u64 = 1 << 20;
+/// A UKI beyond this is not one (they are tens of MiB).
+const MAX_UKI: u64 = 1 << 30;
+
+fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
+    let ctx = || format!("reading {} ({what})", path.display());
+    let len = std::fs::metadata(path).with_context(ctx)?.len();
+    if len > limit {
+        bail!("{} is {len} bytes, too large for {what} (limit {limit})", path.display());
+    }
+    std::fs::read(path).with_context(ctx)
+}
+
+fn read_sidecars(dir: &Path) -> Result<Vec<SidecarFile>> {
+    let ctx = || format!("reading directory {}", dir.display());
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(ctx)? {
+        let entry = entry.with_context(ctx)?;
+        if !entry.file_type().with_context(ctx)?.is_file() {
+            continue;
+        }
+        let Ok(name) = entry.file_name().into_string() else { continue };
+        let data = std::fs::read(entry.path()).with_context(|| format!("reading {}", entry.path().display()))?;
+        out.push(SidecarFile { name, data });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Inputs read from files: what `BootInputs` borrows.
+struct Loaded {
+    uki: Vec<u8>,
+    disk: Option<Vec<u8>>,
+    secure_boot: SecureBootConfig,
+    extra_d: Vec<SidecarFile>,
+    loader_credentials: Vec<SidecarFile>,
+    notes: Vec<String>,
+}
+
+fn load(uki: &Path, o: &BootOptions) -> Result<Loaded> {
+    let uki = read_limited(uki, MAX_UKI, "a UKI")?;
+    let mut notes = Vec::new();
+    let mut sb = match &o.firmware_vars {
+        Some(p) => {
+            let bytes = read_limited(p, 64 << 20, "a VARS file")?;
+            let store =
+                VarStore::parse(&bytes).with_context(|| format!("{}: not an OVMF variable store", p.display()))?;
+            SecureBootConfig::from_store(&store, false)
+        }
+        None => SecureBootConfig::default(),
+    };
+    for (path, slot, name) in [
+        (&o.pk, &mut sb.pk, "PK"),
+        (&o.kek, &mut sb.kek, "KEK"),
+        (&o.db, &mut sb.db, "db"),
+        (&o.dbx, &mut sb.dbx, "dbx"),
+    ] {
+        if let Some(p) = path {
+            let bytes = read_limited(p, 16 << 20, name)?;
+            measure::uefi_vars::parse_signature_lists(&bytes)
+                .with_context(|| format!("{}: not an EFI_SIGNATURE_LIST file ({name})", p.display()))?;
+            *slot = Some(bytes);
+        }
+    }
+    sb.firmware_support = match o.secure_boot {
+        Some(SecureBootArg::On) => true,
+        Some(SecureBootArg::Off) => false,
+        None if sb.pk.is_some() => bail!(
+            "the variables enroll a PK: say whether the firmware is built with Secure Boot \
+             (--secure-boot on, e.g. OVMF_CODE_4M.secboot.fd) or not (--secure-boot off, OVMF_CODE_4M.fd)"
+        ),
+        None => false,
+    };
+    match sb.state() {
+        SecureBootState::SetupMode => {
+            notes.push("Secure Boot firmware without a PK (setup mode): SecureBoot is 0, nothing is verified".into())
+        }
+        SecureBootState::Disabled => notes.push("a PK is enrolled but SecureBootEnable is 0: SecureBoot is 0".into()),
+        _ => {}
+    }
+    let disk = match &o.disk {
+        Some(p) => {
+            let mut head = Vec::new();
+            std::fs::File::open(p)
+                .and_then(|f| f.take(DISK_HEAD).read_to_end(&mut head))
+                .with_context(|| format!("reading {} (the boot disk)", p.display()))?;
+            Some(head)
+        }
+        None => None,
+    };
+    let extra_d = o.extra_d.as_deref().map(read_sidecars).transpose()?.unwrap_or_default();
+    let loader_credentials = o.loader_credentials.as_deref().map(read_sidecars).transpose()?.unwrap_or_default();
+    Ok(Loaded { uki, disk, secure_boot: sb, extra_d, loader_credentials, notes })
+}
+
+fn inputs<'a>(l: &'a Loaded, o: &BootOptions) -> BootInputs<'a> {
+    let mut i = BootInputs::new(&l.uki);
+    i.uki_path = o.uki_path.clone();
+    i.secure_boot = l.secure_boot.clone();
+    i.stub_version = o.stub_version.clone();
+    i.load_options = o.load_options.clone();
+    i.extra_d = l.extra_d.clone();
+    i.loader_credentials = l.loader_credentials.clone();
+    i.disk = l.disk.as_deref();
+    i
+}
+
+#[derive(Serialize)]
+struct UkiInfo<'a> {
+    path: &'a Path,
+    size: usize,
+    sha256: String,
+}
+
+#[derive(Serialize)]
+struct PcrsJson<'a> {
+    uki: UkiInfo<'a>,
+    stub_version: &'a str,
+    profile: u32,
+    secure_boot: SecureBootState,
+    banks: &'a [HashAlg],
+    /// The predicted PCRs of a system that reached `ready`.
+    pcrs: BTreeMap<HashAlg, BTreeMap<u32, String>>,
+    pcr11_phases: BTreeMap<HashAlg, BTreeMap<Phase, String>>,
+    events: &'a [PredictedEvent],
+    notes: &'a [String],
+}
+
+fn hexmap<K: Ord + Copy>(m: BTreeMap<K, Vec<u8>>) -> BTreeMap<K, String> {
+    m.into_iter().map(|(k, v)| (k, hex::encode(v))).collect()
+}
+
+pub fn run_pcrs(a: PcrsArgs, global: Global) -> Result<Outcome> {
+    if a.banks.is_empty() {
+        bail!("--banks names no bank");
+    }
+    let mut banks: Vec<HashAlg> = Vec::new();
+    for b in &a.banks {
+        if !banks.contains(b) {
+            banks.push(*b);
+        }
+    }
+    let loaded = load(&a.uki, &a.boot)?;
+    let mut notes = loaded.notes.clone();
+    let mut inp = inputs(&loaded, &a.boot);
+    inp.banks = banks;
+    inp.confidential_vm = a.confidential_vm;
+    let p = boot::predict(&inp).with_context(|| format!("predicting the boot of {}", a.uki.display()))?;
+    if a.boot.disk.is_none() {
+        notes.push("PCR 5 is not predicted (it holds the boot disk's GPT: give --disk)".into());
+    }
+    notes.push(
+        "image events carry the file path only (the firmware logs the disk's full device path; not part of any digest)"
+            .into(),
+    );
+    if !global.quiet && !a.json {
+        for n in &notes {
+            eprintln!("note: {n}");
+        }
+    }
+    if let Some(out) = &a.eventlog_out {
+        let bytes = eventlog::write(&p.eventlog()).context("encoding the predicted event log")?;
+        crate::fsutil::write_atomic(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    }
+    let ready = p.pcrs_at(Phase::Ready);
+    let mut text = String::new();
+    if a.json {
+        let json = PcrsJson {
+            uki: UkiInfo { path: &a.uki, size: loaded.uki.len(), sha256: hex::encode(Sha256::digest(&loaded.uki)) },
+            stub_version: &p.stub_version,
+            profile: p.profile,
+            secure_boot: p.secure_boot,
+            banks: &p.banks,
+            pcrs: ready.iter().map(|(alg, regs)| (*alg, hexmap(regs.clone()))).collect(),
+            pcr11_phases: p.pcr11_phases().into_iter().map(|(alg, m)| (alg, hexmap(m))).collect(),
+            events: &p.events,
+            notes: &notes,
+        };
+        text = serde_json::to_string_pretty(&json).context("serializing JSON")? + "\n";
+    } else {
+        for pcr in &p.pcrs {
+            for (alg, regs) in &ready {
+                writeln!(text, "{pcr}:{alg}={}", hex::encode(&regs[pcr]))?;
+            }
+        }
+        writeln!(text, "# PCR 11 by boot phase (above: ready)")?;
+        for (alg, phases) in p.pcr11_phases() {
+            for (phase, v) in phases {
+                writeln!(text, "{phase}:11:{alg}={}", hex::encode(v))?;
+            }
+        }
+    }
+    let mut outcome = Outcome::Ok;
+    if let Some(log_path) = &a.check_eventlog {
+        let bytes = std::fs::read(log_path).with_context(|| format!("reading {}", log_path.display()))?;
+        let actual = eventlog::parse(&bytes).with_context(|| format!("parsing {}", log_path.display()))?;
+        let d = p.diff(&actual).with_context(|| format!("comparing with {}", log_path.display()))?;
+        if d.is_empty() {
+            if !global.quiet {
+                eprintln!("{}: PCRs {:?} extend exactly the predicted events", log_path.display(), p.pcrs);
+            }
+        } else {
+            let mut why = String::new();
+            for r in &d.registers {
+                crate::cmd::eventlog::register_diff(&mut why, r)?;
+            }
+            eprint!("{why}");
+            eprintln!("{}: {} predicted PCR(s) differ from the prediction", log_path.display(), d.registers.len());
+            outcome = Outcome::Mismatch;
+        }
+    }
+    emit(&text)?;
+    Ok(outcome)
+}
+
+/// `measure tdx --uki`: RTMR1 and RTMR2.
+#[derive(Serialize)]
+pub struct Rtmrs {
+    /// RTMR0: the platform's (TD HOB, ACPI tables, boot variables, Secure Boot policy).
+    rtmr0: &'static str,
+    /// RTMR1, or null without `--disk`.
+    rtmr1: Option<String>,
+    rtmr2: String,
+    stub_version: String,
+    events: Vec<PredictedEvent>,
+    notes: Vec<String>,
+}
+
+/// Predicts RTMR1 and RTMR2 for `measure tdx --uki` (and writes the CCEL with `eventlog_out`).
+pub fn rtmrs(uki: &Path, o: &BootOptions, eventlog_out: Option<&Path>) -> Result<Rtmrs> {
+    let loaded = load(uki, o)?;
+    let inp = inputs(&loaded, o);
+    let p = boot::predict_tdx(&inp).with_context(|| format!("predicting the TD boot of {}", uki.display()))?;
+    let mut notes = loaded.notes;
+    notes.push(
+        "RTMR0 is the platform's (TD HOB, ACPI tables, boot variables, Secure Boot policy): observe it on a running TD"
+            .into(),
+    );
+    if p.rtmr1.is_none() {
+        notes.push("RTMR1 is not predicted: it holds the boot disk's GPT (give --disk)".into());
+    }
+    if let Some(out) = eventlog_out {
+        let bytes = eventlog::write(&p.eventlog()).context("encoding the predicted CC event log")?;
+        crate::fsutil::write_atomic(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(Rtmrs {
+        rtmr0: "platform-observed",
+        rtmr1: p.rtmr1.map(hex::encode),
+        rtmr2: hex::encode(&p.rtmr2),
+        stub_version: p.stub_version,
+        events: p.events,
+        notes,
+    })
+}
+
+impl Rtmrs {
+    /// The notes, for stderr.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// `rtmrN=hex` lines.
+    pub fn lines(&self) -> String {
+        format!(
+            "rtmr0=({})\nrtmr1={}\nrtmr2={}\n",
+            self.rtmr0,
+            self.rtmr1.as_deref().unwrap_or("(needs --disk)"),
+            self.rtmr2
+        )
+    }
+}
+
+/// Whether any boot option was given (they need `--uki`).
+pub fn any_boot_option(o: &BootOptions) -> bool {
+    o.any()
+}

@@ -1,0 +1,533 @@
+//! `nodeimg attest check` against real and published evidence.
+//!
+//! * The real boot of `measure/testdata/boot/sb-off` (QEMU + OVMF + swtpm; event log and PCRs read
+//!   by the booted kernel) against a release of that image: the bundle's enforced PCRs and its
+//!   predicted event log are `nodeimg measure pcrs`' prediction for the booted UKI (rebuilt by
+//!   `make setup`), the firmware-owned PCRs 0–3 and 6 are added as observed from the boot, as a
+//!   release engineer would (`release --observed`). The evidence passes, from the files and from a
+//!   swtpm the test extends with the log's events; against the release of the same UKI with
+//!   another command line (`nodeimg uki set-cmdline`) it fails, naming the `.cmdline` event.
+//! * Public SEV-SNP reports and TDX quotes (`measure/testdata/evidence`) against a bundle whose
+//!   reference values are the measurements their sources state (`expected.json` there).
+//! * Malformed reports and quotes: exit 2, naming the file and what is wrong.
+//!
+//! Needs `make setup` (the boot inputs under tools/, swtpm, tpm2-tools); fails loudly without.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::swtpm::Swtpm;
+use common::{assert_fails, nodeimg, tool, Run};
+use measure::eventlog;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const OVMF: &str = "tools/ovmf/2025.02-8+deb13u1/usr/share/OVMF";
+/// The firmware-owned PCRs a release engineer records from a running instance.
+const OBSERVED: [&str; 5] = ["0", "1", "2", "3", "6"];
+/// The booted UKI's command line, and the other image's.
+const CMDLINE: &str = "console=ttyS0 panic=-1 loglevel=4";
+const OTHER_CMDLINE: &str = "console=ttyS0 panic=-1 loglevel=7";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file of `make setup`'s or of the fixtures, which must exist.
+fn need(rel: &str) -> PathBuf {
+    let p = root().join(rel);
+    assert!(p.exists(), "{} is missing: run `make setup`", p.display());
+    p
+}
+
+fn boot(file: &str) -> PathBuf {
+    need(&format!("measure/testdata/boot/sb-off/{file}"))
+}
+
+fn evidence(file: &str) -> PathBuf {
+    need(&format!("measure/testdata/evidence/{file}"))
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn json_of(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{run:?}"))
+}
+
+/// A platform of a build output: name, reference values, artefact files.
+type PlatformOutput<'a> = (&'a str, Value, Vec<(&'a str, Vec<u8>)>);
+
+/// Writes a build output (`nodeimg build`'s layout) for `platforms` into `dir`.
+fn build_output(dir: &Path, version: &str, platforms: &[PlatformOutput]) {
+    fs::create_dir_all(dir).unwrap();
+    let info = json!({
+        "image": {"name": "boot-capture", "version": version, "source_date_epoch": 1700000000},
+        "provenance": {"nodeimg_version": "0.1.0", "mkosi_version": "25.3",
+                       "package_lock_sha256": "00".repeat(32), "source_commit": "0".repeat(40)}
+    });
+    fs::write(dir.join("build.json"), serde_json::to_vec_pretty(&info).unwrap()).unwrap();
+    for (name, values, files) in platforms {
+        let p = dir.join(name);
+        fs::create_dir_all(&p).unwrap();
+        let mut artefacts = Vec::new();
+        for (file, bytes) in files {
+            fs::write(p.join(file), bytes).unwrap();
+            artefacts.push(json!({"name": file, "size": bytes.len(), "sha256": hex::encode(Sha256::digest(bytes))}));
+        }
+        let manifest = json!({"image": "boot-capture", "version": version, "artefacts": artefacts});
+        fs::write(p.join("manifest.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+        fs::write(p.join("reference-values.json"), serde_json::to_vec_pretty(values).unwrap()).unwrap();
+    }
+}
+
+/// Releases the build output `build` (relative to `d`) with the key `d/k.key`; returns the
+/// bundle's path.
+fn release(d: &Path, build: &str, version: &str, extra: &[&str]) -> PathBuf {
+    let mut args = vec!["release", "--version", version, "--input", build, "--key", "k.key", "--out", "rel", "-q"];
+    args.extend_from_slice(extra);
+    let run = nodeimg(d, &args);
+    assert_eq!(run.code, 0, "{run:?}");
+    let bundle = d.join("rel").join(format!("boot-capture-{version}")).join("bundle.json");
+    assert!(bundle.exists(), "{run:?}");
+    bundle
+}
+
+/// The reference values of the vTPM platform for `uki`: `nodeimg measure pcrs` for the real
+/// boot's firmware (trixie's OVMF_VARS_4M.fd, no Secure Boot) and disk.
+fn vtpm_reference(d: &Path, uki: &Path, tag: &str) -> Value {
+    let predicted_log = d.join(format!("predicted-{tag}.bin"));
+    let run = nodeimg(
+        d,
+        &[
+            "measure",
+            "pcrs",
+            "--uki",
+            s(uki),
+            "--firmware-vars",
+            s(&need(&format!("{OVMF}/OVMF_VARS_4M.fd"))),
+            "--secure-boot",
+            "off",
+            "--disk",
+            s(&need("tools/boot/sb-off/gpt.bin")),
+            "--banks",
+            "sha256,sha384",
+            "--json",
+            "--eventlog-out",
+            s(&predicted_log),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let p = json_of(&run);
+    let mut vtpm = serde_json::Map::new();
+    let mut pcr11 = serde_json::Map::new();
+    for bank in ["sha256", "sha384"] {
+        let mut pcrs = serde_json::Map::new();
+        for (index, value) in p["pcrs"][bank].as_object().unwrap() {
+            if index != "11" {
+                pcrs.insert(index.clone(), json!({"value": value, "status": "enforced"}));
+            }
+        }
+        vtpm.insert(bank.into(), pcrs.into());
+        // systemd-measure's phase paths; the value before any phase is the predicted log's.
+        let phases = &p["pcr11_phases"][bank];
+        let mut by_path = serde_json::Map::new();
+        let mut path = Vec::new();
+        for phase in ["enter-initrd", "leave-initrd", "sysinit", "ready"] {
+            path.push(phase);
+            by_path.insert(path.join(":"), phases[phase].clone());
+        }
+        pcr11.insert(bank.into(), by_path.into());
+    }
+    json!({
+        "attestation_variant": "qemu-vtpm",
+        "vtpm": vtpm,
+        "pcr11": pcr11,
+        "eventlog": hex::encode(fs::read(&predicted_log).unwrap()),
+    })
+}
+
+/// Bundles shared by the tests (built once per test run).
+struct Fixture {
+    dir: PathBuf,
+    /// The release of the booted UKI.
+    this_image: PathBuf,
+    /// The release of the same UKI with [`OTHER_CMDLINE`].
+    other_cmdline: PathBuf,
+    /// Platforms `snp-turin` and `tdx-trustee` with the measurements the public sources state,
+    /// and `tdx-cos` without reference values.
+    published: PathBuf,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("attest_cli");
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        let run = nodeimg(&d, &["keygen", "-o", "k", "--unencrypted", "-q"]);
+        assert_eq!(run.code, 0, "{run:?}");
+
+        // The firmware-owned PCRs, as read from the running instance.
+        let real: Value = serde_json::from_slice(&fs::read(boot("pcrs.json")).unwrap()).unwrap();
+        let observed: Value = ["sha256", "sha384"]
+            .iter()
+            .map(|b| (b.to_string(), OBSERVED.iter().map(|i| (i.to_string(), real[b][i].clone())).collect()))
+            .collect::<serde_json::Map<String, Value>>()
+            .into();
+        fs::write(d.join("observed.json"), serde_json::to_vec(&observed).unwrap()).unwrap();
+
+        let inputs = fs::read_to_string(boot("inputs.txt")).unwrap();
+        assert!(inputs.contains(&format!("ukify-cmdline {CMDLINE}\n")), "the booted UKI's command line");
+        let uki = need("tools/boot/sb-off/uki.efi");
+        let uki_bytes = fs::read(&uki).unwrap();
+        let a = vtpm_reference(&d, &uki, "a");
+        build_output(&d.join("build-a"), "1.0.0", &[("qemu-vtpm", a, vec![("uki.efi", uki_bytes)])]);
+        let this_image = release(&d, "build-a", "1.0.0", &["--observed", "qemu-vtpm=observed.json"]);
+
+        let other = d.join("other.efi");
+        let run = nodeimg(&d, &["uki", "set-cmdline", s(&uki), "--cmdline", OTHER_CMDLINE, "-o", s(&other)]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let b = vtpm_reference(&d, &other, "b");
+        build_output(&d.join("build-b"), "1.0.1", &[("qemu-vtpm", b, vec![("uki.efi", fs::read(&other).unwrap())])]);
+        let other_cmdline = release(&d, "build-b", "1.0.1", &["--observed", "qemu-vtpm=observed.json"]);
+
+        // What the sources state (expected.json), not what our parsers read.
+        let stated: Value = serde_json::from_slice(&fs::read(evidence("expected.json")).unwrap()).unwrap();
+        let turin = &stated["snp-report-v5-turin.bin"]["expect"];
+        let quote = &stated["tdx-quote-v4-trustee.dat"]["expect"];
+        // The VM shape fields are placeholders: the sources do not state them.
+        let snp = json!({"attestation_variant": "gcp-sev-snp", "snp": [{
+            "vcpus": 1, "vcpu_sig": 0, "vmm_type": "qemu", "guest_features": 1,
+            "launch_digest": turin["measurement"]}]});
+        let rtmr = quote["rtmr"].as_array().unwrap();
+        let tdx = json!({"attestation_variant": "qemu-tdx", "tdx": {
+            "mrtd": quote["mr_td"],
+            "rtmr": {"0": rtmr[0], "1": rtmr[1], "2": rtmr[2], "3": rtmr[3]}}});
+        let small = || vec![("disk.raw", b"disk".to_vec())];
+        // A TD platform without reference values, for the quote/CCEL pair of go-tdx-guest.
+        let tdx_cos = json!({"attestation_variant": "qemu-tdx"});
+        build_output(
+            &d.join("build-p"),
+            "2.0.0",
+            &[("snp-turin", snp, small()), ("tdx-cos", tdx_cos, small()), ("tdx-trustee", tdx, small())],
+        );
+        let published = release(&d, "build-p", "2.0.0", &[]);
+        Fixture { dir: d, this_image, other_cmdline, published }
+    })
+}
+
+/// `nodeimg attest check --bundle B --pubkey k.pub --platform P ARGS…` in the fixture directory.
+fn check(bundle: &Path, platform: &str, args: &[&str]) -> Run {
+    let f = fixture();
+    let mut all = vec!["attest", "check", "--bundle", s(bundle), "--pubkey", "k.pub", "--platform", platform];
+    all.extend_from_slice(args);
+    nodeimg(&f.dir, &all)
+}
+
+/// A check of a `--json` run.
+#[derive(Debug)]
+struct Line {
+    value: String,
+    status: String,
+    detail: String,
+    /// What the first differing event means, if the check carries one.
+    meaning: Option<String>,
+}
+
+/// The checks of a `--json` run.
+fn checks(run: &Run) -> Vec<Line> {
+    json_of(run)["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Line {
+            value: c["value"].as_str().unwrap().to_owned(),
+            status: c["status"].as_str().unwrap().to_owned(),
+            detail: c["detail"].as_str().unwrap().to_owned(),
+            meaning: c["events"]["meaning"].as_str().map(str::to_owned),
+        })
+        .collect()
+}
+
+fn status_of<'a>(all: &'a [Line], value: &str) -> &'a Line {
+    all.iter().find(|c| c.value == value).unwrap_or_else(|| panic!("no check {value}: {all:#?}"))
+}
+
+#[test]
+fn the_real_boot_passes_against_its_release() {
+    let f = fixture();
+    let (log, pcrs) = (boot("eventlog.bin"), boot("pcrs.json"));
+    for args in [vec!["--eventlog", s(&log), "--pcrs", s(&pcrs)], vec!["--pcrs", s(&pcrs)], vec!["--eventlog", s(&log)]]
+    {
+        let mut json_args = args.clone();
+        json_args.push("--json");
+        let run = check(&f.this_image, "qemu-vtpm", &json_args);
+        assert_eq!(run.code, 0, "{args:?}: {run:?}");
+        let all = checks(&run);
+        for bank in ["sha256", "sha384"] {
+            for pcr in ["4", "5", "7", "9", "11", "12", "13"] {
+                assert_eq!(status_of(&all, &format!("PCR {pcr} ({bank})")).status, "ok", "{args:?} {bank} {pcr}");
+            }
+            for pcr in OBSERVED {
+                let c = status_of(&all, &format!("PCR {pcr} ({bank})"));
+                assert_eq!(
+                    (c.status.as_str(), c.detail.as_str()),
+                    ("observed-only", "firmware-owned; equals the value observed at release")
+                );
+            }
+            let c11 = status_of(&all, &format!("PCR 11 ({bank})"));
+            assert_eq!(c11.detail, "before any boot phase (the predicted event log)", "nothing ran systemd-pcrphase");
+        }
+        assert!(all.iter().all(|c| c.status != "mismatch"), "{all:?}");
+        let v = json_of(&run);
+        assert_eq!(
+            (v["ok"].as_bool(), v["image"].as_str(), v["version"].as_str()),
+            (Some(true), Some("boot-capture"), Some("1.0.0"))
+        );
+    }
+    // The text form: one line per value, then a verdict.
+    let run = check(&f.this_image, "qemu-vtpm", &["--eventlog", s(&log), "--pcrs", s(&pcrs)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout.lines().filter(|l| l.starts_with("ok ") || l.starts_with("observed-only ")).count(),
+        48,
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("note: the event log replays to the pcrs file's PCRs (sha256, sha384)"), "{run:?}");
+    assert!(run.stdout.contains("OK: every enforced value matches (14 ok, 34 observed only)"), "{run:?}");
+}
+
+#[test]
+fn another_cmdline_fails_and_names_the_cmdline_event() {
+    let f = fixture();
+    let (log, pcrs) = (boot("eventlog.bin"), boot("pcrs.json"));
+    let run = check(&f.other_cmdline, "qemu-vtpm", &["--eventlog", s(&log), "--pcrs", s(&pcrs), "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let all = checks(&run);
+    let bad: Vec<&str> = all.iter().filter(|c| c.status == "mismatch").map(|c| c.value.as_str()).collect();
+    assert_eq!(
+        bad,
+        ["PCR 4 (sha256)", "PCR 9 (sha256)", "PCR 11 (sha256)", "PCR 4 (sha384)", "PCR 9 (sha384)", "PCR 11 (sha384)"]
+    );
+    // Each register's first differing event, and what it means.
+    let meaning = |v: &str| status_of(&all, v).meaning.clone().unwrap_or_default();
+    assert_eq!(meaning("PCR 11 (sha256)"), "The UKI's .cmdline section differs");
+    assert_eq!(
+        meaning("PCR 9 (sha256)"),
+        "The kernel command line (LoadOptions, as the Linux EFI stub received it) differs"
+    );
+    assert_eq!(
+        meaning("PCR 4 (sha256)"),
+        "The UEFI image \\EFI\\BOOT\\BOOTX64.EFI (Authenticode digest) differs",
+        "{all:?}"
+    );
+
+    let run = check(&f.other_cmdline, "qemu-vtpm", &["--eventlog", s(&log), "--pcrs", s(&pcrs)]);
+    assert_fails(
+        &run,
+        1,
+        &["mismatch", "PCR 11 (sha256)", "The UKI's .cmdline section differs", "FAIL: 6 mismatch(es)"],
+    );
+    // The .cmdline event is shown with its event number and offset in the node's log.
+    assert!(run.stdout.contains("EV_IPL \".cmdline\""), "{run:?}");
+    // Without the log the PCRs still fail, unexplained.
+    let run = check(&f.other_cmdline, "qemu-vtpm", &["--pcrs", s(&pcrs), "-q"]);
+    assert_fails(&run, 1, &["PCR 11 (sha384)"]);
+    assert!(!run.stdout.contains("observed-only"), "quiet shows mismatches only: {run:?}");
+}
+
+/// Extends every event of the captured log into a swtpm: the TPM then holds what the booted
+/// node's vTPM held (for the PCRs the log accounts for).
+fn replay_into(tpm: &Swtpm, extra: &[String]) {
+    let log = eventlog::parse(&fs::read(boot("eventlog.bin")).unwrap()).unwrap();
+    let mut specs: Vec<String> = log
+        .events
+        .iter()
+        .filter(|e| e.is_extended())
+        .map(|e| {
+            let digests: Vec<String> =
+                e.digests.iter().map(|d| format!("{}={}", d.alg, hex::encode(&d.bytes))).collect();
+            format!("{}:{}", e.pcr, digests.join(","))
+        })
+        .collect();
+    specs.extend_from_slice(extra);
+    let tcti = tpm.tcti();
+    let args: Vec<&str> = ["-T", tcti.as_str()].into_iter().chain(specs.iter().map(String::as_str)).collect();
+    let run = tool(Path::new("."), "tpm2_pcrextend", &args);
+    assert_eq!(run.code, 0, "tpm2_pcrextend: {run:?}");
+}
+
+#[test]
+fn a_live_tpm() {
+    let f = fixture();
+    let log = boot("eventlog.bin");
+    let tpm = Swtpm::start("sha256,sha384");
+    replay_into(&tpm, &[]);
+    let tcti = tpm.tcti();
+    let run = check(&f.this_image, "qemu-vtpm", &["--tpm", &tcti, "--eventlog", s(&log)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("note: the event log replays to the tpm's PCRs (sha256, sha384)"), "{run:?}");
+    assert!(run.stdout.contains("[tpm]"), "{run:?}");
+    let run = check(&f.this_image, "qemu-vtpm", &["--tpm", &tcti]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = check(&f.other_cmdline, "qemu-vtpm", &["--tpm", &tcti, "--eventlog", s(&log)]);
+    assert_fails(&run, 1, &["The UKI's .cmdline section differs"]);
+
+    // One more measurement the log does not hold: the log no longer tells the TPM's story.
+    let tpm = Swtpm::start("sha256,sha384");
+    replay_into(&tpm, &[format!("9:sha256={},sha384={}", "11".repeat(32), "22".repeat(48))]);
+    let run = check(&f.this_image, "qemu-vtpm", &["--tpm", &tpm.tcti(), "--eventlog", s(&log), "--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let all = checks(&run);
+    let bad: Vec<&str> = all.iter().filter(|c| c.status == "mismatch").map(|c| c.value.as_str()).collect();
+    assert_eq!(bad, ["PCR 9 (sha256)", "PCR 9 (sha384)", "event log PCR 9 (sha256)", "event log PCR 9 (sha384)"]);
+
+    // No TPM there: an input error.
+    drop(tpm);
+    let run = check(&f.this_image, "qemu-vtpm", &["--tpm", "swtpm:host=127.0.0.1,port=1"]);
+    assert_fails(&run, 2, &["connecting to the TPM at swtpm:host=127.0.0.1,port=1"]);
+}
+
+#[test]
+fn published_snp_reports_and_tdx_quotes() {
+    let f = fixture();
+    // The Turin report's MEASUREMENT is the bundle's launch digest: ok, with the other fields
+    // reported for the record.
+    let run = check(&f.published, "snp-turin", &["--snp-report", s(&evidence("snp-report-v5-turin.bin")), "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let all = checks(&run);
+    assert_eq!(status_of(&all, "SNP MEASUREMENT").status, "ok");
+    for v in ["SNP POLICY", "SNP VMPL", "SNP REPORT_DATA", "SNP HOST_DATA", "SNP REPORTED_TCB"] {
+        assert_eq!(status_of(&all, v).status, "observed-only", "{v}");
+    }
+    let v = json_of(&run);
+    assert_eq!(v["snp_report"]["version"], 5);
+    assert_eq!(v["snp_report"]["reported_tcb"]["microcode"], 71);
+    assert!(v["notes"].to_string().contains("were not checked"), "{v}");
+    // Another report's measurement is not this release's.
+    let run = check(&f.published, "snp-turin", &["--snp-report", s(&evidence("snp-report-v2-genoa.bin"))]);
+    assert_fails(&run, 1, &["SNP MEASUREMENT", "matches none of the bundle's 1 VM shape(s)"]);
+
+    // The trustee v4 quote's MRTD and RTMRs are the bundle's.
+    let run = check(&f.published, "tdx-trustee", &["--tdx-quote", s(&evidence("tdx-quote-v4-trustee.dat")), "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let all = checks(&run);
+    for v in ["TDX MRTD", "TDX RTMR0", "TDX RTMR1", "TDX RTMR2", "TDX RTMR3"] {
+        assert_eq!(status_of(&all, v).status, "ok", "{v}");
+    }
+    for v in ["TDX XFAM", "TDX MRCONFIGID", "TDX TDATTRIBUTES"] {
+        assert_eq!(status_of(&all, v).status, "observed-only", "{v}");
+    }
+    assert!(json_of(&run)["notes"].to_string().contains("DEBUG attribute is set"));
+    // The go-tdx-guest quote (another TD) and a v5 quote fail on MRTD.
+    for q in ["tdx-quote-v4-spr.dat", "tdx-quote-v5-trustee.dat"] {
+        let run = check(&f.published, "tdx-trustee", &["--tdx-quote", s(&evidence(q))]);
+        assert_fails(&run, 1, &["mismatch       TDX MRTD"]);
+    }
+    // An SNP report against a platform without SNP values: nothing enforced, exit 0.
+    let run = check(&f.published, "tdx-trustee", &["--snp-report", s(&evidence("snp-report-v3-milan-vlek.bin"))]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("observed-only  SNP MEASUREMENT"), "{run:?}");
+}
+
+#[test]
+fn a_tds_quote_and_its_cc_event_log() {
+    let f = fixture();
+    let (quote, ccel) = (evidence("tdx-quote-v4-cos.dat"), evidence("ccel-cos.bin"));
+    // The log replays to the quote's RTMRs (as go-tdx-guest's test says): no contradiction, and
+    // without reference values nothing is enforced.
+    let run = check(&f.published, "tdx-cos", &["--tdx-quote", s(&quote), "--eventlog", s(&ccel), "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let all = checks(&run);
+    for i in 0..4 {
+        let c = status_of(&all, &format!("TDX RTMR{i}"));
+        assert_eq!((c.status.as_str(), c.detail.as_str()), ("observed-only", "no reference value"));
+    }
+    assert!(!all.iter().any(|c| c.value.starts_with("CCEL")), "{all:?}");
+    let notes = json_of(&run)["notes"].to_string();
+    assert!(notes.contains("the CC event log replays to the quote's RTMR0, RTMR1, RTMR2"), "{notes}");
+    // The log alone gives the RTMRs it extends.
+    let run = check(&f.published, "tdx-cos", &["--eventlog", s(&ccel)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("observed-only  TDX RTMR1"), "{run:?}");
+    assert!(run.stdout.contains("[event log]"), "{run:?}");
+    // One digest changed in an RTMR1 event: the log no longer accounts for the quote's RTMR1.
+    let log = eventlog::parse(&fs::read(&ccel).unwrap()).unwrap();
+    let i = log.events.iter().position(|e| e.pcr == 2 && e.is_extended()).expect("an RTMR1 event");
+    let mut bytes = fs::read(&ccel).unwrap();
+    // TCG_PCR_EVENT2: index, type, digest count (u32 each), then the SHA-384 algorithm id (u16).
+    bytes[log.offsets[i] as usize + 14] ^= 1;
+    let tampered = f.dir.join("ccel-tampered.bin");
+    fs::write(&tampered, bytes).unwrap();
+    let run = check(&f.published, "tdx-cos", &["--tdx-quote", s(&quote), "--eventlog", s(&tampered)]);
+    assert_fails(
+        &run,
+        1,
+        &["mismatch       CCEL RTMR1", "the CC event log replays to another value than the quote reports"],
+    );
+}
+
+#[test]
+fn unusable_input_exits_2() {
+    let f = fixture();
+    let d = &f.dir;
+    let write = |name: &str, bytes: &[u8]| {
+        let p = d.join(name);
+        fs::write(&p, bytes).unwrap();
+        p
+    };
+    let turin = fs::read(evidence("snp-report-v5-turin.bin")).unwrap();
+    let quote = fs::read(evidence("tdx-quote-v5-trustee.dat")).unwrap();
+    let mut v6 = turin.clone();
+    v6[0] = 6;
+    let mut q3 = quote.clone();
+    q3[0] = 3;
+    type Case<'a> = (&'a str, PathBuf, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            "--snp-report",
+            write("short.bin", &turin[..1000]),
+            vec!["short.bin: not an SEV-SNP attestation report", "1000 bytes"],
+        ),
+        ("--snp-report", write("v6.bin", &v6), vec!["v6.bin", "report version 6 (offset 0x0)"]),
+        ("--tdx-quote", write("short.dat", &quote[..700]), vec!["short.dat: not a TDX quote", "bytes 0x36..0x2be"]),
+        ("--tdx-quote", write("v3.dat", &q3), vec!["v3.dat", "quote version 3 (offset 0x0)"]),
+        (
+            "--tdx-quote",
+            evidence("snp-report-v5-turin.bin"),
+            vec!["not a TDX quote", "TEE type 0x0 (offset 0x4) is not TDX"],
+        ),
+        ("--eventlog", write("log.bin", b"not a log"), vec!["log.bin"]),
+        (
+            "--pcrs",
+            write("pcrs.json", br#"{"banks": {"sha256": {"4": "00"}}}"#),
+            vec!["pcrs.json: sha256 PCR 4 has 1 bytes"],
+        ),
+        (
+            "--pcrs",
+            write("pcrs2.json", br#"{"sha256": {"24": "00"}}"#),
+            vec!["pcrs2.json: sha256 PCR \"24\" is not a PCR index"],
+        ),
+    ];
+    for (flag, file, words) in cases {
+        let run = check(&f.this_image, "qemu-vtpm", &[flag, s(&file)]);
+        assert_fails(&run, 2, &words);
+    }
+    // Not a platform of the bundle.
+    let run = check(&f.this_image, "qemu-tdx", &["--pcrs", s(&boot("pcrs.json"))]);
+    assert_fails(&run, 2, &["the bundle has no platform \"qemu-tdx\" (it has: qemu-vtpm)"]);
+    // A bundle that does not verify: a verification failure, as `nodeimg verify` says.
+    let text = fs::read_to_string(&f.this_image).unwrap();
+    let tampered = write("bundle.json", text.replacen("1.0.0", "1.0.9", 1).as_bytes());
+    fs::copy(f.this_image.with_extension("json.minisig"), d.join("bundle.json.minisig")).unwrap();
+    let run = check(&tampered, "qemu-vtpm", &["--pcrs", s(&boot("pcrs.json"))]);
+    assert_fails(&run, 1, &["verification failed"]);
+    // Evidence is required.
+    let run = check(&f.this_image, "qemu-vtpm", &[]);
+    assert_fails(&run, 2, &["required"]);
+}

@@ -1,0 +1,143 @@
+//! `nodeimg build` on bad input: unknown profile, missing mkosi, mkosi failing, a full disk, an
+//! interrupted build. Each must give a clear message and a non-zero exit, and leave nothing in
+//! `out/` that looks complete. mkosi is replaced by a small script (NODEIMG_MKOSI) that
+//! misbehaves on request; the real build is tests/image_e2e.rs.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{assert_fails, Run};
+
+fn profiles() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("mkosi-profiles")
+}
+
+/// A fake mkosi that prints like mkosi and then does what `script` says.
+fn fake_mkosi(dir: &Path, script: &str) -> PathBuf {
+    let path = dir.join("fake-mkosi");
+    fs::write(&path, format!("#!/bin/sh\necho '‣ Building tools image'\necho 'Get:1 http://deb.debian.org/debian trixie/main amd64 bash amd64 5.2 [1,234 kB]'\n{script}\n")).unwrap();
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+fn build(dir: &Path, mkosi: &Path, extra: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["build", "--out", "out", "--cache-dir", "cache", "--profiles-dir"])
+        .arg(profiles())
+        .args(extra)
+        .env("NODEIMG_MKOSI", mkosi)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    out.into()
+}
+
+/// Nothing under out/ but hidden leftovers is a failure; hidden `.partial` must be gone too.
+#[track_caller]
+fn assert_no_output(dir: &Path) {
+    let out = dir.join("out");
+    let entries: Vec<String> = fs::read_dir(&out)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(entries.is_empty(), "out/ must be empty after a failed build: {entries:?}");
+}
+
+#[test]
+fn unknown_profile() {
+    let t = tempfile::tempdir().unwrap();
+    let run = build(t.path(), Path::new("/bin/false"), &["--profile", "vmware"]);
+    assert_fails(&run, 2, &["unknown profile \"vmware\"", "aws, azure, gcp, qemu, test"]);
+    assert_no_output(t.path());
+}
+
+#[test]
+fn missing_mkosi() {
+    let t = tempfile::tempdir().unwrap();
+    let run = build(t.path(), Path::new("/nonexistent/tools/bin/mkosi"), &[]);
+    assert_fails(&run, 2, &["mkosi not found at /nonexistent/tools/bin/mkosi", "make setup"]);
+    assert_no_output(t.path());
+}
+
+#[test]
+fn mkosi_failure_shows_its_last_words() {
+    let t = tempfile::tempdir().unwrap();
+    let mkosi = fake_mkosi(t.path(), "echo 'E: Unable to locate package systemd-bogus' >&2\nexit 1");
+    let run = build(t.path(), &mkosi, &["--profile", "gcp"]);
+    assert_fails(
+        &run,
+        2,
+        &["mkosi failed", "exit status 1", "E: Unable to locate package systemd-bogus", "--profile gcp"],
+    );
+    assert_no_output(t.path());
+}
+
+#[test]
+fn full_disk_is_named() {
+    let t = tempfile::tempdir().unwrap();
+    let mkosi = fake_mkosi(t.path(), "echo 'cp: error writing /var/tmp/x: No space left on device' >&2\nexit 1");
+    let run = build(t.path(), &mkosi, &[]);
+    assert_fails(&run, 2, &["the disk is full", "No space left on device"]);
+    assert_no_output(t.path());
+}
+
+#[test]
+fn mkosi_that_produces_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let mkosi = fake_mkosi(t.path(), "exit 0");
+    let run = build(t.path(), &mkosi, &[]);
+    assert_fails(&run, 2, &["mkosi produced no disk image", "nodeimg_0.1.0.raw"]);
+    assert_no_output(t.path());
+}
+
+#[test]
+fn missing_lock_file() {
+    let t = tempfile::tempdir().unwrap();
+    let prof = t.path().join("profiles");
+    fs::create_dir_all(prof.join("mkosi.profiles/qemu")).unwrap();
+    fs::copy(profiles().join("mkosi.conf"), prof.join("mkosi.conf")).unwrap();
+    fs::copy(profiles().join("mkosi.profiles/qemu/mkosi.conf"), prof.join("mkosi.profiles/qemu/mkosi.conf")).unwrap();
+    let run: Run = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["build", "--out", "out", "--cache-dir", "cache", "--profiles-dir", "profiles"])
+        .env("NODEIMG_MKOSI", "/bin/false")
+        .current_dir(t.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_fails(&run, 2, &["packages.lock: no lock file", "nodeimg lock"]);
+    assert_no_output(t.path());
+}
+
+/// SIGINT to nodeimg alone (as `kill -INT` or a CI cancel sends it): mkosi is stopped, the
+/// partial output removed, and the exit says so.
+#[test]
+fn interrupted_build() {
+    let t = tempfile::tempdir().unwrap();
+    let mkosi = fake_mkosi(t.path(), "trap 'echo mkosi-got-sigint; exit 130' INT\nsleep 30 & wait");
+    let child = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["build", "--out", "out", "--cache-dir", "cache", "--profiles-dir"])
+        .arg(profiles())
+        .env("NODEIMG_MKOSI", &mkosi)
+        .current_dir(t.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the build has started (the partial directory exists), then interrupt.
+    let partial = t.path().join("out/.nodeimg-0.1.0.partial");
+    let start = Instant::now();
+    while !partial.exists() && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let started = Instant::now();
+    let run: Run = child.wait_with_output().unwrap().into();
+    assert!(started.elapsed() < Duration::from_secs(15), "nodeimg waited for mkosi to finish: {run:?}");
+    assert_fails(&run, 2, &["interrupted"]);
+    assert_no_output(t.path());
+}

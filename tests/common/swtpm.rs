@@ -1,0 +1,72 @@
+//! A software TPM for tests: swtpm on two free TCP ports, fresh state, killed on drop.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::tool;
+
+/// A swtpm listening on 127.0.0.1:port (commands) and port+1 (control), killed on drop.
+pub struct Swtpm {
+    child: Child,
+    port: u16,
+    _state: tempfile::TempDir,
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Swtpm {
+    /// A TPM 2.0 with the PCR banks `banks` (swtpm_setup syntax: `sha256,sha384`), started.
+    pub fn start(banks: &str) -> Swtpm {
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().to_str().unwrap().to_owned();
+        let setup =
+            tool(state.path(), "swtpm_setup", &["--tpm2", "--tpmstate", &dir, "--pcr-banks", banks, "--overwrite"]);
+        assert_eq!(setup.code, 0, "swtpm_setup: {setup:?}");
+        for _ in 0..20 {
+            let port = free_port_pair();
+            let mut child = Command::new("swtpm")
+                .args(["socket", "--tpm2", "--tpmstate"])
+                .arg(format!("dir={dir}"))
+                .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
+                .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
+                .args(["--flags", "not-need-init,startup-clear"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run swtpm ({e}): run `make setup`"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Swtpm { child, port, _state: state };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Lost the race for the ports (or too slow): try another pair.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("swtpm did not start");
+    }
+
+    /// The TSS2 TCTI string that reaches it.
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+/// Two consecutive free TCP ports on 127.0.0.1 (swtpm wants the control port next to it).
+fn free_port_pair() -> u16 {
+    loop {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}

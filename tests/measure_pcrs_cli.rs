@@ -1,0 +1,259 @@
+//! `nodeimg measure pcrs` and `measure tdx --uki`, the real binary: the real-boot fixtures
+//! (`measure/testdata/boot/`, PCRs read from the vTPM) predicted from their inputs (rebuilt by
+//! `make setup` into `tools/boot/`), `--check-eventlog` against the captured logs, the
+//! `--eventlog-out` log read back by `tpm2_eventlog` (the oracle), and bad input (exit 2, saying
+//! what and where; a mismatch exits 1).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{assert_fails, nodeimg, tool};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn path(rel: &str) -> String {
+    let p = root().join(rel);
+    assert!(p.exists(), "{} is missing: run `make setup`", p.display());
+    p.to_str().unwrap().to_owned()
+}
+
+const OVMF: &str = "tools/ovmf/2025.02-8+deb13u1/usr/share/OVMF";
+
+/// `pcrs`, `vars`, `--secure-boot` of a fixture.
+fn fixture(mode: &str) -> (BTreeMap<String, BTreeMap<String, String>>, String, &'static str) {
+    let real =
+        serde_json::from_slice(&std::fs::read(root().join(format!("measure/testdata/boot/{mode}/pcrs.json"))).unwrap())
+            .unwrap();
+    match mode {
+        "sb-on" => (real, path(&format!("{OVMF}/OVMF_VARS_4M.snakeoil.fd")), "on"),
+        _ => (real, path(&format!("{OVMF}/OVMF_VARS_4M.fd")), "off"),
+    }
+}
+
+#[test]
+fn predicts_the_real_boots() {
+    for mode in ["sb-off", "sb-on", "extras"] {
+        let (real, vars, sb) = fixture(mode);
+        let uki = path(&format!("tools/boot/{mode}/uki.efi"));
+        let gpt = path(&format!("tools/boot/{mode}/gpt.bin"));
+        let log = path(&format!("measure/testdata/boot/{mode}/eventlog.bin"));
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("predicted.bin");
+        let mut args = vec![
+            "measure",
+            "pcrs",
+            "--uki",
+            &uki,
+            "--firmware-vars",
+            &vars,
+            "--secure-boot",
+            sb,
+            "--disk",
+            &gpt,
+            "--banks",
+            "sha256,sha384",
+            "--json",
+            "--eventlog-out",
+            out.to_str().unwrap(),
+            "--check-eventlog",
+            &log,
+        ];
+        let extras = (mode == "extras").then(|| {
+            (path(&format!("tools/boot/{mode}/extra.d")), path(&format!("tools/boot/{mode}/loader-credentials")))
+        });
+        if let Some((extra_d, loader_credentials)) = &extras {
+            args.extend(["--extra-d", extra_d, "--loader-credentials", loader_credentials]);
+        }
+        let run = nodeimg(&root(), &args);
+        assert_eq!(run.code, 0, "{mode}: {run:?}");
+        let v: Value = serde_json::from_str(&run.stdout).unwrap();
+        for bank in ["sha256", "sha384"] {
+            for pcr in ["4", "5", "7", "9", "12", "13"] {
+                assert_eq!(v["pcrs"][bank][pcr], real[bank][pcr], "{mode}: {bank} PCR {pcr}");
+            }
+            // No systemd in the capture initrd: the real PCR 11 is the value after the stub.
+            assert_eq!(v["pcr11_phases"][bank]["stub"], real[bank]["11"], "{mode}: {bank} PCR 11");
+            assert_eq!(v["pcrs"][bank]["11"], v["pcr11_phases"][bank]["ready"], "{mode}: pcrs are at ready");
+        }
+        assert_eq!(v["secure_boot"], if sb == "on" { "enforcing" } else { "not-supported" }, "{mode}");
+
+        // The written log, as tpm2_eventlog replays it: the predicted values (PCR 11 at "stub").
+        let t = tool(&root(), "tpm2_eventlog", &[out.to_str().unwrap()]);
+        assert_eq!(t.code, 0, "{mode}: {t:?}");
+        let replayed = tpm2_eventlog_pcrs(&t.stdout);
+        for bank in ["sha256", "sha384"] {
+            for pcr in ["4", "5", "7", "9"] {
+                assert_eq!(replayed[bank][pcr], real[bank][pcr].as_str(), "{mode}: tpm2_eventlog {bank} PCR {pcr}");
+            }
+            assert_eq!(replayed[bank]["11"], real[bank]["11"].as_str(), "{mode}: tpm2_eventlog {bank} PCR 11");
+        }
+    }
+}
+
+/// The `pcrs:` section of tpm2_eventlog's YAML: bank → PCR → lowercase hex.
+fn tpm2_eventlog_pcrs(yaml: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut bank = None;
+    let lines = yaml.lines().skip_while(|l| *l != "pcrs:").skip(1);
+    for l in lines {
+        if let Some(b) = l.strip_prefix("  ").and_then(|l| l.strip_suffix(':')) {
+            bank = Some(b.trim().to_owned());
+        } else if let (Some(b), Some((pcr, v))) = (&bank, l.trim().split_once(':')) {
+            out.entry(b.clone())
+                .or_default()
+                .insert(pcr.trim().to_owned(), v.trim().trim_start_matches("0x").to_lowercase());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_wrong_firmware_flavour_is_a_mismatch_that_is_explained() {
+    let (_, vars, _) = fixture("sb-on");
+    let run = nodeimg(
+        &root(),
+        &[
+            "measure",
+            "pcrs",
+            "--uki",
+            &path("tools/boot/sb-on/uki.efi"),
+            "--firmware-vars",
+            &vars,
+            "--secure-boot",
+            "off",
+            "--check-eventlog",
+            &path("measure/testdata/boot/sb-on/eventlog.bin"),
+        ],
+    );
+    assert_fails(
+        &run,
+        1,
+        &[
+            "PCR 4:",
+            "missing: the kernel systemd-stub loaded",
+            "PCR 7:",
+            "Secure Boot state (SecureBoot variable) differs",
+        ],
+    );
+}
+
+#[test]
+fn bad_input_is_exit_2_and_says_what() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let short = d.join("short.fd");
+    std::fs::write(&short, &std::fs::read(root().join(OVMF).join("OVMF_VARS_4M.fd")).unwrap()[..100]).unwrap();
+    let mut flipped = std::fs::read(root().join(OVMF).join("OVMF_VARS_4M.snakeoil.fd")).unwrap();
+    flipped[0x64 + 43] ^= 0x40; // the first variable's DataSize, + 1 GiB
+    let flipped_path = d.join("flipped.fd");
+    std::fs::write(&flipped_path, &flipped).unwrap();
+    let uki = path("tools/boot/sb-off/uki.efi");
+    let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
+        (vec!["--uki".into(), path("tools/uki/linuxx64.efi.stub")], vec!["not a UKI: there is no .linux section"]),
+        (vec!["--uki".into(), "/nonexistent.efi".into()], vec!["/nonexistent.efi", "No such file"]),
+        (
+            vec!["--uki".into(), uki.clone(), "--firmware-vars".into(), path(&format!("{OVMF}/OVMF_CODE_4M.fd"))],
+            vec!["OVMF_CODE_4M.fd", "not the NV variable store", "CODE file instead of the VARS"],
+        ),
+        (
+            vec!["--uki".into(), uki.clone(), "--firmware-vars".into(), short.to_str().unwrap().into()],
+            vec!["short.fd", "variable store at offset 0x48"],
+        ),
+        (
+            vec![
+                "--uki".into(),
+                uki.clone(),
+                "--firmware-vars".into(),
+                flipped_path.to_str().unwrap().into(),
+                "--secure-boot".into(),
+                "on".into(),
+            ],
+            vec!["flipped.fd", "variable at offset 0x64", "runs past the end of the store"],
+        ),
+        (
+            vec!["--uki".into(), uki.clone(), "--firmware-vars".into(), path(&format!("{OVMF}/OVMF_VARS_4M.ms.fd"))],
+            vec!["enroll a PK", "--secure-boot on"],
+        ),
+        (
+            vec![
+                "--uki".into(),
+                path("tools/boot/sb-off/uki.efi"),
+                "--firmware-vars".into(),
+                path(&format!("{OVMF}/OVMF_VARS_4M.ms.fd")),
+                "--secure-boot".into(),
+                "on".into(),
+            ],
+            vec!["Secure Boot is enforcing", "refuse the UKI", "not signed"],
+        ),
+        (
+            vec!["--uki".into(), uki.clone(), "--stub-version".into(), "255.4".into()],
+            vec!["systemd-stub 255.4 is not modeled"],
+        ),
+        (
+            vec!["--uki".into(), uki.clone(), "--db".into(), short.to_str().unwrap().into()],
+            vec!["short.fd", "EFI_SIGNATURE_LIST", "(db)"],
+        ),
+        (
+            vec!["--uki".into(), uki.clone(), "--disk".into(), short.to_str().unwrap().into()],
+            vec!["disk image", "no GPT header"],
+        ),
+        (vec!["--uki".into(), uki.clone(), "--banks".into(), "md5".into()], vec!["unknown hash algorithm \"md5\""]),
+    ];
+    for (args, words) in cases {
+        let mut all = vec!["measure".to_string(), "pcrs".into()];
+        all.extend(args.clone());
+        let argv: Vec<&str> = all.iter().map(String::as_str).collect();
+        let run = nodeimg(Path::new("/"), &argv);
+        assert_fails(&run, 2, &words);
+        assert!(!run.stderr.contains("panicked"), "{args:?}: {run:?}");
+    }
+    // A failed run leaves no output file behind.
+    let out = d.join("never.bin");
+    let run = nodeimg(
+        &root(),
+        &["measure", "pcrs", "--uki", &path("tools/uki/vmlinuz.signed"), "--eventlog-out", out.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn tdx_rtmrs() {
+    let ovmf = path("tools/ovmf/2025.02-8+deb13u1/usr/share/ovmf/OVMF.fd");
+    let dir = tempfile::tempdir().unwrap();
+    let ccel = dir.path().join("td.ccel");
+    let run = nodeimg(
+        &root(),
+        &[
+            "measure",
+            "tdx",
+            "--ovmf",
+            &ovmf,
+            "--uki",
+            &path("tools/boot/sb-off/uki.efi"),
+            "--disk",
+            &path("tools/boot/sb-off/gpt.bin"),
+            "--json",
+            "--eventlog-out",
+            ccel.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let v: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(v["rtmrs"]["rtmr0"], "platform-observed");
+    let replay = nodeimg(&root(), &["eventlog", "replay", "--json", ccel.to_str().unwrap()]);
+    assert_eq!(replay.code, 0, "{replay:?}");
+    let r: Value = serde_json::from_str(&replay.stdout).unwrap();
+    assert_eq!(r["banks"]["sha384"]["1"], v["rtmrs"]["rtmr1"]);
+    assert_eq!(r["banks"]["sha384"]["2"], v["rtmrs"]["rtmr2"]);
+    // Without --disk there is no RTMR1; boot options need --uki.
+    let run = nodeimg(&root(), &["measure", "tdx", "--ovmf", &ovmf, "--uki", &path("tools/boot/sb-off/uki.efi")]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("rtmr1=(needs --disk)"), "{run:?}");
+    assert_fails(&nodeimg(&root(), &["measure", "tdx", "--ovmf", &ovmf, "--secure-boot", "on"]), 2, &["give --uki"]);
+}
