@@ -114,4 +114,16 @@ mod tests {
         let rv = reference_values(&azure, &Options::default()).unwrap();
         assert_eq!(rv["snp_pcr11"], rv["tpm_pcr11"]);
     }
+
+    #[test]
+    fn tdx_without_rtmr0() {
+        // `nodeimg build` writes RTMR1 and RTMR2 only (RTMR0 is the platform's): the schema takes
+        // it and the export names what is there.
+        let mut b = sample();
+        b.platforms.get_mut("qemu-tdx").unwrap().tdx.as_mut().unwrap().rtmr.remove(&0);
+        Bundle::parse(b.to_canonical_json().unwrap().as_bytes()).unwrap();
+        let rv = reference_values(&b, &Options::default()).unwrap();
+        assert_eq!(rv["mr_td"], ["d0".repeat(48)]);
+        assert_eq!((&rv["rtmr_1"], &rv["rtmr_2"]), (&vec!["e1".repeat(48)], &vec!["e2".repeat(48)]));
+    }
 }
