@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make image` (after `make setup build`): builds the default image (the qemu platform) with
 # mkosi into out/<image>-<version>/qemu/ — checked (package lock, verity root hash, UKI command
-# line) and measured (reference-values.json: the predicted vTPM PCRs) — then releases it as a
+# line) and measured (reference-values.json: the predicted vTPM PCRs, SEV-SNP and TDX values as
+# mkosi-profiles/mkosi.profiles/qemu/nodeimg.json asks) — then releases it as a
 # signed bundle in out/release/<image>-<version>/.
 #
 # The bundle is signed with a development key generated on first use under

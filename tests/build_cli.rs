@@ -100,6 +100,11 @@ fn missing_lock_file() {
     fs::create_dir_all(prof.join("mkosi.profiles/qemu")).unwrap();
     fs::copy(profiles().join("mkosi.conf"), prof.join("mkosi.conf")).unwrap();
     fs::copy(profiles().join("mkosi.profiles/qemu/mkosi.conf"), prof.join("mkosi.profiles/qemu/mkosi.conf")).unwrap();
+    fs::write(
+        prof.join("mkosi.profiles/qemu/nodeimg.json"),
+        r#"{"attestation_variant": "qemu-vtpm", "enforce_pcrs": [4]}"#,
+    )
+    .unwrap();
     let run: Run = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
         .args(["build", "--out", "out", "--cache-dir", "cache", "--profiles-dir", "profiles"])
         .env("NODEIMG_MKOSI", "/bin/false")
@@ -108,6 +113,85 @@ fn missing_lock_file() {
         .unwrap()
         .into();
     assert_fails(&run, 2, &["packages.lock: no lock file", "nodeimg lock"]);
+    assert_no_output(t.path());
+}
+
+/// A copy of the repository's profile directory at `dir/profiles` whose qemu `nodeimg.json` is
+/// `json`; the copy's "repository root" is `dir`, so relative firmware paths point into `dir`.
+fn profiles_with_qemu_config(dir: &Path, json: &str) -> PathBuf {
+    let prof = dir.join("profiles");
+    let status = Command::new("cp").arg("-r").arg(profiles()).arg(&prof).status().unwrap();
+    assert!(status.success());
+    fs::write(prof.join("mkosi.profiles/qemu/nodeimg.json"), json).unwrap();
+    prof
+}
+
+fn build_with_profiles(dir: &Path, prof: &Path, extra: &[&str]) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["build", "--out", "out", "--cache-dir", "cache", "--profiles-dir"])
+        .arg(prof)
+        .args(extra)
+        .env("NODEIMG_MKOSI", "/bin/false")
+        .current_dir(dir)
+        .output()
+        .unwrap()
+        .into()
+}
+
+/// A malformed nodeimg.json stops every build (exit 2) naming the file, the line and the field,
+/// before mkosi runs; even a build of another platform.
+#[test]
+fn malformed_platform_config() {
+    let t = tempfile::tempdir().unwrap();
+    let prof = profiles_with_qemu_config(t.path(), "{\"attestation_variant\": \"qemu-vtpm\",\n \"enforce_pcr\": [4]}");
+    let run = build_with_profiles(t.path(), &prof, &["--profile", "gcp"]);
+    assert_fails(&run, 2, &["mkosi.profiles/qemu/nodeimg.json: unknown field `enforce_pcr`", "line 2 column"]);
+    assert_no_output(t.path());
+
+    fs::write(
+        prof.join("mkosi.profiles/qemu/nodeimg.json"),
+        r#"{"attestation_variant": "qemu-vtpm", "enforce_pcrs": [4, 2]}"#,
+    )
+    .unwrap();
+    let run = build_with_profiles(t.path(), &prof, &[]);
+    assert_fails(&run, 2, &["mkosi.profiles/qemu/nodeimg.json: enforce_pcrs: PCR 2 is not predicted"]);
+    assert_no_output(t.path());
+
+    fs::remove_file(prof.join("mkosi.profiles/qemu/nodeimg.json")).unwrap();
+    let run = build_with_profiles(t.path(), &prof, &["--profile", "gcp"]);
+    assert_fails(&run, 2, &["mkosi.profiles/qemu/nodeimg.json: missing"]);
+}
+
+/// A firmware path that does not exist, or a file that is not SEV/TDX firmware, is an input
+/// error naming nodeimg.json, the field and the path, before mkosi runs.
+#[test]
+fn missing_or_wrong_firmware() {
+    let t = tempfile::tempdir().unwrap();
+    let config = |field: &str, path: &str| {
+        format!(
+            r#"{{"attestation_variant": "qemu-vtpm", "enforce_pcrs": [4], {field}: {{"firmware": "{path}"{more}}}}}"#,
+            more =
+                if field == "\"snp\"" { r#", "vmm_type": "qemu", "vcpu_type": "EPYC-v4", "vcpus": [1]"# } else { "" }
+        )
+    };
+    let prof = profiles_with_qemu_config(t.path(), &config("\"snp\"", "tools/ovmf/none/OVMF.fd"));
+    let run = build_with_profiles(t.path(), &prof, &[]);
+    let missing = t.path().join("tools/ovmf/none/OVMF.fd");
+    assert_fails(
+        &run,
+        2,
+        &[
+            "mkosi.profiles/qemu/nodeimg.json: snp.firmware",
+            &format!("{} does not exist", missing.display()),
+            "make setup",
+        ],
+    );
+    assert_no_output(t.path());
+
+    fs::write(t.path().join("not-firmware.fd"), vec![0u8; 8192]).unwrap();
+    fs::write(prof.join("mkosi.profiles/qemu/nodeimg.json"), config("\"tdx\"", "not-firmware.fd")).unwrap();
+    let run = build_with_profiles(t.path(), &prof, &[]);
+    assert_fails(&run, 2, &["mkosi.profiles/qemu/nodeimg.json: tdx.firmware", "not-firmware.fd"]);
     assert_no_output(t.path());
 }
 

@@ -16,7 +16,13 @@
 //! * the build's `reference-values.json` and `nodeimg measure pcrs` (the measure crate's
 //!   boot-chain model, from the image's UKI and disk and OVMF's variable store alone) predict the
 //!   real PCRs 4, 5, 7, 9, 11, 12 and 13 in both banks; a mismatch prints measure's
-//!   event-by-event diff against the real log.
+//!   event-by-event diff against the real log;
+//! * the qemu platform's SEV-SNP launch digests (one per VM shape its `nodeimg.json` names) equal
+//!   a live `sev-snp-measure` run for the same firmware and shape, and its TDX MRTD equals the
+//!   td-shim/dstack-mr row of `measure/testdata/tdx-mrtd.tsv` for that firmware; RTMR1 and
+//!   RTMR2 have no oracle here (no TDX hardware) and are only checked to equal `nodeimg measure
+//!   tdx`'s; gcp carries none of them (its firmware is Google's);
+//! * the signed bundle and its Trustee export carry those values.
 //!
 //! Takes 5–9 minutes on the 2-core CI machine (mkosi build, warm or cold, plus an 80–115 s TCG
 //! boot). The mkosi cache is the default one (~/.cache/nodeimg), so a second run is warm.
@@ -84,6 +90,93 @@ fn extend(bank: &str, old: &[u8], digest: &[u8]) -> Vec<u8> {
     }
 }
 
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A JSON number or `"0x…"` string as the decimal or hex text sev-snp-measure takes.
+fn number_arg(v: &serde_json::Value) -> String {
+    v.as_str().map(str::to_owned).unwrap_or_else(|| v.as_u64().expect("a number").to_string())
+}
+
+/// The qemu platform's SEV-SNP and TDX values against the oracles. `values` is the build's
+/// `reference-values.json` for qemu, `dir` its output directory.
+fn check_snp_and_tdx(values: &serde_json::Value, dir: &Path) {
+    let config = read_json(&repo().join("mkosi-profiles/mkosi.profiles/qemu/nodeimg.json"));
+
+    // SEV-SNP: every shape the configuration names, each against a live sev-snp-measure run.
+    let snp = &config["snp"];
+    assert!(snp.is_object(), "the qemu platform's nodeimg.json has SNP shapes: {config:#}");
+    assert!(snp["vmm_type"].as_str().unwrap().eq_ignore_ascii_case("qemu"), "{snp}");
+    let firmware = repo().join(snp["firmware"].as_str().unwrap());
+    let features = number_arg(snp.get("guest_features").unwrap_or(&serde_json::json!("0x1")));
+    let oracle = repo().join(".venv/bin/sev-snp-measure");
+    assert_eq!(run(Command::new(&oracle).arg("--version")).trim(), "sev-snp-measure 0.0.13");
+    let mut want_vcpus: Vec<u64> = snp["vcpus"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    want_vcpus.sort();
+    let entries = values["snp"].as_array().unwrap_or_else(|| panic!("no snp in reference-values.json: {values:#}"));
+    let vcpus: Vec<u64> = entries.iter().map(|e| e["vcpus"].as_u64().unwrap()).collect();
+    assert_eq!(vcpus, want_vcpus, "one launch digest per vCPU count, sorted");
+    for e in entries {
+        let mut cmd = Command::new(&oracle);
+        cmd.args(["--mode", "snp", "--vmm-type", "QEMU", "--guest-features", &features, "--vcpus"])
+            .arg(e["vcpus"].to_string())
+            .arg("--ovmf")
+            .arg(&firmware);
+        match (snp.get("vcpu_type"), snp.get("vcpu_sig")) {
+            (Some(t), _) => cmd.args(["--vcpu-type", t.as_str().unwrap()]),
+            (None, Some(sig)) => cmd.args(["--vcpu-sig", &number_arg(sig)]),
+            (None, None) => panic!("QEMU needs a vCPU type or signature: {snp}"),
+        };
+        let theirs = run(&mut cmd);
+        assert_eq!(e["launch_digest"].as_str().unwrap(), theirs.trim(), "SNP launch digest of {e}: {cmd:?}");
+        assert_eq!((e["vmm_type"].as_str(), e.get("vcpu_type")), (Some("qemu"), snp.get("vcpu_type")), "{e}");
+    }
+
+    // TDX MRTD: the committed oracle row (td-shim and dstack-mr agree on it) for this firmware.
+    let tdx = &config["tdx"];
+    let tdx_firmware = repo().join(tdx["firmware"].as_str().unwrap());
+    let order = tdx.get("page_add_order").and_then(|o| o.as_str()).unwrap_or("single-pass");
+    let sha = hex::encode(Sha256::digest(fs::read(&tdx_firmware).unwrap()));
+    let table = fs::read_to_string(repo().join("measure/testdata/tdx-mrtd.tsv")).unwrap();
+    let row: Vec<&str> = table
+        .lines()
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .find(|c| c[1] == sha && c[2] == order)
+        .unwrap_or_else(|| {
+            panic!(
+                "measure/testdata/tdx-mrtd.tsv has no {order} row for {} (sha256 {sha}): regenerate it with tdx-mrtd.gen.sh",
+                tdx_firmware.display()
+            )
+        });
+    let got = &values["tdx"];
+    assert_eq!(
+        got["mrtd"].as_str().unwrap(),
+        row[3],
+        "MRTD of {} ({order}; oracles {})",
+        tdx_firmware.display(),
+        row[4]
+    );
+
+    // RTMR1 and RTMR2: no oracle without TDX hardware. This is consistency, not proof: the build
+    // and `nodeimg measure tdx --uki` both use measure::boot::predict_tdx, so it only shows that
+    // the build fed it this platform's UKI and disk. RTMR0 is the platform's and is not written.
+    let out = run(Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["measure", "tdx", "--json", "--page-add-order", order, "--ovmf"])
+        .arg(&tdx_firmware)
+        .arg("--uki")
+        .arg(dir.join("uki.efi"))
+        .arg("--disk")
+        .arg(dir.join("disk.raw")));
+    let cli: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(got["mrtd"], cli["mrtd"], "MRTD: build vs nodeimg measure tdx");
+    let rtmrs: Vec<&String> = got["rtmr"].as_object().unwrap().keys().collect();
+    assert_eq!(rtmrs, ["1", "2"], "the build writes RTMR1 and RTMR2 only: {got}");
+    assert_eq!(got["rtmr"]["1"], cli["rtmrs"]["rtmr1"], "RTMR1: build vs nodeimg measure tdx");
+    assert_eq!(got["rtmr"]["2"], cli["rtmrs"]["rtmr2"], "RTMR2: build vs nodeimg measure tdx");
+}
+
 #[test]
 fn test_image_boots_and_its_measurements_replay() {
     let mkosi = repo().join("tools/bin/mkosi");
@@ -117,6 +210,16 @@ fn test_image_boots_and_its_measurements_replay() {
     };
     assert_eq!(sha(qemu, "root.raw"), sha(gcp, "root.raw"), "shared root partition");
     assert_ne!(sha(qemu, "uki.efi"), sha(gcp, "uki.efi"), "per-platform UKI");
+
+    // 1b. SEV-SNP and TDX values: qemu's against the oracles, none on gcp.
+    let qemu_values = read_json(&dir.join("reference-values.json"));
+    check_snp_and_tdx(&qemu_values, &dir);
+    let gcp_values = read_json(&top.join("gcp/reference-values.json"));
+    assert_eq!(gcp_values["attestation_variant"], "gcp-sev-snp", "{gcp_values:#}");
+    assert!(
+        gcp_values.get("snp").is_none() && gcp_values.get("tdx").is_none(),
+        "gcp's firmware is Google's: {gcp_values:#}"
+    );
 
     // 2. The derivation, by mkosi: building qemu natively (mkosi + ukify + systemd-repart) gives
     //    the same UKI, ESP and disk image, byte for byte, as deriving it from gcp.
@@ -297,6 +400,45 @@ fn test_image_boots_and_its_measurements_replay() {
         boot.join("pcrs.json").as_os_str(),
     ]);
     assert!(check.contains("ok"), "{check}");
+
+    // 8. The bundle carries the SNP and TDX values, and the Trustee export (RVPS sample) names
+    //    them as Trustee's default policy queries them.
+    let b = read_json(&bundle);
+    assert_eq!(b["platforms"]["qemu"]["snp"], qemu_values["snp"], "bundle SNP values");
+    assert_eq!(b["platforms"]["qemu"]["tdx"], qemu_values["tdx"], "bundle TDX values");
+    let trustee = nodeimg(&[
+        "export".as_ref(),
+        "--bundle".as_ref(),
+        bundle.as_os_str(),
+        "--format".as_ref(),
+        "trustee".as_ref(),
+        "--platform".as_ref(),
+        "qemu".as_ref(),
+    ]);
+    let message: serde_json::Value = serde_json::from_str(&trustee).unwrap();
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        message["payload"].as_str().expect("an RVPS sample message"),
+    )
+    .unwrap();
+    let rv: BTreeMap<String, Vec<String>> = serde_json::from_slice(&payload).unwrap();
+    let mut digests: Vec<String> = qemu_values["snp"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["launch_digest"].as_str().unwrap().to_owned())
+        .collect();
+    digests.sort();
+    let tdx = &qemu_values["tdx"];
+    let one = |v: &serde_json::Value| vec![v.as_str().unwrap().to_owned()];
+    for (name, want) in [
+        ("snp_launch_measurement", digests),
+        ("mr_td", one(&tdx["mrtd"])),
+        ("rtmr_1", one(&tdx["rtmr"]["1"])),
+        ("rtmr_2", one(&tdx["rtmr"]["2"])),
+    ] {
+        assert_eq!(rv.get(name), Some(&want), "Trustee reference value {name}: {rv:#?}");
+    }
 
     // Keep the boot capture for inspection; the large images go.
     let _ = fs::remove_dir_all(tmp.join("out"));

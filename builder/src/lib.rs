@@ -34,8 +34,10 @@
 //!     root.raw             the root partition (identical for every platform)
 //!     root-verity.raw      its dm-verity hash partition (identical for every platform)
 //!     packages.json        mkosi's package manifest
-//!     reference-values.json  predicted PCRs per bank and PCR 11 per phase (written by the CLI
-//!                          through [`build_with_hook`], from the measure crate)
+//!     reference-values.json  predicted PCRs per bank and PCR 11 per phase, SEV-SNP launch
+//!                          digests and TDX MRTD/RTMR1/RTMR2 as the platform's nodeimg.json
+//!                          ([`PlatformConfig`]) asks (written by the CLI through
+//!                          [`build_with_hook`], from the measure crate)
 //!     manifest.json        every artefact with size and sha256, the roothash and command line
 //! ```
 //!
@@ -60,7 +62,7 @@ pub mod verify;
 pub use build::{build, build_with_hook, BuildReport, BuildRequest, PlatformHook, PlatformReport};
 pub use lock::{Change, Lock};
 pub use mkosi::Event;
-pub use profiles::{ProfileSet, Selection};
+pub use profiles::{PlatformConfig, ProfileSet, Selection};
 pub use run::{CommandError, CommandRunExt};
 
 /// Everything that can go wrong between the profiles and the finished output directory.
@@ -73,6 +75,9 @@ pub enum Error {
     Write { path: PathBuf, error: io::Error },
     #[error("{0}")]
     Profile(String),
+    /// A platform's `nodeimg.json` is missing or malformed.
+    #[error("{path}: {reason}")]
+    PlatformConfig { path: PathBuf, reason: String },
     #[error("unknown profile {name:?} (profiles in {dir}: {known})")]
     UnknownProfile { name: String, dir: PathBuf, known: String },
     #[error("{path}, line {line}: {reason}")]

@@ -9,6 +9,12 @@
 //! * an **overlay** (`test`) changes the root; its `mkosi.conf` says so with a `# nodeimg: overlay`
 //!   line. An overlay is combined with the platforms it is built for.
 //!
+//! Each platform directory also holds a `nodeimg.json` ([`PlatformConfig`]): what the platform's
+//! `reference-values.json` holds besides the predicted PCRs (its attestation variant, which PCRs
+//! are enforced, and the firmware and VM shapes to compute SEV-SNP and TDX launch values for).
+//! It is data, not code, so that adding a platform or a VM shape is a change to the profiles.
+//! An overlay has none.
+//!
 //! nodeimg reads `KernelCommandLine=` itself, with mkosi's own INI rules (`parse_ini` in mkosi
 //! 25's `config.py`: `#` starts a comment anywhere on a line, indented lines continue a value, the
 //! same key may repeat, an empty value clears the list), and checks its reading against the
@@ -17,6 +23,9 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
 
 use crate::Error;
 
@@ -40,6 +49,207 @@ pub struct Profile {
     pub kind: ProfileKind,
     /// The `KernelCommandLine=` words the profile adds, in order.
     pub kernel_command_line: Vec<String>,
+    /// A platform's `nodeimg.json` (`None` for an overlay).
+    pub config: Option<PlatformConfig>,
+}
+
+/// The name of a platform's configuration file, beside its `mkosi.conf`.
+pub const PLATFORM_CONFIG: &str = "nodeimg.json";
+
+/// `mkosi.profiles/<platform>/nodeimg.json`: what the build writes into the platform's
+/// `reference-values.json` (the release crate's `Platform`) besides the predicted PCRs.
+///
+/// ```json
+/// {"attestation_variant": "qemu-vtpm",
+///  "enforce_pcrs": [4, 5, 7, 9, 11, 12, 13],
+///  "snp": {"firmware": "tools/ovmf/2025.02-8+deb13u1/usr/share/ovmf/OVMF.fd",
+///          "vmm_type": "qemu", "vcpu_type": "EPYC-v4", "vcpus": [1, 2, 4], "guest_features": "0x1"},
+///  "tdx": {"firmware": "tools/ovmf/2025.02-8+deb13u1/usr/share/ovmf/OVMF.fd"}}
+/// ```
+///
+/// * `attestation_variant` (required): named as Constellation names them (`qemu-vtpm`,
+///   `gcp-sev-snp`, …), lower case, digits and `-`.
+/// * `enforce_pcrs` (required): the vTPM PCRs whose predicted values are written with status
+///   `enforced`, each once; `nodeimg build` refuses a PCR the boot-chain model does not predict
+///   (it predicts 4, 5, 7, 9, 11, 12, 13). PCR 11 stands for the per-boot-phase values
+///   (`pcr11`), which are always written. List only PCRs whose firmware is the one predicted (Debian's OVMF
+///   without Secure Boot): 4, 9, 11, 12, 13 are the image's anywhere; 5 (GPT) and 7 (Secure Boot
+///   databases) also depend on the firmware.
+/// * `snp` (optional): SEV-SNP launch digests, one per vCPU count in `vcpus`, of `firmware`
+///   (booting the UKI from disk, no measured direct boot), launched by `vmm_type` (`qemu`, `ec2`
+///   or `gce`, any case) with `guest_features` (SEV_FEATURES; a number or a `"0x…"` string;
+///   default 0x1) and the vCPU model `vcpu_type` (QEMU's `-cpu` name, as `nodeimg measure snp
+///   --vcpu-type` takes it) or signature `vcpu_sig` (CPUID 1 EAX) — at most one of them; QEMU
+///   needs one.
+/// * `tdx` (optional): MRTD of `firmware` (`page_add_order` `single-pass`, the default, or
+///   `two-pass`, as `nodeimg measure tdx --page-add-order`), and RTMR1 and RTMR2 of booting the
+///   UKI from the disk image; RTMR0 is the platform's and is not written.
+///
+/// `firmware` paths are relative to the repository root (the profile directory's parent), or
+/// absolute. Cloud platforms carry no `snp` or `tdx`: their firmware is the cloud's, not ours.
+/// Unknown keys are an error.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformConfig {
+    /// The attestation variant.
+    pub attestation_variant: String,
+    /// The PCRs written as `enforced`, in the order given.
+    pub enforce_pcrs: Vec<u32>,
+    /// SEV-SNP launch digests to compute.
+    #[serde(default)]
+    pub snp: Option<SnpConfig>,
+    /// TDX registers to compute.
+    #[serde(default)]
+    pub tdx: Option<TdxConfig>,
+    /// The file this was read from (for messages about it).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// `snp` of a [`PlatformConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnpConfig {
+    /// The firmware image (a single OVMF `.fd` with SEV metadata), resolved by
+    /// [`ProfileSet::load`] against the repository root.
+    pub firmware: PathBuf,
+    /// The VMM, as sev-snp-measure's `--vmm-type` names it (checked by the caller).
+    pub vmm_type: String,
+    /// The vCPU model (checked by the caller).
+    #[serde(default)]
+    pub vcpu_type: Option<String>,
+    /// The vCPU signature.
+    #[serde(default, deserialize_with = "opt_number")]
+    pub vcpu_sig: Option<u64>,
+    /// The vCPU counts, one launch digest each.
+    pub vcpus: Vec<u32>,
+    /// SEV_FEATURES.
+    #[serde(default = "snp_only", deserialize_with = "number")]
+    pub guest_features: u64,
+}
+
+/// `tdx` of a [`PlatformConfig`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TdxConfig {
+    /// The firmware image (OVMF with TDVF metadata), resolved against the repository root.
+    pub firmware: PathBuf,
+    /// The order of TDH.MEM.PAGE.ADD and TDH.MR.EXTEND.
+    #[serde(default)]
+    pub page_add_order: PageAddOrder,
+}
+
+/// The order in which the VMM adds and extends the TD's pages (see `measure::tdx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PageAddOrder {
+    /// Per page (upstream KVM and QEMU, Google Cloud).
+    #[default]
+    SinglePass,
+    /// Per section (older out-of-tree TDX stacks).
+    TwoPass,
+}
+
+fn snp_only() -> u64 {
+    1
+}
+
+/// A JSON number, or a string in decimal or `0x` hex.
+fn number<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-negative integer or a string such as \"0x1\"")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<u64, E> {
+            let t = s.trim();
+            let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+                Some(h) => u64::from_str_radix(h, 16),
+                None => t.parse(),
+            };
+            parsed.map_err(|_| E::invalid_value(de::Unexpected::Str(s), &self))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn opt_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    number(d).map(Some)
+}
+
+impl PlatformConfig {
+    /// Reads and checks `path`; relative firmware paths are resolved against `root`.
+    pub fn load(path: &Path, root: &Path) -> Result<Self, Error> {
+        let bad = |reason: String| Error::PlatformConfig { path: path.to_path_buf(), reason };
+        let text = match fs::read(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(bad(format!(
+                    "missing: every platform profile says in {PLATFORM_CONFIG} which attestation variant and \
+                     PCRs its reference values have (see builder::profiles::PlatformConfig or the README)"
+                )))
+            }
+            Err(error) => return Err(Error::Read { path: path.to_path_buf(), error }),
+        };
+        let mut c: Self = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
+        c.check().map_err(bad)?;
+        c.source = path.to_path_buf();
+        for firmware in
+            [c.snp.as_mut().map(|s| &mut s.firmware), c.tdx.as_mut().map(|t| &mut t.firmware)].into_iter().flatten()
+        {
+            *firmware = root.join(&*firmware);
+        }
+        Ok(c)
+    }
+
+    /// The rules serde does not express.
+    fn check(&self) -> Result<(), String> {
+        let v = &self.attestation_variant;
+        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(format!("attestation_variant {v:?}: expected lower-case letters, digits and '-'"));
+        }
+        if self.enforce_pcrs.is_empty() {
+            return Err("enforce_pcrs is empty: a platform enforces at least the image's PCRs".into());
+        }
+        for (i, p) in self.enforce_pcrs.iter().enumerate() {
+            if *p > 23 {
+                return Err(format!("enforce_pcrs[{i}]: PCR {p} does not exist (0-23)"));
+            }
+            if self.enforce_pcrs[..i].contains(p) {
+                return Err(format!("enforce_pcrs[{i}]: PCR {p} is listed twice"));
+            }
+        }
+        if let Some(s) = &self.snp {
+            if s.firmware.as_os_str().is_empty() {
+                return Err("snp.firmware is empty".into());
+            }
+            if s.vcpus.is_empty() {
+                return Err("snp.vcpus is empty: give the vCPU counts to compute launch digests for".into());
+            }
+            for (i, n) in s.vcpus.iter().enumerate() {
+                if *n == 0 {
+                    return Err(format!("snp.vcpus[{i}]: a VM has at least one vCPU"));
+                }
+                if s.vcpus[..i].contains(n) {
+                    return Err(format!("snp.vcpus[{i}]: {n} vCPUs is listed twice"));
+                }
+            }
+            if s.vcpu_type.is_some() && s.vcpu_sig.is_some() {
+                return Err("snp: give vcpu_type or vcpu_sig, not both".into());
+            }
+            if s.vcpu_sig.is_some_and(|v| v > u64::from(u32::MAX)) {
+                return Err("snp.vcpu_sig does not fit in 32 bits (CPUID 1 EAX)".into());
+            }
+        }
+        if self.tdx.as_ref().is_some_and(|t| t.firmware.as_os_str().is_empty()) {
+            return Err("tdx.firmware is empty".into());
+        }
+        Ok(())
+    }
 }
 
 /// Everything in a profile directory nodeimg needs to know.
@@ -93,9 +303,31 @@ impl ProfileSet {
             } else {
                 ProfileKind::Platform
             };
+            let config_path = path.join(PLATFORM_CONFIG);
+            let config = match kind {
+                ProfileKind::Platform if !path.is_dir() => {
+                    return Err(Error::PlatformConfig {
+                        path: path.clone(),
+                        reason: format!(
+                            "a platform profile is a directory with mkosi.conf and {PLATFORM_CONFIG}, not a single file"
+                        ),
+                    })
+                }
+                ProfileKind::Platform => Some(PlatformConfig::load(&config_path, dir.parent().unwrap_or(dir))?),
+                ProfileKind::Overlay if config_path.exists() => {
+                    return Err(Error::PlatformConfig {
+                        path: config_path,
+                        reason: format!(
+                            "{name} is an overlay ({OVERLAY_MARKER:?} in its mkosi.conf), not a platform: \
+                             it has no reference values of its own"
+                        ),
+                    })
+                }
+                ProfileKind::Overlay => None,
+            };
             profiles.insert(
                 name.clone(),
-                Profile { name, kind, kernel_command_line: kernel_command_line(&parse_ini(&text)) },
+                Profile { name, kind, kernel_command_line: kernel_command_line(&parse_ini(&text)), config },
             );
         }
         Ok(Self {
@@ -263,6 +495,131 @@ mod tests {
             let words = &set.profiles[p].kernel_command_line;
             assert!(words.iter().any(|w| w.starts_with("console=")), "platform {p} sets a console: {words:?}");
         }
+        // The policy that used to be code: qemu enforces the firmware's PCRs 5 and 7 too and
+        // carries SNP and TDX values for Debian's OVMF; clouds enforce the image's PCRs only.
+        let qemu = set.profiles["qemu"].config.as_ref().unwrap();
+        assert_eq!(
+            (qemu.attestation_variant.as_str(), &qemu.enforce_pcrs[..]),
+            ("qemu-vtpm", &[4, 5, 7, 9, 11, 12, 13][..])
+        );
+        let snp = qemu.snp.as_ref().unwrap();
+        assert_eq!(snp.firmware, dir.parent().unwrap().join("tools/ovmf/2025.02-8+deb13u1/usr/share/ovmf/OVMF.fd"));
+        assert_eq!((snp.vcpus.as_slice(), snp.guest_features), (&[1, 2, 4][..], 1));
+        assert_eq!(qemu.tdx.as_ref().unwrap().firmware, snp.firmware);
+        for cloud in ["aws", "azure", "gcp"] {
+            let c = set.profiles[cloud].config.as_ref().unwrap();
+            assert_eq!(c.attestation_variant, format!("{cloud}-sev-snp"));
+            assert_eq!(c.enforce_pcrs, [4, 9, 11, 12, 13], "{cloud}");
+            assert!(c.snp.is_none() && c.tdx.is_none(), "{cloud}: the cloud's firmware is not ours to compute");
+        }
+        assert_eq!(set.profiles["test"].config, None);
+    }
+
+    /// A profile directory with one platform `p` whose nodeimg.json is `json` (none if `None`).
+    fn one_platform(json: Option<&str>) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("mkosi.conf"), "[Output]\nImageId=n\nImageVersion=1\n").unwrap();
+        let p = t.path().join("mkosi.profiles/p");
+        fs::create_dir_all(&p).unwrap();
+        fs::write(p.join("mkosi.conf"), "[Content]\nKernelCommandLine=console=ttyS0\n").unwrap();
+        if let Some(json) = json {
+            fs::write(p.join(PLATFORM_CONFIG), json).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn platform_config_errors_name_the_file_and_the_field() {
+        let fw = r#""firmware": "tools/OVMF.fd""#;
+        let cases: &[(&str, &str)] = &[
+            ("{", "EOF while parsing an object at line 1 column 1"),
+            (r#"{"attestation_variant": "qemu-vtpm"}"#, "missing field `enforce_pcrs`"),
+            (r#"{"attestation_variant": "x", "enforce_pcrs": [4], "pcrs": []}"#, "unknown field `pcrs`"),
+            (r#"{"attestation_variant": "Qemu", "enforce_pcrs": [4]}"#, "attestation_variant \"Qemu\""),
+            (r#"{"attestation_variant": "x", "enforce_pcrs": []}"#, "enforce_pcrs is empty"),
+            (r#"{"attestation_variant": "x", "enforce_pcrs": [4, 24]}"#, "enforce_pcrs[1]: PCR 24 does not exist"),
+            (r#"{"attestation_variant": "x", "enforce_pcrs": [4, 4]}"#, "enforce_pcrs[1]: PCR 4 is listed twice"),
+            (r#"{"attestation_variant": "x", "enforce_pcrs": [-1]}"#, "invalid value: integer `-1`"),
+            (
+                r#"{"attestation_variant": "x", "enforce_pcrs": [4], "snp": {"vmm_type": "qemu", "vcpus": [1]}}"#,
+                "missing field `firmware`",
+            ),
+            (
+                &format!(
+                    r#"{{"attestation_variant": "x", "enforce_pcrs": [4], "snp": {{{fw}, "vmm_type": "qemu", "vcpus": []}}}}"#
+                ),
+                "snp.vcpus is empty",
+            ),
+            (
+                &format!(
+                    r#"{{"attestation_variant": "x", "enforce_pcrs": [4], "snp": {{{fw}, "vmm_type": "qemu", "vcpus": [2, 0]}}}}"#
+                ),
+                "snp.vcpus[1]: a VM has at least one vCPU",
+            ),
+            (
+                &format!(
+                    r#"{{"attestation_variant": "x", "enforce_pcrs": [4], "snp": {{{fw}, "vmm_type": "qemu", "vcpus": [1], "guest_features": "0xg"}}}}"#
+                ),
+                "invalid value: string \"0xg\", expected a non-negative integer or a string such as \"0x1\"",
+            ),
+            (
+                &format!(
+                    r#"{{"attestation_variant": "x", "enforce_pcrs": [4], "snp": {{{fw}, "vmm_type": "qemu", "vcpus": [1], "vcpu_type": "EPYC", "vcpu_sig": 1}}}}"#
+                ),
+                "give vcpu_type or vcpu_sig, not both",
+            ),
+            (
+                &format!(
+                    r#"{{"attestation_variant": "x", "enforce_pcrs": [4], "tdx": {{{fw}, "page_add_order": "three-pass"}}}}"#
+                ),
+                "unknown variant `three-pass`, expected `single-pass` or `two-pass`",
+            ),
+            (r#"{"attestation_variant": "x", "enforce_pcrs": [4], "tdx": {"firmware": ""}}"#, "tdx.firmware is empty"),
+        ];
+        for (json, want) in cases {
+            let t = one_platform(Some(json));
+            let err = ProfileSet::load(t.path()).unwrap_err();
+            let path = t.path().join("mkosi.profiles/p/nodeimg.json");
+            assert!(matches!(&err, Error::PlatformConfig { path: p, .. } if *p == path), "{json}: {err:?}");
+            let msg = err.to_string();
+            assert!(msg.starts_with(&format!("{}: ", path.display())) && msg.contains(want), "{json}: {msg}");
+        }
+
+        // Well-formed: firmware relative to the repository root, numbers as strings or numbers.
+        let t = one_platform(Some(
+            r#"{"attestation_variant": "x", "enforce_pcrs": [4], "snp": {"firmware": "fw.fd", "vmm_type": "ec2",
+                "vcpus": [1], "vcpu_sig": "0xa00f11", "guest_features": 33}, "tdx": {"firmware": "/abs/fw.fd", "page_add_order": "two-pass"}}"#,
+        ));
+        let set = ProfileSet::load(t.path()).unwrap();
+        let c = set.profiles["p"].config.as_ref().unwrap();
+        let snp = c.snp.as_ref().unwrap();
+        assert_eq!(
+            (snp.firmware.as_path(), snp.vcpu_sig, snp.guest_features),
+            (t.path().parent().unwrap().join("fw.fd").as_path(), Some(0xa00f11), 33)
+        );
+        let tdx = c.tdx.as_ref().unwrap();
+        assert_eq!((tdx.firmware.as_path(), tdx.page_add_order), (Path::new("/abs/fw.fd"), PageAddOrder::TwoPass));
+    }
+
+    #[test]
+    fn a_platform_needs_its_config_and_an_overlay_has_none() {
+        let t = one_platform(None);
+        let err = ProfileSet::load(t.path()).unwrap_err().to_string();
+        assert!(err.contains("mkosi.profiles/p/nodeimg.json: missing"), "{err}");
+
+        let t = one_platform(Some(r#"{"attestation_variant": "x", "enforce_pcrs": [4]}"#));
+        let o = t.path().join("mkosi.profiles/o");
+        fs::create_dir_all(&o).unwrap();
+        fs::write(o.join("mkosi.conf"), format!("{OVERLAY_MARKER}\n")).unwrap();
+        ProfileSet::load(t.path()).unwrap();
+        fs::write(o.join(PLATFORM_CONFIG), "{}").unwrap();
+        let err = ProfileSet::load(t.path()).unwrap_err().to_string();
+        assert!(err.contains("mkosi.profiles/o/nodeimg.json: o is an overlay"), "{err}");
+        fs::remove_dir_all(&o).unwrap();
+
+        fs::write(t.path().join("mkosi.profiles/q.conf"), "[Content]\nKernelCommandLine=x\n").unwrap();
+        let err = ProfileSet::load(t.path()).unwrap_err().to_string();
+        assert!(err.contains("mkosi.profiles/q.conf: a platform profile is a directory"), "{err}");
     }
 
     #[test]

@@ -198,45 +198,144 @@ pub fn check_or_error(e: builder::Error) -> Result<Outcome> {
     Err(anyhow::Error::new(e))
 }
 
-/// The PCRs the image alone determines on every platform (PCR 11 per boot phase).
-const IMAGE_PCRS: &[u32] = &[4, 9, 11, 12, 13];
+/// The PCRs `measure::boot` predicts for a UKI booted from a disk: what a platform's
+/// `nodeimg.json` may enforce (the hook checks again against the prediction itself).
+const MODELED_PCRS: [u32; 7] = [4, 5, 7, 9, 11, 12, 13];
 
-/// Per platform: the attestation variant (named as Constellation names them) and the PCRs the
-/// build enforces. The prediction's firmware is Debian's OVMF without Secure Boot, so PCR 5
-/// (GPT) and PCR 7 (Secure Boot databases) are only enforced on `qemu`, whose firmware that is;
-/// on a cloud they are the firmware's, added at release time as observed values
-/// (`nodeimg release --observed`).
-fn platform_policy(platform: &str) -> (String, &'static [u32]) {
-    match platform {
-        "qemu" => ("qemu-vtpm".into(), &[4, 5, 7, 9, 11, 12, 13]),
-        "gcp" | "aws" | "azure" => (format!("{platform}-sev-snp"), IMAGE_PCRS),
-        other => (format!("{other}-vtpm"), IMAGE_PCRS),
+/// One platform's reference values as its `nodeimg.json` ([`builder::PlatformConfig`]) asks for
+/// them. Everything that depends on the firmware alone (SNP launch digests, MRTD) is computed
+/// before mkosi runs, so a wrong firmware path fails the build at once, not after minutes.
+#[derive(Debug)]
+struct PlatformPlan {
+    /// The platform's nodeimg.json, for error messages.
+    config: PathBuf,
+    attestation_variant: String,
+    enforce_pcrs: Vec<u32>,
+    /// SEV-SNP launch digests, one per VM shape, sorted.
+    snp: Vec<release::bundle::SnpLaunchDigest>,
+    /// MRTD, when the platform carries TDX values (RTMR1 and RTMR2 then follow from the image).
+    mrtd: Option<[u8; 48]>,
+}
+
+/// Reads a firmware image named by `field` of `config`, with a clear error when it is missing.
+fn read_config_firmware(config: &Path, field: &str, path: &Path) -> Result<Vec<u8>> {
+    if !path.is_file() {
+        bail!(
+            "{}: {field} {} does not exist (Debian's OVMF builds are unpacked under tools/ovmf/ by `make setup`)",
+            config.display(),
+            path.display()
+        );
     }
+    crate::cmd::measure::read_firmware(path).with_context(|| format!("{}: {field}", config.display()))
+}
+
+/// Checks `platform`'s nodeimg.json against what nodeimg can compute and computes the values
+/// that depend on the firmware alone.
+fn plan(set: &ProfileSet, platform: &str) -> Result<PlatformPlan> {
+    use measure::snp::{self, SnpFirmware, SnpLaunch, Vmm};
+    let c = set
+        .profiles
+        .get(platform)
+        .and_then(|p| p.config.as_ref())
+        .with_context(|| format!("{platform} is not a platform profile"))?;
+    let config_path = c.source.clone();
+    let cp = config_path.display();
+    if let Some(p) = c.enforce_pcrs.iter().find(|p| !MODELED_PCRS.contains(p)) {
+        bail!("{cp}: enforce_pcrs: PCR {p} is not predicted (the boot-chain model predicts PCRs {MODELED_PCRS:?})");
+    }
+    let mut plan = PlatformPlan {
+        config: config_path.clone(),
+        attestation_variant: c.attestation_variant.clone(),
+        enforce_pcrs: c.enforce_pcrs.clone(),
+        snp: Vec::new(),
+        mrtd: None,
+    };
+    if let Some(s) = &c.snp {
+        let vmm: Vmm = s.vmm_type.parse().map_err(|e| anyhow::anyhow!("{cp}: snp.vmm_type: {e}"))?;
+        let vcpu_sig = match (&s.vcpu_type, s.vcpu_sig) {
+            (Some(t), _) => Some(snp::vcpu_type_sig(t).with_context(|| {
+                let names: Vec<_> = snp::VCPU_TYPES.iter().map(|t| t.0).collect();
+                format!("{cp}: snp.vcpu_type: unknown vCPU type {t:?} (known: {})", names.join(", "))
+            })?),
+            (None, sig) => sig.map(|s| s as u32), // checked to fit by the builder
+        };
+        if vmm == Vmm::Qemu && vcpu_sig.is_none() {
+            bail!("{cp}: snp: QEMU puts the vCPU signature into every VMSA: give vcpu_type or vcpu_sig");
+        }
+        let image = read_config_firmware(&config_path, "snp.firmware", &s.firmware)?;
+        let fw = SnpFirmware::parse(&image).with_context(|| format!("{cp}: snp.firmware {}", s.firmware.display()))?;
+        for &vcpus in &s.vcpus {
+            let launch =
+                SnpLaunch { vcpus, vcpu_sig, vmm, guest_features: s.guest_features, kernel: None, ovmf_hash: None };
+            let ld = snp::launch_digest(&fw, &launch)
+                .with_context(|| format!("{cp}: snp: {} with {vcpus} vCPUs", s.firmware.display()))?;
+            plan.snp.push(release::bundle::SnpLaunchDigest {
+                vcpus,
+                vcpu_type: s.vcpu_type.clone(),
+                vcpu_sig: vcpu_sig.unwrap_or(0),
+                vmm_type: vmm.name().to_ascii_lowercase(),
+                guest_features: s.guest_features,
+                launch_digest: release::hex::Hex(ld.digest.to_vec()),
+            });
+        }
+        plan.snp.sort_by(|a, b| a.shape().cmp(&b.shape()));
+    }
+    if let Some(t) = &c.tdx {
+        use measure::tdx::{self, PageAddOrder, TdvfMetadata};
+        let image = read_config_firmware(&config_path, "tdx.firmware", &t.firmware)?;
+        let md = TdvfMetadata::parse(&image).with_context(|| format!("{cp}: tdx.firmware {}", t.firmware.display()))?;
+        let order = match t.page_add_order {
+            builder::profiles::PageAddOrder::SinglePass => PageAddOrder::SinglePass,
+            builder::profiles::PageAddOrder::TwoPass => PageAddOrder::TwoPass,
+        };
+        plan.mrtd = Some(tdx::mrtd(&image, &md, order).digest);
+    }
+    Ok(plan)
 }
 
 /// Predicts (measure crate) what booting the platform directory's UKI from its disk extends into
-/// the vTPM, and writes it as `reference-values.json` (the release crate's input contract).
-fn write_reference_values(platform: &str, dir: &Path) -> Result<()> {
-    use measure::boot::{predict, BootInputs};
+/// the vTPM (and, for a platform with TDX values, into RTMR1 and RTMR2), adds the planned SNP
+/// and MRTD values, and writes it all as `reference-values.json` (the release crate's input
+/// contract).
+fn write_reference_values(plan: &PlatformPlan, dir: &Path) -> Result<()> {
+    use measure::boot::{predict, predict_tdx, BootInputs};
+    use release::hex::Hex;
     let uki = std::fs::read(dir.join("uki.efi")).context("reading uki.efi")?;
-    // The GPT (PCR 5) is in the first MiB of the disk.
+    // The GPT (PCR 5, RTMR1) is in the first MiB of the disk.
     let mut disk = Vec::with_capacity(1 << 20);
     let f = std::fs::File::open(dir.join("disk.raw")).context("opening disk.raw")?;
     std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 20), &mut disk).context("reading disk.raw")?;
     let mut inputs = BootInputs::new(&uki);
     inputs.disk = Some(&disk);
     let prediction = predict(&inputs)?;
-    let (variant, enforced) = platform_policy(platform);
-    let values = release::input::vtpm_reference_values(&prediction, &variant, enforced)?;
+    if let Some(p) = plan.enforce_pcrs.iter().find(|p| !prediction.pcrs.contains(p)) {
+        bail!("{}: enforce_pcrs: PCR {p} is not predicted (predicted: {:?})", plan.config.display(), prediction.pcrs);
+    }
+    let mut values = release::input::vtpm_reference_values(&prediction, &plan.attestation_variant, &plan.enforce_pcrs)?;
+    values.snp = plan.snp.clone();
+    if let Some(mrtd) = plan.mrtd {
+        // A TD boots the same UKI from the same disk; RTMR0 (TD HOB, ACPI tables, boot
+        // variables) is the platform's and stays out.
+        let td = predict_tdx(&inputs).context("predicting the TD boot")?;
+        let rtmr1 = td.rtmr1.context("RTMR1 not predicted although the disk was given")?;
+        values.tdx =
+            Some(release::bundle::Tdx { mrtd: Hex(mrtd.to_vec()), rtmr: [(1, Hex(rtmr1)), (2, Hex(td.rtmr2))].into() });
+    }
+    values.check("reference-values.json").context("the reference values do not pass the bundle's rules")?;
     let mut json = serde_json::to_vec_pretty(&values)?;
     json.push(b'\n');
-    std::fs::write(dir.join("reference-values.json"), json).context("writing reference-values.json")
+    crate::fsutil::write_atomic(&dir.join("reference-values.json"), &json).context("writing reference-values.json")
 }
 
 pub fn run(args: BuildArgs, global: Global) -> Result<Outcome> {
     let profiles_dir = args.loc.profiles_dir()?;
     let set = ProfileSet::load(&profiles_dir)?;
     let selection = set.select(&args.profiles, args.all)?;
+    let plans = selection
+        .platforms
+        .iter()
+        .map(|p| Ok((p.clone(), plan(&set, p)?)))
+        .collect::<Result<std::collections::BTreeMap<_, _>>>()?;
     let req = BuildRequest {
         profiles_dir,
         selection,
@@ -249,7 +348,8 @@ pub fn run(args: BuildArgs, global: Global) -> Result<Outcome> {
     install_interrupt_handler();
     let mut progress = Progress::new(global);
     let result = builder::build_with_hook(&req, &mut |e| progress.event(e), &mut |platform, dir| {
-        write_reference_values(platform, dir).map_err(|e| format!("computing the reference values: {e:#}"))
+        let plan = plans.get(platform).ok_or_else(|| format!("{platform} was not planned"))?;
+        write_reference_values(plan, dir).map_err(|e| format!("computing the reference values: {e:#}"))
     });
     progress.finish();
     let report = match result {

@@ -7,7 +7,6 @@
 //! of how each value was reached.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -195,37 +194,14 @@ impl FirmwareInfo {
 /// Firmware images are a few MiB; anything beyond this is the wrong file, not worth reading.
 const MAX_FIRMWARE: u64 = 256 << 20;
 
-/// Reads a firmware image, splitting large ones across one positional reader per core: faulting
-/// in a fresh multi-MiB buffer from a single thread costs about a third of hashing it.
-fn read_firmware(path: &Path) -> Result<Vec<u8>> {
-    let ctx = || format!("reading {}", path.display());
-    let file = File::open(path).with_context(ctx)?;
-    let len = file.metadata().with_context(ctx)?.len();
-    if len > MAX_FIRMWARE {
-        bail!(
-            "{} is {len} bytes, not a firmware image (OVMF builds are a few MiB; the limit here is {} MiB)",
-            path.display(),
-            MAX_FIRMWARE >> 20
-        );
-    }
-    let len = len as usize;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    if len < (1 << 20) || threads == 1 {
-        return std::fs::read(path).with_context(ctx);
-    }
-    let mut buf = vec![0u8; len];
-    let per = len.div_ceil(threads);
-    let file = &file;
-    std::thread::scope(|s| {
-        let parts: Vec<_> = buf
-            .chunks_mut(per)
-            .enumerate()
-            .map(|(i, part)| s.spawn(move || file.read_exact_at(part, (i * per) as u64)))
-            .collect();
-        parts.into_iter().try_for_each(|h| h.join().expect("reader thread panicked"))
-    })
-    .with_context(ctx)?;
-    Ok(buf)
+/// Maps a firmware image (see [`crate::fsutil::map_file`]).
+pub(crate) fn map_firmware(path: &Path) -> Result<crate::fsutil::MappedFile> {
+    crate::fsutil::map_file(path, MAX_FIRMWARE, "a firmware image; OVMF builds are a few MiB")
+}
+
+/// Reads a firmware image into memory.
+pub(crate) fn read_firmware(path: &Path) -> Result<Vec<u8>> {
+    Ok(map_firmware(path)?.to_vec())
 }
 
 fn sha256_file(path: &Path) -> Result<[u8; 32]> {
@@ -282,7 +258,7 @@ fn print_json<T: Serialize>(v: &T) -> Result<()> {
 }
 
 fn run_snp(a: SnpArgs, global: Global) -> Result<Outcome> {
-    let image = read_firmware(&a.ovmf)?;
+    let image = map_firmware(&a.ovmf)?;
     let ctx = || a.ovmf.display().to_string();
     let fw = SnpFirmware::parse(&image).with_context(ctx)?;
     let notes = fw.notes();
@@ -384,7 +360,7 @@ struct TdxReport {
 }
 
 fn run_tdx(a: TdxArgs, global: Global) -> Result<Outcome> {
-    let image = read_firmware(&a.ovmf)?;
+    let image = map_firmware(&a.ovmf)?;
     let md = TdvfMetadata::parse(&image).with_context(|| a.ovmf.display().to_string())?;
     let notes = md.notes();
     print_notes(&notes, global);
