@@ -77,6 +77,44 @@ impl AtomicFile {
     }
 }
 
+/// A whole input file, read-only, mapped into memory rather than copied.
+///
+/// Reading a multi-MiB firmware image or UKI into a fresh buffer costs more than hashing it: the
+/// kernel zeroes every new page and then copies the page cache into it. A mapping shares the page
+/// cache's pages instead. Empty files are not mapped (mmap refuses a zero length).
+#[derive(Debug)]
+pub struct MappedFile(Option<memmap2::Mmap>);
+
+impl std::ops::Deref for MappedFile {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+/// Maps `path` (`what` names it in errors), refusing files over `limit` bytes.
+#[allow(unsafe_code)]
+pub fn map_file(path: &Path, limit: u64, what: &str) -> Result<MappedFile> {
+    let ctx = || format!("reading {} ({what})", path.display());
+    let file = File::open(path).with_context(ctx)?;
+    let meta = file.metadata().with_context(ctx)?;
+    if !meta.is_file() {
+        anyhow::bail!("{} is not a regular file ({what})", path.display());
+    }
+    if meta.len() > limit {
+        anyhow::bail!("{} is {} bytes, too large for {what} (limit {limit})", path.display(), meta.len());
+    }
+    if meta.len() == 0 {
+        return Ok(MappedFile(None));
+    }
+    // SAFETY: the mapping is private and read-only, and nodeimg never writes its inputs. Another
+    // process truncating or rewriting the file while nodeimg reads it is outside what nodeimg
+    // can guard against (it would see changed bytes or die with SIGBUS), as for any reader of a
+    // file that changes underneath it.
+    let map = unsafe { memmap2::Mmap::map(&file) }.with_context(ctx)?;
+    Ok(MappedFile(Some(map)))
+}
+
 /// Writes `bytes` to `dest` atomically (temp file + rename).
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = AtomicFile::create(dest)?;

@@ -248,7 +248,7 @@ struct Inspect {
 }
 
 fn inspect(path: &Path, json: bool, banks: &[String]) -> Result<()> {
-    let data = read(path)?;
+    let data = crate::fsutil::map_file(path, 4 << 30, "a PE image")?;
     let pe = Pe::parse(&data).with_context(|| format!("{}", path.display()))?;
     let kernel = pe.section(".linux").and_then(|s| Pe::parse(pe.section_file_bytes(s)).ok());
     let wanted = |alg: HashAlg| banks.is_empty() || banks.iter().any(|b| b == alg.name());
