@@ -185,6 +185,7 @@ impl CommandRunExt for Command {
             }
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(Ok(line)) => {
+                    exited_quiet = 0;
                     tail.push(&line);
                     let text = String::from_utf8_lossy(&line);
                     on_line(text.trim_end_matches(['\n', '\r']));
@@ -192,10 +193,11 @@ impl CommandRunExt for Command {
                 Ok(Err(e)) => read_error = Some(e),
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     // The program has exited but something it started still holds the pipes
-                    // open: give it a moment to finish writing, then stop reading.
+                    // open: stop reading after 10 s without a line (long enough that readers
+                    // starved on a loaded machine still deliver everything).
                     if let Ok(Some(_)) = child.try_wait() {
                         exited_quiet += 1;
-                        if exited_quiet >= 10 {
+                        if exited_quiet >= 50 {
                             break;
                         }
                     }
