@@ -8,87 +8,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
+use common::swtpm::Swtpm;
 use common::{assert_fails, nodeimg, tool};
 use measure::eventlog::{self, Event, EventLog, EventType, HashAlg};
 
 type Banks = BTreeMap<String, BTreeMap<String, String>>;
-
-/// A swtpm listening on 127.0.0.1:port (commands) and port+1 (control), killed on drop.
-struct Swtpm {
-    child: Child,
-    port: u16,
-    _state: tempfile::TempDir,
-}
-
-impl Drop for Swtpm {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Swtpm {
-    fn start() -> Swtpm {
-        let state = tempfile::tempdir().unwrap();
-        let setup = tool(
-            state.path(),
-            "swtpm_setup",
-            &[
-                "--tpm2",
-                "--tpmstate",
-                state.path().to_str().unwrap(),
-                "--pcr-banks",
-                "sha1,sha256,sha384",
-                "--overwrite",
-            ],
-        );
-        assert_eq!(setup.code, 0, "swtpm_setup: {setup:?}");
-        for _ in 0..20 {
-            let port = free_port_pair();
-            let mut child = Command::new("swtpm")
-                .args(["socket", "--tpm2", "--tpmstate"])
-                .arg(format!("dir={}", state.path().display()))
-                .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
-                .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
-                .args(["--flags", "not-need-init,startup-clear"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run swtpm ({e}): run `make setup`"));
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Swtpm { child, port, _state: state };
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            // Lost the race for the ports (or too slow): try another pair.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("swtpm did not start");
-    }
-
-    fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
-    }
-}
-
-/// Two consecutive free TCP ports on 127.0.0.1 (swtpm wants the control port next to it).
-fn free_port_pair() -> u16 {
-    loop {
-        let a = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = a.local_addr().unwrap().port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// tpm2_pcrread's YAML: `  sha256:` then `    16: 0xHEX`.
 fn pcrread(text: &str) -> Banks {
@@ -139,7 +65,7 @@ fn read_matches_tpm2_pcrread_and_replay_of_the_written_log() {
         Event::hashing_data(16, EventType::EV_EVENT_TAG, b"debug".to_vec(), &algs),
         Event::hashing_data(23, EventType::EV_IPL, b"application".to_vec(), &algs),
     ];
-    let tpm = Swtpm::start();
+    let tpm = Swtpm::start("sha1,sha256,sha384");
     let tcti = tpm.tcti();
     let dir = tempfile::tempdir().unwrap();
     for e in &events {
@@ -192,7 +118,7 @@ fn bad_tcti_exits_2() {
     let dir = root();
     let run = nodeimg(dir, &["pcrs", "read", "--tcti", "carrier-pigeon:coo"]);
     assert_fails(&run, 2, &["--tcti \"carrier-pigeon:coo\"", "expected device:PATH"]);
-    let port = free_port_pair();
+    let port = common::swtpm::free_port_pair();
     let run = nodeimg(dir, &["pcrs", "read", "--tcti", &format!("swtpm:host=127.0.0.1,port={port}")]);
     assert_fails(&run, 2, &["connecting to the TPM at swtpm:host=127.0.0.1"]);
     let run = nodeimg(dir, &["pcrs", "read", "--bank", "md5"]);

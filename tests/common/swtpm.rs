@@ -61,7 +61,7 @@ impl Swtpm {
 }
 
 /// Two consecutive free TCP ports on 127.0.0.1 (swtpm wants the control port next to it).
-fn free_port_pair() -> u16 {
+pub fn free_port_pair() -> u16 {
     loop {
         let a = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = a.local_addr().unwrap().port();
