@@ -316,12 +316,14 @@ fn predicted_events_extended_into_a_swtpm_read_back_as_predicted() {
     let tpm_pcrs: Value = serde_json::from_str(&read.stdout).unwrap();
     for bank in ["sha1", "sha256", "sha384"] {
         for pcr in ["4", "5", "7", "9", "12", "13"] {
+            assert!(predicted["pcrs"][bank][pcr].is_string(), "{bank} PCR {pcr} not predicted: {predicted}");
             assert_eq!(
                 tpm_pcrs["banks"][bank][pcr], predicted["pcrs"][bank][pcr],
                 "{bank} PCR {pcr}: TPM vs prediction"
             );
         }
         // The log holds the stub's events; the phase words come later, from systemd.
+        assert!(predicted["pcr11_phases"][bank]["stub"].is_string(), "{bank} PCR 11 not predicted");
         assert_eq!(tpm_pcrs["banks"][bank]["11"], predicted["pcr11_phases"][bank]["stub"], "{bank} PCR 11");
     }
 }
