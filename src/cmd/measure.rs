@@ -196,7 +196,15 @@ const MAX_FIRMWARE: u64 = 256 << 20;
 
 /// Maps a firmware image (see [`crate::fsutil::map_file`]).
 pub(crate) fn map_firmware(path: &Path) -> Result<crate::fsutil::MappedFile> {
-    crate::fsutil::map_file(path, MAX_FIRMWARE, "a firmware image; OVMF builds are a few MiB")
+    let len = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len();
+    if len > MAX_FIRMWARE {
+        bail!(
+            "{} is {len} bytes, not a firmware image (OVMF builds are a few MiB; the limit here is {} MiB)",
+            path.display(),
+            MAX_FIRMWARE >> 20
+        );
+    }
+    crate::fsutil::map_file(path, MAX_FIRMWARE, "a firmware image")
 }
 
 /// Reads a firmware image into memory.
