@@ -123,7 +123,8 @@ pub struct KeyId(pub [u8; 8]);
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016X}", u64::from_le_bytes(self.0))
+        // minisign prints `%" PRIX64`: no zero padding, so a key id may have fewer than 16 digits.
+        write!(f, "{:X}", u64::from_le_bytes(self.0))
     }
 }
 

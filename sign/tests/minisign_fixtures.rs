@@ -49,6 +49,8 @@ fn minisign_signatures_verify() {
 #[test]
 fn unencrypted_key_opens() {
     let pk = PublicKey::parse(&read("unencrypted.pub")).unwrap();
+    // Its key id starts with a zero nibble, which minisign does not print.
+    assert_eq!(pk.to_file(), read("unencrypted.pub"), "public key file re-serialises exactly");
     let file = SecretKeyFile::parse(&read("unencrypted.key")).unwrap();
     assert!(!file.is_encrypted());
     assert_eq!(file.decrypt(None).unwrap().public_key(), pk);
