@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 pub mod fsutil;
+mod tpm;
 
 /// Reproducible, measured node images for confidential VMs.
 #[derive(Debug, Parser)]

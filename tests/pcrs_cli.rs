@@ -113,6 +113,37 @@ fn read_matches_tpm2_pcrread_and_replay_of_the_written_log() {
     assert_eq!(el.stdout.matches("- EventNum:").count(), 8, "{el:?}");
 }
 
+/// The Unix-socket transport, and the one bank a TPM may be set up with, against tpm2_pcrread.
+#[test]
+fn read_over_a_unix_socket_matches_tpm2_pcrread() {
+    let tpm = Swtpm::start_unix("sha384", true);
+    let tcti = tpm.tcti();
+    let dir = tempfile::tempdir().unwrap();
+    for (pcr, byte) in [(0, "11"), (14, "22"), (23, "33")] {
+        let spec = format!("{pcr}:sha384={}", byte.repeat(48));
+        let run = tool(dir.path(), "tpm2_pcrextend", &["-T", &tcti, &spec]);
+        assert_eq!(run.code, 0, "tpm2_pcrextend {spec}: {run:?}");
+    }
+    let run = nodeimg(dir.path(), &["pcrs", "read", "--tcti", &tcti, "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let ours: Banks = serde_json::from_value(v["banks"].clone()).unwrap();
+    let oracle = tool(dir.path(), "tpm2_pcrread", &["-T", &tcti, "sha384:all"]);
+    assert_eq!(oracle.code, 0, "tpm2_pcrread: {oracle:?}");
+    assert_eq!(ours, pcrread(&oracle.stdout));
+    assert_eq!(ours.keys().collect::<Vec<_>>(), ["sha384"]);
+    let run = nodeimg(dir.path(), &["pcrs", "read", "--tcti", &tcti, "--bank", "sha256"]);
+    assert_fails(&run, 2, &["has no sha256 bank allocated"]);
+}
+
+/// A TPM that was never started answers with an error code, which nodeimg names.
+#[test]
+fn unstarted_tpm_is_named_as_such() {
+    let tpm = Swtpm::start_unix("sha256", false);
+    let run = nodeimg(root(), &["pcrs", "read", "--tcti", &tpm.tcti()]);
+    assert_fails(&run, 2, &["TPM2_GetCapability", "0x100", "TPM2_Startup"]);
+}
+
 #[test]
 fn bad_tcti_exits_2() {
     let dir = root();
@@ -121,6 +152,10 @@ fn bad_tcti_exits_2() {
     let port = common::swtpm::free_port_pair();
     let run = nodeimg(dir, &["pcrs", "read", "--tcti", &format!("swtpm:host=127.0.0.1,port={port}")]);
     assert_fails(&run, 2, &["connecting to the TPM at swtpm:host=127.0.0.1"]);
+    let run = nodeimg(dir, &["pcrs", "read", "--tcti", "tabrmd"]);
+    assert_fails(&run, 2, &["without a TSS", "swtpm:path=SOCKET"]);
+    let run = nodeimg(dir, &["pcrs", "read", "--tcti", "device:/nonexistent/tpm9"]);
+    assert_fails(&run, 2, &["no TPM at /nonexistent/tpm9"]);
     let run = nodeimg(dir, &["pcrs", "read", "--bank", "md5"]);
     assert_fails(&run, 2, &["unknown hash algorithm \"md5\""]);
 }

@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod ovmf;
 pub mod snp;
 pub mod tdx;
+pub mod tpm;
 pub mod uefi_vars;
 
 mod serde_hex;

@@ -74,7 +74,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "tpm")]
     pcrs: Option<PathBuf>,
     /// Read the PCRs from a TPM, in TSS2 TCTI syntax: device:/dev/tpmrm0,
-    /// swtpm:host=HOST,port=PORT, mssim:host=HOST,port=PORT.
+    /// swtpm:host=HOST,port=PORT or swtpm:path=SOCKET.
     #[arg(long, value_name = "TCTI")]
     tpm: Option<String>,
     /// An AMD SEV-SNP attestation report (binary, 1184 bytes; versions 2, 3, 5).
@@ -231,8 +231,7 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
 
     let tpm = match &a.tpm {
         Some(tcti) => {
-            super::pcrs::quiet_tss(global);
-            let banks = super::pcrs::read_banks(tcti, &[])?;
+            let banks = crate::tpm::read_banks(tcti, &[])?;
             let banks = banks
                 .into_iter()
                 .map(|(name, pcrs)| (name, pcrs.into_iter().map(|(i, v)| (i.to_string(), v)).collect()))

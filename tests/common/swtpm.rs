@@ -1,4 +1,5 @@
-//! A software TPM for tests: swtpm on two free TCP ports, fresh state, killed on drop.
+//! A software TPM for tests: swtpm on two free TCP ports (or a Unix socket), fresh state,
+//! killed on drop.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -6,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use super::tool;
 
-/// A swtpm listening on 127.0.0.1:port (commands) and port+1 (control), killed on drop.
+/// A swtpm listening on 127.0.0.1:port (commands) and port+1 (control), or on the Unix socket
+/// `sock` (commands) and `sock.ctrl` (control, where tpm2-tss looks for it); killed on drop.
 pub struct Swtpm {
     child: Child,
     port: u16,
+    socket: Option<std::path::PathBuf>,
     _state: tempfile::TempDir,
 }
 
@@ -23,11 +26,8 @@ impl Drop for Swtpm {
 impl Swtpm {
     /// A TPM 2.0 with the PCR banks `banks` (swtpm_setup syntax: `sha256,sha384`), started.
     pub fn start(banks: &str) -> Swtpm {
-        let state = tempfile::tempdir().unwrap();
+        let state = setup(banks);
         let dir = state.path().to_str().unwrap().to_owned();
-        let setup =
-            tool(state.path(), "swtpm_setup", &["--tpm2", "--tpmstate", &dir, "--pcr-banks", banks, "--overwrite"]);
-        assert_eq!(setup.code, 0, "swtpm_setup: {setup:?}");
         for _ in 0..20 {
             let port = free_port_pair();
             let mut child = Command::new("swtpm")
@@ -43,7 +43,7 @@ impl Swtpm {
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Swtpm { child, port, _state: state };
+                    return Swtpm { child, port, socket: None, _state: state };
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -54,10 +54,49 @@ impl Swtpm {
         panic!("swtpm did not start");
     }
 
+    /// A TPM 2.0 with the PCR banks `banks` on a Unix socket; `startup`: whether swtpm sends
+    /// TPM2_Startup itself (without it the TPM answers every command TPM_RC_INITIALIZE).
+    pub fn start_unix(banks: &str, startup: bool) -> Swtpm {
+        let state = setup(banks);
+        let dir = state.path().to_str().unwrap().to_owned();
+        let socket = state.path().join("sock");
+        let mut child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={dir}"))
+            .args(["--server", &format!("type=unixio,path={}", socket.display())])
+            .args(["--ctrl", &format!("type=unixio,path={}.ctrl", socket.display())])
+            .args(["--flags", if startup { "not-need-init,startup-clear" } else { "not-need-init" }])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run swtpm ({e}): run `make setup`"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                return Swtpm { child, port: 0, socket: Some(socket), _state: state };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        panic!("swtpm did not start on {}", socket.display());
+    }
+
     /// The TSS2 TCTI string that reaches it.
     pub fn tcti(&self) -> String {
-        format!("swtpm:host=127.0.0.1,port={}", self.port)
+        match &self.socket {
+            Some(path) => format!("swtpm:path={}", path.display()),
+            None => format!("swtpm:host=127.0.0.1,port={}", self.port),
+        }
     }
+}
+
+/// A fresh TPM state directory with `banks` allocated.
+fn setup(banks: &str) -> tempfile::TempDir {
+    let state = tempfile::tempdir().unwrap();
+    let dir = state.path().to_str().unwrap().to_owned();
+    let setup = tool(state.path(), "swtpm_setup", &["--tpm2", "--tpmstate", &dir, "--pcr-banks", banks, "--overwrite"]);
+    assert_eq!(setup.code, 0, "swtpm_setup: {setup:?}");
+    state
 }
 
 /// Two consecutive free TCP ports on 127.0.0.1 (swtpm wants the control port next to it).
