@@ -10,6 +10,7 @@ pub mod boot;
 pub mod eventlog;
 pub mod evidence;
 pub mod ovmf;
+pub mod sha384x8;
 pub mod snp;
 pub mod tdx;
 pub mod tpm;

@@ -325,7 +325,7 @@ impl VarStore {
                 .filter(|e| *e <= end)
                 .ok_or(VarsError::VariableTruncated { offset: at, what: "data", end })?;
             let name = &file[name_at..name_end];
-            if name.len() < 2 || name.len() % 2 != 0 {
+            if name.len() < 2 || !name.len().is_multiple_of(2) {
                 return Err(VarsError::BadName {
                     offset: at,
                     reason: "its size is not a whole number of UTF-16 units",
@@ -505,7 +505,7 @@ mod tests {
             f.extend_from_slice(&h);
             f.append(&mut n);
             f.extend_from_slice(data);
-            while f.len() % 4 != 0 {
+            while !f.len().is_multiple_of(4) {
                 f.push(0xff);
             }
         }

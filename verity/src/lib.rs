@@ -139,7 +139,7 @@ impl Params {
         if self.data_blocks == 0 {
             return Err(Error::NoData);
         }
-        if self.hash_offset % 512 != 0 {
+        if !self.hash_offset.is_multiple_of(512) {
             return Err(Error::HashOffsetAlignment(self.hash_offset));
         }
         Ok(())

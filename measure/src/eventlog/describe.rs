@@ -225,7 +225,7 @@ fn text(data: &[u8]) -> Option<String> {
     let printable = |c: char| !c.is_control() || c == '\n' || c == '\t';
     // UTF-16LE if it has an even length and every odd byte is zero (ASCII range), which
     // systemd-stub's and edk2's CHAR16 strings are.
-    if data.len() >= 2 && data.len() % 2 == 0 && data.iter().skip(1).step_by(2).all(|&b| b == 0) {
+    if data.len() >= 2 && data.len().is_multiple_of(2) && data.iter().skip(1).step_by(2).all(|&b| b == 0) {
         let units: Vec<u16> = data.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
         let s = String::from_utf16(&units).ok()?;
         let s = s.trim_end_matches('\0');

@@ -142,7 +142,7 @@ pub struct SnpFirmware<'a> {
 impl<'a> SnpFirmware<'a> {
     /// Parses the footer table and SEV metadata of `image`.
     pub fn parse(image: &'a [u8]) -> Result<Self, SnpError> {
-        if image.is_empty() || image.len() % PAGE_SIZE != 0 || image.len() as u64 > FOUR_GIB {
+        if image.is_empty() || !image.len().is_multiple_of(PAGE_SIZE) || image.len() as u64 > FOUR_GIB {
             return Err(SnpError::FirmwareSize { len: image.len() });
         }
         let table = FooterTable::parse(image)?;
@@ -278,7 +278,7 @@ pub fn launch_digest(fw: &SnpFirmware<'_>, launch: &SnpLaunch) -> Result<LaunchD
         if let SectionType::Unknown(raw) = s.section_type {
             return Err(SnpError::UnknownSection { index, offset: s.offset, gpa: s.gpa, raw });
         }
-        if s.gpa as usize % PAGE_SIZE != 0 || s.size as usize % PAGE_SIZE != 0 {
+        if !(s.gpa as usize).is_multiple_of(PAGE_SIZE) || !(s.size as usize).is_multiple_of(PAGE_SIZE) {
             return Err(SnpError::SectionMisaligned {
                 index,
                 section_type: s.section_type,

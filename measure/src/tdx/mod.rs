@@ -371,7 +371,7 @@ impl TdvfMetadata {
 
 fn check_section(image: &[u8], index: usize, s: &Section) -> Result<(), TdxError> {
     let (section_type, offset) = (s.section_type, s.offset);
-    if s.memory_address % PAGE_SIZE != 0 || s.memory_data_size % PAGE_SIZE != 0 {
+    if !s.memory_address.is_multiple_of(PAGE_SIZE) || !s.memory_data_size.is_multiple_of(PAGE_SIZE) {
         return Err(TdxError::Misaligned {
             index,
             section_type,
