@@ -9,7 +9,7 @@ compare() {
   local json; json=$(mktemp)
   hyperfine --style none --export-json "$json" "$@" -n "$na" "$ca" -n "$nb" "$cb" >/dev/null
   local ma mb; ma=$(median_of "$json" 0); mb=$(median_of "$json" 1)
-  printf '%-28s median %8.3f s\n%-28s median %8.3f s\n' "$na" "$ma" "$nb" "$mb"
+  printf '%-28s median %10.1f ms\n%-28s median %10.1f ms\n' "$na" "$(echo "$ma * 1000" | bc -l)" "$nb" "$(echo "$mb * 1000" | bc -l)"
   printf 'ratio %s / %s = %.2fx\n' "$nb" "$na" "$(echo "$mb / $ma" | bc -l)"
   rm -f "$json"
 }
