@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::lock::Lock;
-use crate::mkosi::{CacheDirs, Event, Invocation};
+use crate::mkosi::{CacheDirs, CacheLock, Event, Invocation};
 use crate::profiles::{ProfileSet, Selection};
 use crate::run::{argv, CommandRunExt, INTERRUPTED};
 use crate::tools::ToolsTree;
@@ -169,6 +169,7 @@ fn build_into(
     hook: &mut PlatformHook<'_>,
 ) -> Result<BuildReport, Error> {
     let sel = &req.selection;
+    let _cache_lock = CacheLock::acquire(&req.cache_dir, on_event)?;
     let cache = CacheDirs::under(&req.cache_dir);
     cache.create()?;
     let pins = write_pins(&cache, lock)?;
@@ -693,6 +694,7 @@ pub fn resolve_packages(
 ) -> Result<Lock, Error> {
     let set = ProfileSet::load(profiles_dir)?;
     let sel = set.select(&[], false)?;
+    let _cache_lock = CacheLock::acquire(cache_dir, on_event)?;
     let cache = CacheDirs::under(cache_dir);
     cache.create()?;
     on_event(Event::Phase("mkosi: resolving package versions (no pins, no cache)".into()));

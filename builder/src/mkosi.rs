@@ -87,6 +87,39 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
+/// An exclusive hold on a cache directory, released when dropped (or when the process dies:
+/// it is an `flock` on `nodeimg.lock` in the directory). Two mkosi runs sharing one package
+/// cache, incremental image and tools tree overwrite each other's files mid-build; scripts that
+/// run mkosi on a nodeimg cache themselves take the same lock with `flock(1)`.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: std::fs::File,
+}
+
+impl CacheLock {
+    /// Takes the lock on `dir` (created if missing), waiting for another build that holds it and
+    /// saying so through `on_event`.
+    pub fn acquire(dir: &Path, on_event: &mut dyn FnMut(Event)) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(crate::write_err(dir))?;
+        let path = dir.join("nodeimg.lock");
+        let file = std::fs::File::options().create(true).truncate(false).write(true).open(&path);
+        let file = file.map_err(crate::write_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                on_event(Event::Phase(format!(
+                    "waiting: another build is using the cache {} (its lock: {})",
+                    dir.display(),
+                    path.display()
+                )));
+                file.lock().map_err(crate::write_err(&path))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(crate::write_err(&path)(e)),
+        }
+        Ok(CacheLock { _file: file })
+    }
+}
+
 /// Where mkosi keeps what survives between builds.
 #[derive(Debug, Clone)]
 pub struct CacheDirs {
@@ -203,6 +236,26 @@ fn hint_for(tail: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_build_waits_for_the_cache_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let held = CacheLock::acquire(&cache, &mut |_| panic!("the first build does not wait")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                let lock = CacheLock::acquire(&cache, &mut |e| tx.send(e).unwrap());
+                lock.map(drop).map_err(|e| e.to_string())
+            })
+        };
+        let said = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("the second build says it waits");
+        assert!(matches!(&said, Event::Phase(p) if p.contains("another build is using the cache")), "{said:?}");
+        assert!(!waiter.is_finished(), "the second build went on while the first held the cache");
+        drop(held);
+        waiter.join().unwrap().unwrap();
+    }
 
     #[test]
     fn lines() {

@@ -29,10 +29,11 @@ row "nodeimg build, 1 platform, warm" "$one_warm"
 row "nodeimg build --all (4 platforms), warm" "$all_warm"
 printf 'all / one (warm) = %.2fx\n' "$(echo "$all_warm / $one_warm" | bc -l)"
 
-# The peer approach: one full mkosi build per platform (root, erofs, verity, UKI each time).
+# The peer approach: one full mkosi build per platform (root, erofs, verity, UKI each time),
+# holding the cache's lock as nodeimg does, so a concurrent `nodeimg build` waits for it.
 peer=0
 for p in aws azure gcp qemu; do
-  s=$(secs "$MKOSI" --directory "$ROOT/mkosi-profiles" --profile "$p" --output-directory "$WARM/output" \
+  s=$(secs flock "$WARM/nodeimg.lock" "$MKOSI" --directory "$ROOT/mkosi-profiles" --profile "$p" --output-directory "$WARM/output" \
     --cache-directory "$WARM/incremental" --package-cache-dir "$WARM/packages" \
     --workspace-directory "$WARM/workspace" --incremental yes --force build)
   peer=$(echo "$peer + $s" | bc -l)
