@@ -1,12 +1,13 @@
 //! The real-boot check: boots the capture UKI under QEMU + OVMF + swtpm
-//! (`tests/boot/boot-capture.sh`), Secure Boot off, on, and off with credentials and extensions
-//! next to the UKI (`--extras`), and checks that
+//! (`tests/boot/boot-capture.sh`), Secure Boot off, on, off with credentials and extensions
+//! next to the UKI (`--extras`), and off with a vTPM that also allocates sha1 (`--banks`), and
+//! checks that
 //!
 //! * `nodeimg eventlog replay` of the captured log gives exactly the PCRs the booted kernel read
-//!   from the vTPM, in the sha256 and sha384 banks (and that untouched PCRs hold reset values);
+//!   from the vTPM, in every bank it allocated (and that untouched PCRs hold reset values);
 //! * PCR 11 equals what `systemd-measure` (systemd 257, the oracle) computes for the UKI;
 //! * the boot-chain model (`nodeimg measure pcrs`, from the booted UKI, the VARS file and the
-//!   disk's GPT) predicts PCR 4, 5, 7, 9, 11, 12 and 13 in both banks, and the captured log
+//!   disk's GPT) predicts PCR 4, 5, 7, 9, 11, 12 and 13 in every bank, and the captured log
 //!   extends exactly the predicted events in those PCRs (the event diff is printed otherwise);
 //! * the live capture equals the committed fixture (`measure/testdata/boot/`) for every PCR
 //!   whose inputs are unchanged — and, when every input matches, the log is byte-identical.
@@ -62,6 +63,9 @@ fn capture(mode: &str, out: &Path) {
         "extras" => {
             cmd.arg("--extras");
         }
+        "all-banks" => {
+            cmd.args(["--banks", "sha1,sha256,sha384"]);
+        }
         _ => {}
     }
     let o = cmd.output().expect("running tests/boot/boot-capture.sh");
@@ -74,12 +78,13 @@ fn capture(mode: &str, out: &Path) {
 
 #[test]
 fn real_boot_replays_and_matches_the_fixture() {
-    for mode in ["sb-off", "sb-on", "extras"] {
+    for mode in ["sb-off", "sb-on", "extras", "all-banks"] {
         let dir = tempfile::tempdir().unwrap();
         capture(mode, dir.path());
         let log: PathBuf = dir.path().join("eventlog.bin");
         let real = read_banks(&dir.path().join("pcrs.json"));
-        assert_eq!(real.keys().map(String::as_str).collect::<Vec<_>>(), ["sha256", "sha384"], "{mode}");
+        let banks: &[&str] = if mode == "all-banks" { &["sha1", "sha256", "sha384"] } else { &["sha256", "sha384"] };
+        assert_eq!(real.keys().map(String::as_str).collect::<Vec<_>>(), banks, "{mode}");
 
         // 1. Replay of the live log == the live PCRs.
         let run = nodeimg(root(), &["eventlog", "replay", "--json", log.to_str().unwrap()]);
@@ -103,8 +108,8 @@ fn real_boot_replays_and_matches_the_fixture() {
 
         // 2. PCR 11 == what systemd-measure 257 computes from the UKI's sections (no phase).
         let measured = std::fs::read_to_string(dir.path().join("systemd-measure.txt")).unwrap();
-        for bank in ["sha256", "sha384"] {
-            let line = format!("11:{bank}={}", real[bank]["11"]);
+        for bank in banks {
+            let line = format!("11:{bank}={}", real[*bank]["11"]);
             assert!(measured.lines().any(|l| l == line), "{mode}: no {line:?} in systemd-measure's\n{measured}");
         }
 
@@ -128,7 +133,7 @@ fn real_boot_replays_and_matches_the_fixture() {
             "--disk".into(),
             path("gpt.bin"),
             "--banks".into(),
-            "sha256,sha384".into(),
+            banks.join(","),
             "--json".into(),
             "--check-eventlog".into(),
             path("eventlog.bin"),
@@ -144,13 +149,13 @@ fn real_boot_replays_and_matches_the_fixture() {
         let run = nodeimg(root(), &args.iter().map(String::as_str).collect::<Vec<_>>());
         assert_eq!(run.code, 0, "{mode}: the prediction departs from the real boot (event diff in stderr):\n{run:?}");
         let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-        for bank in ["sha256", "sha384"] {
+        for bank in banks {
             for pcr in ["4", "5", "7", "9", "12", "13"] {
-                assert_eq!(v["pcrs"][bank][pcr], real[bank][pcr], "{mode}: {bank} PCR {pcr}: predicted vs the vTPM");
+                assert_eq!(v["pcrs"][bank][pcr], real[*bank][pcr], "{mode}: {bank} PCR {pcr}: predicted vs the vTPM");
             }
             // No systemd in the capture initrd: PCR 11 holds the stub's sections only.
             assert_eq!(
-                v["pcr11_phases"][bank]["stub"], real[bank]["11"],
+                v["pcr11_phases"][bank]["stub"], real[*bank]["11"],
                 "{mode}: {bank} PCR 11: predicted vs the vTPM"
             );
         }
@@ -180,9 +185,9 @@ fn real_boot_replays_and_matches_the_fixture() {
                 skipped.push(pcr);
                 continue;
             }
-            for bank in ["sha256", "sha384"] {
+            for bank in banks {
                 let key = pcr.to_string();
-                assert_eq!(real[bank][&key], fixture[bank][&key], "{mode}: {bank} PCR {pcr}: live vs fixture");
+                assert_eq!(real[*bank][&key], fixture[*bank][&key], "{mode}: {bank} PCR {pcr}: live vs fixture");
             }
         }
         if changed.is_empty() {

@@ -1,12 +1,13 @@
 //! The boot-chain model (`measure::boot`) against what others measured:
 //!
 //! * the real boots of `testdata/boot/` (QEMU + OVMF 2025.02 + swtpm, systemd-stub 257, Linux
-//!   6.12; PCRs read by the booted kernel from the vTPM; Secure Boot off, on, and off with
-//!   credentials and extensions on the ESP): predicted from the same inputs —
-//!   the UKI, the disk's GPT and the ESP's extra files, rebuilt byte for byte by `make setup`
-//!   (`scripts/setup.d/55-boot-inputs.sh`), and Debian's VARS files — PCR 4, 5, 7, 9, 11, 12
-//!   and 13 equal the vTPM's in sha256 and sha384, Secure Boot off and on, and the predicted
-//!   log equals the captured one event by event in those PCRs;
+//!   6.12; PCRs read by the booted kernel from the vTPM; Secure Boot off, on, off with
+//!   credentials and extensions on the ESP, and off with a vTPM that also has a sha1 bank):
+//!   predicted from the same inputs — the UKI, the disk's GPT and the ESP's extra files, rebuilt
+//!   byte for byte by `make setup` (`scripts/setup.d/55-boot-inputs.sh`), and Debian's VARS
+//!   files — PCR 4, 5, 7, 9, 11, 12 and 13 equal the vTPM's in every bank it allocated (sha256
+//!   and sha384; sha1 too in all-banks), and the predicted log equals the captured one event by
+//!   event in those PCRs;
 //! * `systemd-measure` 257 (trixie) for PCR 11 in every phase and bank
 //!   (`testdata/boot/systemd-measure-phases.json`, and live), and systemd's own test vectors
 //!   (`testdata/systemd-measure/`);
@@ -46,16 +47,52 @@ type Banks = BTreeMap<String, BTreeMap<String, String>>;
 /// A fixture boot: its mode, the inputs rebuilt by `make setup`, the firmware flavour.
 struct Fixture {
     mode: &'static str,
+    /// Which `tools/boot/` inputs it booted (the same UKI and disk serve several vTPMs).
+    inputs: &'static str,
+    /// The banks its vTPM allocated.
+    banks: &'static [HashAlg],
     vars: &'static str,
     secure_boot_firmware: bool,
     /// Credentials and extensions next to the UKI (PCR 9, 12, 13).
     extras: bool,
 }
 
-const FIXTURES: [Fixture; 3] = [
-    Fixture { mode: "sb-off", vars: "OVMF_VARS_4M.fd", secure_boot_firmware: false, extras: false },
-    Fixture { mode: "sb-on", vars: "OVMF_VARS_4M.snakeoil.fd", secure_boot_firmware: true, extras: false },
-    Fixture { mode: "extras", vars: "OVMF_VARS_4M.fd", secure_boot_firmware: false, extras: true },
+const TWO_BANKS: &[HashAlg] = &[HashAlg::Sha256, HashAlg::Sha384];
+
+const FIXTURES: [Fixture; 4] = [
+    Fixture {
+        mode: "sb-off",
+        inputs: "sb-off",
+        banks: TWO_BANKS,
+        vars: "OVMF_VARS_4M.fd",
+        secure_boot_firmware: false,
+        extras: false,
+    },
+    Fixture {
+        mode: "sb-on",
+        inputs: "sb-on",
+        banks: TWO_BANKS,
+        vars: "OVMF_VARS_4M.snakeoil.fd",
+        secure_boot_firmware: true,
+        extras: false,
+    },
+    Fixture {
+        mode: "extras",
+        inputs: "extras",
+        banks: TWO_BANKS,
+        vars: "OVMF_VARS_4M.fd",
+        secure_boot_firmware: false,
+        extras: true,
+    },
+    // The sb-off boot with a vTPM that also allocates sha1 (as GCP's and AWS's vTPMs do).
+    Fixture {
+        mode: "all-banks",
+        inputs: "sb-off",
+        banks: &[HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384],
+        vars: "OVMF_VARS_4M.fd",
+        secure_boot_firmware: false,
+        extras: false,
+    },
 ];
 
 /// The files of a directory the harness put on the ESP.
@@ -92,8 +129,8 @@ fn print_diff(d: &eventlog::Diff) -> String {
 fn fixture_boots_are_predicted_exactly() {
     for f in FIXTURES {
         let mode = f.mode;
-        let uki = read(&tools(&format!("boot/{mode}/uki.efi")));
-        let gpt = read(&tools(&format!("boot/{mode}/gpt.bin")));
+        let uki = read(&tools(&format!("boot/{}/uki.efi", f.inputs)));
+        let gpt = read(&tools(&format!("boot/{}/gpt.bin", f.inputs)));
         let vars = read(&tools(&format!("{OVMF}/{}", f.vars)));
         assert_eq!(sha256_hex(&vars), input_sha256(mode, &format!("tools/{OVMF}/{}", f.vars)), "{mode}: VARS");
         if mode != "sb-on" {
@@ -104,12 +141,12 @@ fn fixture_boots_are_predicted_exactly() {
         }
         let store = VarStore::parse(&vars).unwrap();
         let mut inputs = BootInputs::new(&uki);
-        inputs.banks = vec![HashAlg::Sha256, HashAlg::Sha384];
+        inputs.banks = f.banks.to_vec();
         inputs.secure_boot = SecureBootConfig::from_store(&store, f.secure_boot_firmware);
         inputs.disk = Some(&gpt);
         if f.extras {
-            inputs.extra_d = sidecars(&tools(&format!("boot/{mode}/extra.d")));
-            inputs.loader_credentials = sidecars(&tools(&format!("boot/{mode}/loader-credentials")));
+            inputs.extra_d = sidecars(&tools(&format!("boot/{}/extra.d", f.inputs)));
+            inputs.loader_credentials = sidecars(&tools(&format!("boot/{}/loader-credentials", f.inputs)));
         }
         let p = boot::predict(&inputs).unwrap_or_else(|e| panic!("{mode}: {e}"));
         assert_eq!(p.stub_version, "257.13-1~deb13u1", "{mode}");
@@ -124,7 +161,10 @@ fn fixture_boots_are_predicted_exactly() {
 
         // Values against the vTPM.
         let real: Banks = serde_json::from_slice(&read(&testdata(&format!("boot/{mode}/pcrs.json")))).unwrap();
+        let names: Vec<&str> = f.banks.iter().map(|b| b.name()).collect();
+        assert_eq!(real.keys().map(String::as_str).collect::<Vec<_>>(), names, "{mode}: the vTPM's banks");
         let predicted = p.pcrs_at(Phase::Stub);
+        assert_eq!(predicted.len(), f.banks.len(), "{mode}: a prediction per bank");
         for (alg, regs) in &predicted {
             for (pcr, value) in regs {
                 assert_eq!(hex::encode(value), real[alg.name()][&pcr.to_string()], "{mode}: {alg} PCR {pcr}");

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Boots a small UKI under QEMU + OVMF + swtpm and captures what the boot chain measured: every
-# PCR of the sha256 and sha384 banks and the firmware's binary event log, read by the booted
-# kernel from /sys. This is the ground truth the boot-chain model (measure) is judged against.
+# PCR of the vTPM's banks (sha256 and sha384, or those --banks allocates) and the firmware's
+# binary event log, read by the booted kernel from /sys. This is the ground truth the boot-chain model (measure) is judged against.
 #
 #   tests/boot/boot-capture.sh --out DIR [--secure-boot] [--timeout SECONDS] [--accel tcg|kvm] [--keep-work]
 #   tests/boot/boot-capture.sh --out DIR [--secure-boot] --inputs-only
-#   … [--extras]
+#   … [--extras] [--banks sha1,sha256,sha384]
 #
 # The chain: OVMF (Debian trixie's ovmf 2025.02, pinned by 31-ovmf.sh) → systemd-stub 257
 # (trixie's systemd-boot-efi) → Linux EFI stub (trixie's cloud kernel; both pinned by
@@ -47,7 +47,7 @@ OS_RELEASE='ID=nodeimg-boot-capture
 NAME="nodeimg boot capture"
 VERSION_ID=1'
 
-out= secure_boot=0 timeout=600 keep_work=0 inputs_only=0 extras=0 accel=${BOOT_ACCEL:-tcg}
+out= secure_boot=0 timeout=600 keep_work=0 inputs_only=0 extras=0 accel=${BOOT_ACCEL:-tcg} banks=sha256,sha384
 while [ $# -gt 0 ]; do
   case $1 in
     --out) out=$2; shift 2 ;;
@@ -57,6 +57,7 @@ while [ $# -gt 0 ]; do
     --inputs-only) inputs_only=1; shift ;;
     --extras) extras=1; shift ;;
     --accel) accel=$2; shift 2 ;;
+    --banks) banks=$2; shift 2 ;;
     *) echo "usage: $0 --out DIR [--secure-boot] [--timeout SECONDS] [--accel tcg|kvm] [--keep-work]" >&2; exit 2 ;;
   esac
 done
@@ -107,8 +108,9 @@ for s in linux osrel cmdline initrd uname sbat; do
   objcopy -O binary --only-section=".$s" "$work/uki.efi" "$work/sections/$s"
   measure_args+=("--$s=$work/sections/$s")
 done
+for b in ${banks//,/ }; do measure_args+=("--bank=$b"); done
 "$ROOT/scripts/in-trixie" /usr/lib/systemd/systemd-measure calculate "${measure_args[@]}" \
-  --bank=sha256 --bank=sha384 --phase= >"$work/systemd-measure.txt" 2>&1 \
+  --phase= >"$work/systemd-measure.txt" 2>&1 \
   || { cat "$work/systemd-measure.txt" >&2; die "systemd-measure failed"; }
 if [ "$secure_boot" = 1 ]; then
   code=$OVMF_DIR/OVMF_CODE_4M.secboot.fd vars=$OVMF_DIR/OVMF_VARS_4M.snakeoil.fd
@@ -167,9 +169,9 @@ if [ "$inputs_only" = 1 ]; then
   exit 0
 fi
 
-# 4. The vTPM: a fresh swtpm with only the sha256 and sha384 banks allocated.
+# 4. The vTPM: a fresh swtpm with only the banks asked for allocated (sha256 and sha384).
 mkdir -p "$work/tpm"
-swtpm_setup --tpm2 --tpmstate "$work/tpm" --pcr-banks sha256,sha384 --overwrite \
+swtpm_setup --tpm2 --tpmstate "$work/tpm" --pcr-banks "$banks" --overwrite \
   >"$work/swtpm_setup.log" 2>&1 || { cat "$work/swtpm_setup.log" >&2; die "swtpm_setup failed"; }
 swtpm socket --tpm2 --tpmstate dir="$work/tpm" --ctrl type=unixio,path="$work/swtpm.sock" \
   --log file="$work/swtpm.log",level=1 &
@@ -228,6 +230,7 @@ copy_extras
 {
   echo "secure-boot $secure_boot"
   echo "extras $extras"
+  echo "banks $banks"
   echo "guest-kernel $(sed -n 's/^kernel //p' "$cap")"
   echo "guest-cmdline $(sed -n 's/^cmdline //p' "$cap")"
   echo "qemu $(qemu-system-x86_64 --version | head -1)"

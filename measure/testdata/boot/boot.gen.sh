@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates the real-boot fixtures: boots the capture UKI under QEMU + OVMF + swtpm with
 # tests/boot/boot-capture.sh (the harness; see its header and README.md here), Secure Boot off
-# and on, and Secure Boot off with credentials and extensions next to the UKI (extras), and
-# keeps what the booted kernel read from the TPM: the firmware's event log and the sha256 +
-# sha384 PCR banks. `boot.gen.sh MODE…` regenerates only those modes. tpm2_eventlog (tpm2-tools) renders each log as an independent parse.
+# and on, Secure Boot off with credentials and extensions next to the UKI (extras), and Secure
+# Boot off with a vTPM that also allocates the sha1 bank (all-banks), and keeps what the booted
+# kernel read from the TPM: the firmware's event log and the PCR banks (sha256 + sha384; all-banks
+# also sha1). `boot.gen.sh MODE…` regenerates only those modes. tpm2_eventlog (tpm2-tools) renders each log as an independent parse.
 # The boot is deterministic: two runs with the same inputs give byte-identical logs.
 # Needs `make setup`. Takes about a minute under TCG.
 set -euo pipefail
@@ -13,13 +14,14 @@ command -v tpm2_eventlog >/dev/null || { echo "tpm2_eventlog is missing; run 'ma
 # Of tpm2_eventlog's YAML, keep what the tests compare: event number, PCR, type, digests, PCRs.
 keep='^(- EventNum:|  PCRIndex:|  EventType:|  - AlgorithmId:|    Digest:|  Digest:|pcrs:|  sha[0-9]+:|    [0-9]+ +:)'
 modes=("$@")
-[ ${#modes[@]} -gt 0 ] || modes=(sb-off sb-on extras)
+[ ${#modes[@]} -gt 0 ] || modes=(sb-off sb-on extras all-banks)
 for mode in "${modes[@]}"; do
   case $mode in
     sb-off) args=() ;;
     sb-on) args=(--secure-boot) ;;
     extras) args=(--extras) ;;
-    *) echo "unknown mode $mode (sb-off, sb-on, extras)" >&2; exit 2 ;;
+    all-banks) args=(--banks sha1,sha256,sha384) ;;
+    *) echo "unknown mode $mode (sb-off, sb-on, extras, all-banks)" >&2; exit 2 ;;
   esac
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
