@@ -163,42 +163,41 @@ mod avx512 {
         assert!(available(), "sha384_x8 needs AVX-512F");
         let len = messages[0].len();
         assert!(len.is_multiple_of(BLOCK) && messages.iter().all(|m| m.len() == len));
-        // SAFETY: the CPU has AVX-512F (asserted above), the only feature `compress` enables.
-        unsafe {
-            let mut state: [__m512i; 8] = std::array::from_fn(|i| _mm512_set1_epi64(IV[i] as i64));
-            let mut words = [[0u64; LANES]; 16];
-            for offset in (0..len).step_by(BLOCK) {
-                // Word t of lane l, big-endian, laid out so one load gives word t of all lanes.
-                for (l, m) in messages.iter().enumerate() {
-                    for (t, w) in words.iter_mut().enumerate() {
-                        let at = offset + t * 8;
-                        w[l] = u64::from_be_bytes(m[at..at + 8].try_into().expect("8 bytes"));
-                    }
+        // The state, lane by lane: state[i][l] is hash word i of lane l.
+        let mut state: [[u64; LANES]; 8] = IV.map(|v| [v; LANES]);
+        let mut words = [[0u64; LANES]; 16];
+        for offset in (0..len).step_by(BLOCK) {
+            // Word t of lane l, big-endian, laid out so one load gives word t of all lanes.
+            for (l, m) in messages.iter().enumerate() {
+                for (t, w) in words.iter_mut().enumerate() {
+                    let at = offset + t * 8;
+                    w[l] = u64::from_be_bytes(m[at..at + 8].try_into().expect("8 bytes"));
                 }
-                compress(&mut state, &words);
             }
-            let pad = padding_block(len);
-            compress(&mut state, &pad.map(|w| [w; LANES]));
-            let mut lanes = [[0u64; LANES]; 8];
-            for (i, s) in state.iter().enumerate() {
-                _mm512_storeu_si512(lanes[i].as_mut_ptr().cast(), *s);
-            }
-            std::array::from_fn(|l| {
-                let mut d = [0u8; DIGEST_LEN];
-                for (i, chunk) in d.chunks_exact_mut(8).enumerate() {
-                    chunk.copy_from_slice(&lanes[i][l].to_be_bytes());
-                }
-                d
-            })
+            // SAFETY: the CPU has AVX-512F (asserted above), the only feature `compress` enables.
+            unsafe { compress(&mut state, &words) };
         }
+        let pad = padding_block(len).map(|w| [w; LANES]);
+        // SAFETY: as above.
+        unsafe { compress(&mut state, &pad) };
+        std::array::from_fn(|l| {
+            let mut d = [0u8; DIGEST_LEN];
+            for (i, chunk) in d.chunks_exact_mut(8).enumerate() {
+                chunk.copy_from_slice(&state[i][l].to_be_bytes());
+            }
+            d
+        })
     }
 
-    /// One SHA-512 compression (§6.4.2) in each lane: `words[t][l]` is message word t of lane l.
+    /// One SHA-512 compression (§6.4.2) in each lane: `state[i][l]` is hash word i of lane l,
+    /// `words[t][l]` message word t of lane l.
     #[target_feature(enable = "avx512f")]
-    unsafe fn compress(state: &mut [__m512i; 8], words: &[[u64; LANES]; 16]) {
-        // SAFETY: each `words[t]` is eight u64 = 64 bytes, what an unaligned 512-bit load reads.
+    unsafe fn compress(state: &mut [[u64; LANES]; 8], words: &[[u64; LANES]; 16]) {
+        // SAFETY (loads and stores): each row is eight u64 = 64 bytes, what an unaligned 512-bit
+        // load or store touches.
         let mut w: [__m512i; 16] = std::array::from_fn(|t| unsafe { _mm512_loadu_si512(words[t].as_ptr().cast()) });
-        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
+        let v: [__m512i; 8] = std::array::from_fn(|i| unsafe { _mm512_loadu_si512(state[i].as_ptr().cast()) });
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = v;
         for (t, k) in K.iter().enumerate() {
             let wt = if t < 16 {
                 w[t]
@@ -230,8 +229,8 @@ mod avx512 {
             b = a;
             a = _mm512_add_epi64(t1, t2);
         }
-        for (s, v) in state.iter_mut().zip([a, b, c, d, e, f, g, h]) {
-            *s = _mm512_add_epi64(*s, v);
+        for (i, x) in [a, b, c, d, e, f, g, h].into_iter().enumerate() {
+            unsafe { _mm512_storeu_si512(state[i].as_mut_ptr().cast(), _mm512_add_epi64(v[i], x)) };
         }
     }
 
