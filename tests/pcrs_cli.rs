@@ -32,6 +32,16 @@ fn pcrread(text: &str) -> Banks {
     banks
 }
 
+/// `nodeimg pcrs read --json`'s banks and `tpm2_pcrread`'s (of `selection`) for the TPM at `tcti`.
+fn read_both(dir: &Path, tcti: &str, selection: &str) -> (Banks, Banks) {
+    let run = nodeimg(dir, &["pcrs", "read", "--tcti", tcti, "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let oracle = tool(dir, "tpm2_pcrread", &["-T", tcti, selection]);
+    assert_eq!(oracle.code, 0, "tpm2_pcrread: {oracle:?}");
+    (serde_json::from_value(v["banks"].clone()).unwrap(), pcrread(&oracle.stdout))
+}
+
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -76,14 +86,8 @@ fn read_matches_tpm2_pcrread_and_replay_of_the_written_log() {
     }
 
     // nodeimg pcrs read == tpm2_pcrread, every PCR of every bank.
-    let run = nodeimg(dir.path(), &["pcrs", "read", "--tcti", &tcti, "--json"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let ours: Banks = serde_json::from_value(v["banks"].clone()).unwrap();
-    let oracle = tool(dir.path(), "tpm2_pcrread", &["-T", &tcti, "sha1:all+sha256:all+sha384:all"]);
-    assert_eq!(oracle.code, 0, "tpm2_pcrread: {oracle:?}");
-    let theirs = pcrread(&oracle.stdout);
-    assert_eq!(theirs.len(), 3, "{oracle:?}");
+    let (ours, theirs) = read_both(dir.path(), &tcti, "sha1:all+sha256:all+sha384:all");
+    assert_eq!(theirs.len(), 3, "{theirs:?}");
     assert_eq!(ours, theirs);
     assert_eq!(ours["sha256"].len(), 24);
 
@@ -124,13 +128,8 @@ fn read_over_a_unix_socket_matches_tpm2_pcrread() {
         let run = tool(dir.path(), "tpm2_pcrextend", &["-T", &tcti, &spec]);
         assert_eq!(run.code, 0, "tpm2_pcrextend {spec}: {run:?}");
     }
-    let run = nodeimg(dir.path(), &["pcrs", "read", "--tcti", &tcti, "--json"]);
-    assert_eq!(run.code, 0, "{run:?}");
-    let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let ours: Banks = serde_json::from_value(v["banks"].clone()).unwrap();
-    let oracle = tool(dir.path(), "tpm2_pcrread", &["-T", &tcti, "sha384:all"]);
-    assert_eq!(oracle.code, 0, "tpm2_pcrread: {oracle:?}");
-    assert_eq!(ours, pcrread(&oracle.stdout));
+    let (ours, theirs) = read_both(dir.path(), &tcti, "sha384:all");
+    assert_eq!(ours, theirs);
     assert_eq!(ours.keys().collect::<Vec<_>>(), ["sha384"]);
     let run = nodeimg(dir.path(), &["pcrs", "read", "--tcti", &tcti, "--bank", "sha256"]);
     assert_fails(&run, 2, &["has no sha256 bank allocated"]);

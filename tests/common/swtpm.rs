@@ -30,26 +30,13 @@ impl Swtpm {
         let dir = state.path().to_str().unwrap().to_owned();
         for _ in 0..20 {
             let port = free_port_pair();
-            let mut child = Command::new("swtpm")
-                .args(["socket", "--tpm2", "--tpmstate"])
-                .arg(format!("dir={dir}"))
-                .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
-                .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
-                .args(["--flags", "not-need-init,startup-clear"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot run swtpm ({e}): run `make setup`"));
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Swtpm { child, port, socket: None, _state: state };
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            let server = format!("type=tcp,port={port},bindaddr=127.0.0.1");
+            let ctrl = format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1);
+            let ready = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if let Some(child) = spawn(&dir, &server, &ctrl, true, ready) {
+                return Swtpm { child, port, socket: None, _state: state };
             }
             // Lost the race for the ports (or too slow): try another pair.
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("swtpm did not start");
     }
@@ -60,24 +47,12 @@ impl Swtpm {
         let state = setup(banks);
         let dir = state.path().to_str().unwrap().to_owned();
         let socket = state.path().join("sock");
-        let mut child = Command::new("swtpm")
-            .args(["socket", "--tpm2", "--tpmstate"])
-            .arg(format!("dir={dir}"))
-            .args(["--server", &format!("type=unixio,path={}", socket.display())])
-            .args(["--ctrl", &format!("type=unixio,path={}.ctrl", socket.display())])
-            .args(["--flags", if startup { "not-need-init,startup-clear" } else { "not-need-init" }])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run swtpm ({e}): run `make setup`"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
-            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
-                return Swtpm { child, port: 0, socket: Some(socket), _state: state };
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let server = format!("type=unixio,path={}", socket.display());
+        let ctrl = format!("type=unixio,path={}.ctrl", socket.display());
+        let ready = || std::os::unix::net::UnixStream::connect(&socket).is_ok();
+        if let Some(child) = spawn(&dir, &server, &ctrl, startup, ready) {
+            return Swtpm { child, port: 0, socket: Some(socket), _state: state };
         }
-        let _ = child.kill();
         panic!("swtpm did not start on {}", socket.display());
     }
 
@@ -88,6 +63,28 @@ impl Swtpm {
             None => format!("swtpm:host=127.0.0.1,port={}", self.port),
         }
     }
+}
+
+/// Runs swtpm on state `dir` with `--server` and `--ctrl` options, and waits up to 10 s for
+/// `ready`; `None` (and no process left) if it exited or never got ready.
+fn spawn(dir: &str, server: &str, ctrl: &str, startup: bool, ready: impl Fn() -> bool) -> Option<Child> {
+    let mut child = Command::new("swtpm")
+        .args(["socket", "--tpm2", "--tpmstate", &format!("dir={dir}"), "--server", server, "--ctrl", ctrl])
+        .args(["--flags", if startup { "not-need-init,startup-clear" } else { "not-need-init" }])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run swtpm ({e}): run `make setup`"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        if ready() {
+            return Some(child);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 /// A fresh TPM state directory with `banks` allocated.
