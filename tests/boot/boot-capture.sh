@@ -36,6 +36,7 @@
 # from these (scripts/setup.d/55-boot-inputs.sh builds them into tools/boot/).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tests/lib/vm.sh"
 TOOLS=$ROOT/tools
 OVMF_VERSION=2025.02-8+deb13u1
 OVMF_DIR=$TOOLS/ovmf/$OVMF_VERSION/usr/share/OVMF
@@ -170,20 +171,12 @@ if [ "$inputs_only" = 1 ]; then
 fi
 
 # 4. The vTPM: a fresh swtpm with only the banks asked for allocated (sha256 and sha384).
-mkdir -p "$work/tpm"
-swtpm_setup --tpm2 --tpmstate "$work/tpm" --pcr-banks "$banks" --overwrite \
-  >"$work/swtpm_setup.log" 2>&1 || { cat "$work/swtpm_setup.log" >&2; die "swtpm_setup failed"; }
-swtpm socket --tpm2 --tpmstate dir="$work/tpm" --ctrl type=unixio,path="$work/swtpm.sock" \
-  --log file="$work/swtpm.log",level=1 &
-swtpm_pid=$!
-for _ in $(seq 100); do [ -S "$work/swtpm.sock" ] && break; sleep 0.1; done
-[ -S "$work/swtpm.sock" ] || { cat "$work/swtpm.log" >&2; die "swtpm did not start"; }
+vm_swtpm "$banks"
 
 # 5. The boot. TCG by default: on hosts where /dev/kvm exists but fails (nested virtualisation)
 # KVM stops OVMF with "KVM internal error" instead of falling back; --accel kvm (or
 # BOOT_ACCEL=kvm) where it works. The accelerator does not change what is measured.
 : >"$work/capture.txt"
-: >"$work/qemu.log"
 qemu=(qemu-system-x86_64 -machine "$machine" -accel "$accel" -smp 1 -m 1024
   -nodefaults -display none -no-reboot "${sb_args[@]}"
   -drive "if=pflash,format=raw,unit=0,readonly=on,file=$code"
@@ -195,20 +188,7 @@ qemu=(qemu-system-x86_64 -machine "$machine" -accel "$accel" -smp 1 -m 1024
   -chardev "file,id=capture,path=$work/capture.txt"
   -device virtserialport,bus=vser.0,chardev=capture,name=nodeimg.capture
   -serial "file:$work/console.log")
-echo "+ ${qemu[*]}" >&2
-"${qemu[@]}" 2>"$work/qemu.log" &
-qemu_pid=$!
-deadline=$((SECONDS + timeout))
-while kill -0 "$qemu_pid" 2>/dev/null; do
-  if [ $SECONDS -ge $deadline ] || grep -qs 'internal error' "$work/qemu.log"; then
-    tail -c 4000 "$work/console.log" >&2 || true
-    tail -c 2000 "$work/qemu.log" >&2 || true
-    die "the guest did not power off within ${timeout}s (console and qemu tails above)"
-  fi
-  sleep 1
-done
-wait "$qemu_pid" || { cat "$work/qemu.log" >&2; qemu_pid=; die "qemu failed (above)"; }
-qemu_pid=
+vm_run "$timeout" "${qemu[@]}"
 
 # 6. The capture: markers, PCR lines, base64 event log.
 cap=$work/capture.txt
@@ -217,10 +197,8 @@ if ! grep -q '^nodeimg-capture end' "$cap"; then
   die "the guest powered off without a complete capture (console tail above)"
 fi
 mkdir -p "$out"
-sed -n '/^eventlog begin$/,/^eventlog end$/p' "$cap" | sed '1d;$d' | base64 -d > "$out/eventlog.bin"
-awk '$1 == "pcr" { printf "%s %s %s\n", $2, $3, tolower($4) }' "$cap" \
-  | jq -R -s 'split("\n") | map(select(length > 0) | split(" "))
-      | reduce .[] as $p ({}; .[$p[0]][$p[1]] = $p[2])' > "$out/pcrs.json"
+vm_block "$cap" eventlog > "$out/eventlog.bin"
+vm_pcrs "$cap" > "$out/pcrs.json"
 sed -n 's/^initramfs //p' "$cap" > "$out/initramfs.txt"
 cp "$work/console.log" "$out/console.log"
 grep -v '^#' "$work/systemd-measure.txt" > "$out/systemd-measure.txt"

@@ -16,6 +16,7 @@
 # on the 2-core CI machine).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/tests/lib/vm.sh"
 OVMF_VERSION=2025.02-8+deb13u1
 OVMF_DIR=$ROOT/tools/ovmf/$OVMF_VERSION/usr/share/OVMF
 usage() { echo "usage: $0 --disk DISK --out DIR [--timeout SECONDS]" >&2; exit 2; }
@@ -50,14 +51,7 @@ trap 'exit 130' INT TERM
 cp "$vars" "$work/vars.fd"
 
 # A fresh vTPM with the sha256 and sha384 banks.
-mkdir -p "$work/tpm"
-swtpm_setup --tpm2 --tpmstate "$work/tpm" --pcr-banks sha256,sha384 --overwrite \
-  >"$work/swtpm_setup.log" 2>&1 || { cat "$work/swtpm_setup.log" >&2; die "swtpm_setup failed"; }
-swtpm socket --tpm2 --tpmstate dir="$work/tpm" --ctrl type=unixio,path="$work/swtpm.sock" \
-  --log file="$work/swtpm.log",level=1 &
-swtpm_pid=$!
-for _ in $(seq 100); do [ -S "$work/swtpm.sock" ] && break; sleep 0.1; done
-[ -S "$work/swtpm.sock" ] || { cat "$work/swtpm.log" >&2; die "swtpm did not start"; }
+vm_swtpm sha256,sha384
 
 # KVM only if it really runs a guest: a boot sector that executes an x87 instruction (where a
 # broken nested KVM fails with "emulation failure") and then exits through isa-debug-exit
@@ -82,20 +76,8 @@ qemu=(qemu-system-x86_64 -machine q35 "${accel[@]}" -smp 1 -m 2048 -nodefaults -
   -chardev "file,id=capture,path=$work/capture.txt"
   -device virtserialport,bus=vser.0,chardev=capture,name=nodeimg.capture
   -serial "file:$work/console.log")
-echo "+ ${qemu[*]}" >&2
 start=$SECONDS
-"${qemu[@]}" 2>"$work/qemu.log" &
-qemu_pid=$!
-deadline=$((SECONDS + timeout))
-while kill -0 "$qemu_pid" 2>/dev/null; do
-  if [ $SECONDS -ge $deadline ]; then
-    tail -c 4000 "$work/console.log" >&2 || true
-    die "the guest did not power off within ${timeout}s (console tail above)"
-  fi
-  sleep 1
-done
-wait "$qemu_pid" || { cat "$work/qemu.log" >&2; qemu_pid=; die "qemu failed (above)"; }
-qemu_pid=
+vm_run "$timeout" "${qemu[@]}"
 elapsed=$((SECONDS - start))
 
 cap=$work/capture.txt
@@ -106,11 +88,9 @@ if ! grep -q '^nodeimg-capture end' "$cap"; then
   die "the guest powered off without a complete capture (console tail above; full console in $out/console.log)"
 fi
 cp "$cap" "$out/capture.txt"
-sed -n '/^eventlog begin$/,/^eventlog end$/p' "$cap" | sed '1d;$d' | base64 -d > "$out/eventlog.bin"
-sed -n '/^measurelog begin$/,/^measurelog end$/p' "$cap" | sed '1d;$d' | base64 -d > "$out/measure.log"
-awk '$1 == "pcr" { printf "%s %s %s\n", $2, $3, tolower($4) }' "$cap" \
-  | jq -R -s 'split("\n") | map(select(length > 0) | split(" "))
-      | reduce .[] as $p ({}; .[$p[0]][$p[1]] = $p[2])' > "$out/pcrs.json"
+vm_block "$cap" eventlog > "$out/eventlog.bin"
+vm_block "$cap" measurelog > "$out/measure.log"
+vm_pcrs "$cap" > "$out/pcrs.json"
 {
   echo "accel ${accel[1]}"
   echo "boot-seconds $elapsed"
