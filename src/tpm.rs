@@ -97,11 +97,18 @@ impl Tpm {
                 if !path.exists() {
                     bail!("no TPM at {}: the device does not exist (--tcti names another TPM)", path.display());
                 }
-                let file = File::options()
-                    .read(true)
-                    .write(true)
-                    .open(path)
-                    .with_context(|| format!("opening the TPM device {}", path.display()))?;
+                let file = File::options().read(true).write(true).open(path).map_err(|e| {
+                    let hint = match e.kind() {
+                        std::io::ErrorKind::PermissionDenied => {
+                            " (run as root or as a member of the device's group, usually tss)"
+                        }
+                        // /dev/tpm0 admits one user at a time (a resource manager such as
+                        // tpm2-abrmd may hold it); the kernel's resource manager admits many.
+                        std::io::ErrorKind::ResourceBusy => " (another program holds it: use /dev/tpmrm0)",
+                        _ => "",
+                    };
+                    anyhow!("opening the TPM device {}: {e}{hint}", path.display())
+                })?;
                 Link::Device(file)
             }
             Tcti::SwtpmTcp { host, port } => {
@@ -133,6 +140,9 @@ impl Tpm {
                 file.write_all(command).with_context(|| format!("sending a command to the TPM at {name}"))?;
                 let mut buf = vec![0u8; MAX_RESPONSE];
                 let n = file.read(&mut buf).with_context(|| format!("reading the response of the TPM at {name}"))?;
+                if n == 0 {
+                    bail!("{name} answered a TPM command with nothing: is it a TPM?");
+                }
                 buf.truncate(n);
                 Ok(buf)
             }

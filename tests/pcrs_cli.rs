@@ -155,6 +155,8 @@ fn bad_tcti_exits_2() {
     assert_fails(&run, 2, &["without a TSS", "swtpm:path=SOCKET"]);
     let run = nodeimg(dir, &["pcrs", "read", "--tcti", "device:/nonexistent/tpm9"]);
     assert_fails(&run, 2, &["no TPM at /nonexistent/tpm9"]);
+    let run = nodeimg(dir, &["pcrs", "read", "--tcti", "device:/dev/null"]);
+    assert_fails(&run, 2, &["device:/dev/null answered a TPM command with nothing: is it a TPM?"]);
     let run = nodeimg(dir, &["pcrs", "read", "--bank", "md5"]);
     assert_fails(&run, 2, &["unknown hash algorithm \"md5\""]);
 }
