@@ -19,8 +19,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::swtpm::Swtpm;
-use common::{assert_fails, nodeimg, tool, Run};
+use common::swtpm::{extend_spec, Swtpm};
+use common::{assert_fails, nodeimg, Run};
 use measure::eventlog;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -345,21 +345,9 @@ fn another_cmdline_fails_and_names_the_cmdline_event() {
 /// node's vTPM held (for the PCRs the log accounts for).
 fn replay_into(tpm: &Swtpm, extra: &[String]) {
     let log = eventlog::parse(&fs::read(boot("eventlog.bin")).unwrap()).unwrap();
-    let mut specs: Vec<String> = log
-        .events
-        .iter()
-        .filter(|e| e.is_extended())
-        .map(|e| {
-            let digests: Vec<String> =
-                e.digests.iter().map(|d| format!("{}={}", d.alg, hex::encode(&d.bytes))).collect();
-            format!("{}:{}", e.pcr, digests.join(","))
-        })
-        .collect();
+    let mut specs: Vec<String> = log.events.iter().filter(|e| e.is_extended()).map(extend_spec).collect();
     specs.extend_from_slice(extra);
-    let tcti = tpm.tcti();
-    let args: Vec<&str> = ["-T", tcti.as_str()].into_iter().chain(specs.iter().map(String::as_str)).collect();
-    let run = tool(Path::new("."), "tpm2_pcrextend", &args);
-    assert_eq!(run.code, 0, "tpm2_pcrextend: {run:?}");
+    tpm.extend(&specs);
 }
 
 #[test]

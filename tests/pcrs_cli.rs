@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::swtpm::Swtpm;
+use common::swtpm::{extend_spec, Swtpm};
 use common::{assert_fails, nodeimg, tool};
 use measure::eventlog::{self, Event, EventLog, EventType, HashAlg};
 
@@ -78,12 +78,7 @@ fn read_matches_tpm2_pcrread_and_replay_of_the_written_log() {
     let tpm = Swtpm::start("sha1,sha256,sha384");
     let tcti = tpm.tcti();
     let dir = tempfile::tempdir().unwrap();
-    for e in &events {
-        let digests: Vec<String> = e.digests.iter().map(|d| format!("{}={}", d.alg, hex::encode(&d.bytes))).collect();
-        let spec = format!("{}:{}", e.pcr, digests.join(","));
-        let run = tool(dir.path(), "tpm2_pcrextend", &["-T", &tcti, &spec]);
-        assert_eq!(run.code, 0, "tpm2_pcrextend {spec}: {run:?}");
-    }
+    tpm.extend(&events.iter().map(extend_spec).collect::<Vec<_>>());
 
     // nodeimg pcrs read == tpm2_pcrread, every PCR of every bank.
     let (ours, theirs) = read_both(dir.path(), &tcti, "sha1:all+sha256:all+sha384:all");
@@ -123,11 +118,7 @@ fn read_over_a_unix_socket_matches_tpm2_pcrread() {
     let tpm = Swtpm::start_unix("sha384", true);
     let tcti = tpm.tcti();
     let dir = tempfile::tempdir().unwrap();
-    for (pcr, byte) in [(0, "11"), (14, "22"), (23, "33")] {
-        let spec = format!("{pcr}:sha384={}", byte.repeat(48));
-        let run = tool(dir.path(), "tpm2_pcrextend", &["-T", &tcti, &spec]);
-        assert_eq!(run.code, 0, "tpm2_pcrextend {spec}: {run:?}");
-    }
+    tpm.extend(&[(0, "11"), (14, "22"), (23, "33")].map(|(pcr, byte)| format!("{pcr}:sha384={}", byte.repeat(48))));
     let (ours, theirs) = read_both(dir.path(), &tcti, "sha384:all");
     assert_eq!(ours, theirs);
     assert_eq!(ours.keys().collect::<Vec<_>>(), ["sha384"]);

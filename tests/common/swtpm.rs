@@ -56,6 +56,17 @@ impl Swtpm {
         panic!("swtpm did not start on {}", socket.display());
     }
 
+    /// Extends PCRs with `tpm2_pcrextend` (tpm2-tools: the oracle's way in), `specs` in its
+    /// syntax (see [`extend_spec`]), sixteen per call.
+    pub fn extend(&self, specs: &[String]) {
+        let tcti = self.tcti();
+        for chunk in specs.chunks(16) {
+            let args: Vec<&str> = ["-T", tcti.as_str()].into_iter().chain(chunk.iter().map(String::as_str)).collect();
+            let run = tool(std::path::Path::new("."), "tpm2_pcrextend", &args);
+            assert_eq!(run.code, 0, "tpm2_pcrextend {chunk:?}: {run:?}");
+        }
+    }
+
     /// The TSS2 TCTI string that reaches it.
     pub fn tcti(&self) -> String {
         match &self.socket {
@@ -85,6 +96,12 @@ fn spawn(dir: &str, server: &str, ctrl: &str, startup: bool, ready: impl Fn() ->
     let _ = child.kill();
     let _ = child.wait();
     None
+}
+
+/// One event's digests as `tpm2_pcrextend` takes them: `PCR:alg=hex,alg=hex`.
+pub fn extend_spec(e: &measure::eventlog::Event) -> String {
+    let digests: Vec<String> = e.digests.iter().map(|d| format!("{}={}", d.alg, hex::encode(&d.bytes))).collect();
+    format!("{}:{}", e.pcr, digests.join(","))
 }
 
 /// A fresh TPM state directory with `banks` allocated.
