@@ -34,6 +34,11 @@ impl Guid {
     pub fn from_bytes(b: &[u8; 16]) -> Self {
         Guid(*b)
     }
+
+    /// The GUID stored at `b[at..at + 16]` (the caller has checked the bounds).
+    pub(crate) fn at(b: &[u8], at: usize) -> Self {
+        Guid(b[at..at + 16].try_into().expect("16 bytes"))
+    }
 }
 
 impl fmt::Display for Guid {
@@ -193,7 +198,7 @@ impl FooterTable {
             return Err(TableError::TooSmall { len });
         }
         let footer = len - FOOTER_END_FROM_IMAGE_END - ENTRY_HEADER_LEN;
-        let found = guid_at(image, footer + 2);
+        let found = Guid::at(image, footer + 2);
         if found != FOOTER_GUID {
             return Err(TableError::NoFooter { offset: footer + 2, found });
         }
@@ -210,7 +215,7 @@ impl FooterTable {
         let mut entries = Vec::new();
         while end - start >= ENTRY_HEADER_LEN {
             let header = end - ENTRY_HEADER_LEN;
-            let guid = guid_at(image, header + 2);
+            let guid = Guid::at(image, header + 2);
             let entry_len = u16_at(image, header);
             let n = entry_len as usize;
             if n < ENTRY_HEADER_LEN || n > end - start {
@@ -231,12 +236,6 @@ impl FooterTable {
 
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn guid_at(b: &[u8], at: usize) -> Guid {
-    let mut g = [0u8; 16];
-    g.copy_from_slice(&b[at..at + 16]);
-    Guid(g)
 }
 
 /// Little-endian `u32` at `at`, or `None` past the end.

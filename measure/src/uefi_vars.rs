@@ -258,10 +258,6 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
-fn guid_at(b: &[u8], at: usize) -> Guid {
-    Guid(b[at..at + 16].try_into().expect("16 bytes"))
-}
-
 impl VarStore {
     /// Parses a VARS flash image (or a whole single-file OVMF image, whose variable volume comes
     /// first).
@@ -273,7 +269,7 @@ impl VarStore {
         if &sig != FV_SIGNATURE {
             return Err(VarsError::NotFirmwareVolume { found: sig });
         }
-        let fs = guid_at(file, 16);
+        let fs = Guid::at(file, 16);
         if fs != SYSTEM_NV_DATA_FV {
             return Err(VarsError::NotNvData { found: fs });
         }
@@ -282,7 +278,7 @@ impl VarStore {
             return Err(VarsError::HeaderLength { header_length, len: file.len() });
         }
         let store_at = header_length;
-        let store_guid = guid_at(file, store_at);
+        let store_guid = Guid::at(file, store_at);
         let format = match store_guid {
             AUTHENTICATED_VARIABLE_STORE => StoreFormat::Authenticated,
             VARIABLE_STORE => StoreFormat::Plain,
@@ -312,8 +308,8 @@ impl VarStore {
             let state = file[at + 2];
             let attributes = u32_at(file, at + 4);
             let (name_size, data_size, guid) = match format {
-                StoreFormat::Authenticated => (u32_at(file, at + 36), u32_at(file, at + 40), guid_at(file, at + 44)),
-                StoreFormat::Plain => (u32_at(file, at + 8), u32_at(file, at + 12), guid_at(file, at + 16)),
+                StoreFormat::Authenticated => (u32_at(file, at + 36), u32_at(file, at + 40), Guid::at(file, at + 44)),
+                StoreFormat::Plain => (u32_at(file, at + 8), u32_at(file, at + 12), Guid::at(file, at + 16)),
             };
             let name_at = at + header;
             let name_end = name_at
@@ -446,7 +442,7 @@ pub fn parse_signature_lists(data: &[u8]) -> Result<Vec<SignatureList>, Signatur
         if left < ESL_HEADER {
             return Err(SignatureListError::Truncated { offset: at, left });
         }
-        let signature_type = guid_at(data, at);
+        let signature_type = Guid::at(data, at);
         let list_size = u32_at(data, at + 16);
         let header_size = u32_at(data, at + 20);
         let signature_size = u32_at(data, at + 24);
@@ -469,7 +465,7 @@ pub fn parse_signature_lists(data: &[u8]) -> Result<Vec<SignatureList>, Signatur
         let entries_at = header_at + header_size as usize;
         let entries = data[entries_at..entries_at + body]
             .chunks_exact(signature_size as usize)
-            .map(|e| SignatureData { owner: guid_at(e, 0), data: e[16..].to_vec() })
+            .map(|e| SignatureData { owner: Guid::at(e, 0), data: e[16..].to_vec() })
             .collect();
         lists.push(SignatureList { offset: at, signature_type, header: data[header_at..entries_at].to_vec(), entries });
         at += list_size as usize;

@@ -289,16 +289,9 @@ fn tagged(data: &[u8]) -> Option<TaggedEvent> {
     })
 }
 
-/// An EFI_GUID (u32, u16, u16 little-endian, then 8 bytes) in registry form.
+/// The EFI_GUID in `b[..16]` in registry form.
 pub(crate) fn guid(b: &[u8]) -> String {
-    format!(
-        "{:08x}-{:04x}-{:04x}-{}-{}",
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        u16::from_le_bytes([b[4], b[5]]),
-        u16::from_le_bytes([b[6], b[7]]),
-        hex::encode(&b[8..10]),
-        hex::encode(&b[10..16])
-    )
+    crate::ovmf::Guid::at(b, 0).to_string()
 }
 
 fn le64(b: &[u8], o: usize) -> u64 {
