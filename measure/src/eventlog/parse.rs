@@ -149,16 +149,8 @@ fn parse_inner(bytes: &[u8], format: Option<LogFormat>) -> Result<EventLog, Pars
             offsets: vec![0],
             trailing_padding: 0,
         };
-        while !r.is_empty() {
-            if r.rest_is_padding() {
-                log.trailing_padding = r.left();
-                break;
-            }
-            let offset = r.pos as u64;
-            let number = log.events.len();
-            log.events.push(read_legacy(&mut r, number)?);
-            log.offsets.push(offset);
-        }
+        // The first event is event 0 of a SHA-1 log, so the next one is numbered 1.
+        read_events(&mut r, &mut log, 0, read_legacy)?;
         return Ok(log);
     };
     let format = match format {
@@ -177,18 +169,31 @@ fn parse_inner(bytes: &[u8], format: Option<LogFormat>) -> Result<EventLog, Pars
         offsets: Vec::new(),
         trailing_padding: 0,
     };
+    // The header is event 0 and not in `events`.
+    read_events(&mut r, &mut log, 1, |r, number| read_agile(r, number, &spec))?;
+    log.spec_id = Some(spec);
+    Ok(log)
+}
+
+/// Reads events with `read` until the end of the log or of its content (zero padding, recorded
+/// in `trailing_padding`); an event's number is its index in `log.events` plus `first_number`.
+fn read_events(
+    r: &mut Reader<'_>,
+    log: &mut EventLog,
+    first_number: usize,
+    mut read: impl FnMut(&mut Reader<'_>, usize) -> Result<Event, ParseError>,
+) -> Result<(), ParseError> {
     while !r.is_empty() {
         if r.rest_is_padding() {
             log.trailing_padding = r.left();
             break;
         }
         let offset = r.pos as u64;
-        let number = log.events.len() + 1;
-        log.events.push(read_agile(&mut r, number, &spec)?);
+        let number = log.events.len() + first_number;
+        log.events.push(read(r, number)?);
         log.offsets.push(offset);
     }
-    log.spec_id = Some(spec);
-    Ok(log)
+    Ok(())
 }
 
 /// A `TCG_PCR_EVENT`: PCRIndex u32, EventType u32, Digest [u8; 20] (SHA-1), EventSize u32,
