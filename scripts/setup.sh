@@ -23,6 +23,32 @@ apt_install() {
   fi
 }
 
+# unpack_pinned_deb PKG=VERSION SHA256 DEST HINT: downloads that .deb (apt-get download, never
+# installed), checks its SHA-256 and unpacks it into DEST, which then records the SHA-256 in
+# DEST/.nodeimg-sha256; does nothing when DEST already holds that SHA-256. HINT ends the error
+# when the archive no longer has that version.
+unpack_pinned_deb() {
+  local pkgver=$1 sha=$2 dest=$3 hint=$4 tmp deb got
+  [ -f "$dest/.nodeimg-sha256" ] && [ "$(cat "$dest/.nodeimg-sha256")" = "$sha" ] && return 0
+  log "apt-get download $pkgver -> $dest"
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root "$pkgver" 2>/dev/null); then
+    echo "setup: cannot download $pkgver ($hint)" >&2
+    exit 1
+  fi
+  deb=$(echo "$tmp"/*.deb)
+  got=$(sha256sum "$deb" | cut -d' ' -f1)
+  if [ "$got" != "$sha" ]; then
+    echo "setup: $deb has sha256 $got, expected $sha" >&2
+    exit 1
+  fi
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  dpkg-deb -x "$deb" "$dest"
+  echo "$sha" >"$dest/.nodeimg-sha256"
+  rm -rf "$tmp"
+}
+
 mkdir -p "$TOOLS"
 for step in "$ROOT"/scripts/setup.d/[0-9]*.sh; do
   # shellcheck source=/dev/null

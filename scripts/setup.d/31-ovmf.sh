@@ -9,24 +9,6 @@ OVMF_DEBS=(
 )
 for entry in "${OVMF_DEBS[@]}"; do
   read -r ver sha <<<"$entry"
-  dest=$TOOLS/ovmf/$ver
-  [ -f "$dest/.nodeimg-sha256" ] && [ "$(cat "$dest/.nodeimg-sha256")" = "$sha" ] && continue
-  log "apt-get download ovmf=$ver -> $dest"
-  tmp=$(mktemp -d)
-  if ! (cd "$tmp" && apt-get download -qq "ovmf=$ver" 2>/dev/null); then
-    echo "setup: cannot download ovmf=$ver (superseded in the archive?). Pin the current version and" \
-      "its sha256 here, then regenerate measure/testdata/*.tsv with its *.gen.sh scripts." >&2
-    exit 1
-  fi
-  deb=$(echo "$tmp"/ovmf_*.deb)
-  got=$(sha256sum "$deb" | cut -d' ' -f1)
-  if [ "$got" != "$sha" ]; then
-    echo "setup: $deb has sha256 $got, expected $sha" >&2
-    exit 1
-  fi
-  rm -rf "$dest"
-  mkdir -p "$dest"
-  dpkg-deb -x "$deb" "$dest"
-  echo "$sha" >"$dest/.nodeimg-sha256"
-  rm -rf "$tmp"
+  unpack_pinned_deb "ovmf=$ver" "$sha" "$TOOLS/ovmf/$ver" \
+    "superseded in the archive? Pin the current version and its sha256 here, then regenerate measure/testdata/*.tsv with its *.gen.sh scripts"
 done

@@ -10,23 +10,7 @@ MKOSI_VERSION=25.3-7
 MKOSI_SHA256=ef56c81324fd47d65490e944ec4697bb3f6fb21326d0d071bfc2fb5ba5383252
 MKOSI_DIR=$TOOLS/mkosi
 apt_install apt dpkg python3 debian-archive-keyring
-if [ ! -f "$MKOSI_DIR/.nodeimg-sha256" ] || [ "$(cat "$MKOSI_DIR/.nodeimg-sha256")" != "$MKOSI_SHA256" ]; then
-  log "apt-get download mkosi=$MKOSI_VERSION -> $MKOSI_DIR"
-  mkosi_tmp=$(mktemp -d)
-  (cd "$mkosi_tmp" && apt-get download -qq -o APT::Sandbox::User=root "mkosi=$MKOSI_VERSION") \
-    || { echo "setup: cannot download mkosi=$MKOSI_VERSION (no longer in the archive? update 70-mkosi.sh)" >&2; exit 1; }
-  mkosi_deb=$(echo "$mkosi_tmp"/mkosi_*.deb)
-  mkosi_got=$(sha256sum "$mkosi_deb" | cut -d' ' -f1)
-  if [ "$mkosi_got" != "$MKOSI_SHA256" ]; then
-    echo "setup: $mkosi_deb has sha256 $mkosi_got, expected $MKOSI_SHA256" >&2
-    exit 1
-  fi
-  rm -rf "$MKOSI_DIR"
-  mkdir -p "$MKOSI_DIR"
-  dpkg-deb -x "$mkosi_deb" "$MKOSI_DIR"
-  echo "$MKOSI_SHA256" >"$MKOSI_DIR/.nodeimg-sha256"
-  rm -rf "$mkosi_tmp"
-fi
+unpack_pinned_deb "mkosi=$MKOSI_VERSION" "$MKOSI_SHA256" "$MKOSI_DIR" "no longer in the archive? update 70-mkosi.sh"
 mkdir -p "$TOOLS/bin"
 mkosi_wrapper="#!/bin/sh
 # Written by scripts/setup.d/70-mkosi.sh: mkosi $MKOSI_VERSION from tools/mkosi on the host's python3.
