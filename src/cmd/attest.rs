@@ -19,7 +19,7 @@ use release::{Bank, Hex};
 use serde::Serialize;
 
 use super::eventlog::{emit, load, register_diff, FormatArg};
-use super::sign::read_public_key;
+use super::sign::{read_public_key, read_signature};
 use crate::{Global, Outcome};
 
 #[derive(Debug, Subcommand)]
@@ -181,21 +181,10 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     let snp = a.snp_report.as_deref().map(read_snp).transpose()?;
     let tdx = a.tdx_quote.as_deref().map(read_tdx).transpose()?;
 
-    let min_version = a
-        .min_version
-        .as_deref()
-        .map(|v| {
-            semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).with_context(|| format!("--min-version {v:?}"))
-        })
-        .transpose()?;
+    let min_version = super::release::parse_min_version(a.min_version.as_deref())?;
     let bytes = fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
     let key = read_public_key(&a.pubkey)?;
-    let sig_path = a.sig.clone().unwrap_or_else(|| {
-        let mut s = a.bundle.as_os_str().to_owned();
-        s.push(".minisig");
-        PathBuf::from(s)
-    });
-    let sig = fs::read_to_string(&sig_path).with_context(|| format!("reading the signature {}", sig_path.display()))?;
+    let sig = read_signature(&a.bundle, a.sig.as_deref())?;
     let bundle_name = a.bundle.display().to_string();
     let verified = match release::verify_bundle(&bytes, Some((&key, &sig)), min_version.as_ref()) {
         Ok(v) => v,

@@ -13,7 +13,7 @@ use release::Bundle;
 use serde::Serialize;
 use sign::SecretKey;
 
-use super::sign::{open_secret_key, read_public_key, write_key_pair, PasswordArgs};
+use super::sign::{open_secret_key, read_public_key, read_signature, write_key_pair, PasswordArgs};
 use crate::{Global, Outcome};
 
 /// Where `--insecure-dev-key` keeps its key, under the output directory.
@@ -315,26 +315,19 @@ struct VerifyReport {
     reason: Option<String>,
 }
 
+/// `--min-version V` (a leading `v` allowed), as `verify` and `attest check` take it.
+pub(crate) fn parse_min_version(v: Option<&str>) -> Result<Option<semver::Version>> {
+    v.map(|v| semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).with_context(|| format!("--min-version {v:?}")))
+        .transpose()
+}
+
 fn verify(a: VerifyArgs, global: Global) -> Result<Outcome> {
-    let min_version = a
-        .min_version
-        .as_deref()
-        .map(|v| {
-            semver::Version::parse(v.strip_prefix('v').unwrap_or(v)).with_context(|| format!("--min-version {v:?}"))
-        })
-        .transpose()?;
+    let min_version = parse_min_version(a.min_version.as_deref())?;
     let bytes = fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
     let signed = match &a.pubkey {
         Some(pk) if !a.insecure => {
             let key = read_public_key(pk)?;
-            let sig_path = a.sig.clone().unwrap_or_else(|| {
-                let mut s = a.bundle.as_os_str().to_owned();
-                s.push(".minisig");
-                PathBuf::from(s)
-            });
-            let text = fs::read_to_string(&sig_path)
-                .with_context(|| format!("reading the signature {}", sig_path.display()))?;
-            Some((key, text))
+            Some((key, read_signature(&a.bundle, a.sig.as_deref())?))
         }
         _ => {
             eprintln!(

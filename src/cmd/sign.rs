@@ -99,6 +99,12 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The signature file of `file`: `sig` if given, else `FILE.minisig` beside it, read as text.
+pub(crate) fn read_signature(file: &Path, sig: Option<&Path>) -> Result<String> {
+    let path = sig.map_or_else(|| with_suffix(file, ".minisig"), Path::to_path_buf);
+    fs::read_to_string(&path).with_context(|| format!("reading the signature {}", path.display()))
+}
+
 /// Reads a password as [`PasswordArgs`] says; `confirm` asks twice on a terminal.
 pub fn read_password(args: &PasswordArgs, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
     let line = if let Some(file) = &args.password_file {
@@ -289,9 +295,7 @@ fn check_signature(file: &Path, sig_text: &str, key: &PublicKey) -> Result<Resul
 
 fn verify_signature(a: VerifySignatureArgs, global: Global) -> Result<Outcome> {
     let key = read_public_key(&a.pubkey)?;
-    let sig_path = a.sig.clone().unwrap_or_else(|| with_suffix(&a.file, ".minisig"));
-    let sig_text =
-        fs::read_to_string(&sig_path).with_context(|| format!("reading the signature {}", sig_path.display()))?;
+    let sig_text = read_signature(&a.file, a.sig.as_deref())?;
     let result = check_signature(&a.file, &sig_text, &key)?;
     let report = match &result {
         Ok(sig) => VerifyReport {
