@@ -134,7 +134,7 @@ impl Tpm {
 
     /// Sends one command and returns the TPM's response.
     pub fn transact(&mut self, command: &[u8]) -> Result<Vec<u8>> {
-        let name = self.name.clone();
+        let name = &self.name;
         match &mut self.link {
             Link::Device(file) => {
                 file.write_all(command).with_context(|| format!("sending a command to the TPM at {name}"))?;
@@ -146,8 +146,8 @@ impl Tpm {
                 buf.truncate(n);
                 Ok(buf)
             }
-            Link::Tcp(s) => simulator_transact(s, command, &name),
-            Link::Unix(s) => simulator_transact(s, command, &name),
+            Link::Tcp(s) => simulator_transact(s, command, name),
+            Link::Unix(s) => simulator_transact(s, command, name),
         }
     }
 }
