@@ -206,7 +206,7 @@ pub fn read_banks(tcti_name: &str, only: &[HashAlg]) -> Result<BTreeMap<String, 
     if wanted.is_empty() {
         bail!("the TPM at {tcti_name} has no PCR bank allocated");
     }
-    let values = proto::read_pcrs(&wanted, |cmd| tpm.transact(cmd))?.context("reading PCRs (TPM2_PCR_Read)")?;
+    let values = proto::read_pcrs(&wanted, |cmd| tpm.transact(cmd)).context("reading PCRs (TPM2_PCR_Read)")?;
     Ok(values
         .into_iter()
         .map(|(alg, pcrs)| (alg.to_string(), pcrs.into_iter().map(|(i, v)| (i, hex::encode(v))).collect()))

@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use measure::eventlog::AlgId;
-use measure::tpm::{parse_pcr_allocation, parse_pcr_read, read_pcrs, PcrSelection};
+use measure::tpm::{parse_pcr_allocation, parse_pcr_read, read_pcrs, PcrSelection, TpmError};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(banks) = parse_pcr_allocation(data) {
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let wanted = [PcrSelection { alg: AlgId::SHA256, pcrs: 0xff_ffff, select_bytes: 3 }];
     let mut calls = 0;
-    let _ = read_pcrs(&wanted, |_| -> Result<Vec<u8>, ()> {
+    let _ = read_pcrs(&wanted, |_| -> Result<Vec<u8>, TpmError> {
         calls += 1;
         assert!(calls <= 3 * 25, "the read loop must end");
         Ok(data.to_vec())

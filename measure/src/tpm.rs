@@ -168,21 +168,18 @@ pub fn parse_pcr_read(response: &[u8]) -> Result<PcrReadResponse, TpmError> {
 /// Reads every PCR of `wanted` through `transact` (which sends one command and returns the
 /// TPM's response), calling `TPM2_PCR_Read` until every selected PCR has a value. If the PCR
 /// update counter changes between calls the values may mix two states, so the whole read starts
-/// again (up to three times).
-pub fn read_pcrs<E>(
+/// again (up to three times). Errors are the transport's, or what was wrong with an answer.
+pub fn read_pcrs<E: From<TpmError>>(
     wanted: &[PcrSelection],
     mut transact: impl FnMut(&[u8]) -> Result<Vec<u8>, E>,
-) -> Result<Result<PcrValues, TpmError>, E> {
+) -> Result<PcrValues, E> {
     'attempt: for _ in 0..READ_ATTEMPTS {
         let mut left: Vec<PcrSelection> = wanted.iter().copied().filter(|s| s.pcrs != 0).collect();
         let mut values = PcrValues::new();
         let mut counter = None;
         while !left.is_empty() {
             let response = transact(&pcr_read_command(&left))?;
-            let read = match parse_pcr_read(&response) {
-                Ok(read) => read,
-                Err(e) => return Ok(Err(e)),
-            };
+            let read = parse_pcr_read(&response)?;
             if counter.is_some_and(|c| c != read.update_counter) {
                 continue 'attempt;
             }
@@ -197,13 +194,13 @@ pub fn read_pcrs<E>(
             }
             // A TPM that answers nothing new would be asked the same question forever.
             if !progress {
-                return Ok(Err(TpmError::NoProgress { alg: left[0].alg.to_string() }));
+                return Err(TpmError::NoProgress { alg: left[0].alg.to_string() }.into());
             }
             left.retain(|s| s.pcrs != 0);
         }
-        return Ok(Ok(values));
+        return Ok(values);
     }
-    Ok(Err(TpmError::Unstable))
+    Err(TpmError::Unstable.into())
 }
 
 /// A command without sessions: header, then `params`.
@@ -365,7 +362,7 @@ mod tests {
         ];
         // A fake TPM that, like real ones, answers at most 8 PCRs per call, in request order.
         let mut calls = 0;
-        let values = read_pcrs(&wanted, |cmd: &[u8]| -> Result<Vec<u8>, ()> {
+        let values = read_pcrs(&wanted, |cmd: &[u8]| -> Result<Vec<u8>, TpmError> {
             calls += 1;
             let asked = Reader::response("test", &{
                 let mut c = cmd.to_vec();
@@ -399,7 +396,6 @@ mod tests {
             }
             Ok(response(0, &params))
         })
-        .unwrap()
         .unwrap();
         assert_eq!(calls, 4, "26 PCRs, 8 per call");
         assert_eq!(values[&AlgId::SHA256].len(), 24);
@@ -411,7 +407,7 @@ mod tests {
     fn changing_counter_restarts_then_gives_up() {
         let wanted = [PcrSelection { alg: AlgId::SHA256, pcrs: 0x3, select_bytes: 3 }];
         let mut counter = 0u32;
-        let result = read_pcrs(&wanted, |_: &[u8]| -> Result<Vec<u8>, ()> {
+        let result = read_pcrs(&wanted, |_: &[u8]| -> Result<Vec<u8>, TpmError> {
             counter += 1;
             let mut params = counter.to_be_bytes().to_vec();
             params.extend(selection_bytes(&[(0xb, [1 << (counter % 2), 0, 0])]));
@@ -419,8 +415,7 @@ mod tests {
             params.extend_from_slice(&32u16.to_be_bytes());
             params.extend_from_slice(&[0; 32]);
             Ok(response(0, &params))
-        })
-        .unwrap();
+        });
         assert_eq!(result, Err(TpmError::Unstable));
     }
 
@@ -428,7 +423,7 @@ mod tests {
     fn answers_to_another_question_end_the_read() {
         let wanted = [PcrSelection { alg: AlgId::SHA256, pcrs: 0x1, select_bytes: 3 }];
         let mut calls = 0;
-        let result = read_pcrs(&wanted, |_: &[u8]| -> Result<Vec<u8>, ()> {
+        let result = read_pcrs(&wanted, |_: &[u8]| -> Result<Vec<u8>, TpmError> {
             calls += 1;
             // The sha1 PCR 0, whatever is asked.
             let mut params = 1u32.to_be_bytes().to_vec();
@@ -437,8 +432,7 @@ mod tests {
             params.extend_from_slice(&20u16.to_be_bytes());
             params.extend_from_slice(&[0; 20]);
             Ok(response(0, &params))
-        })
-        .unwrap();
+        });
         assert_eq!(result, Err(TpmError::NoProgress { alg: "sha256".into() }));
         assert_eq!(calls, 1);
     }
