@@ -9,10 +9,12 @@ use std::sync::atomic::Ordering;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::lock::Lock;
+use crate::debs::{self, DebStore};
+use crate::lock::{self, Lock, Scope};
 use crate::mkosi::{CacheDirs, CacheLock, Event, Invocation};
 use crate::profiles::{ProfileSet, Selection};
 use crate::run::{argv, CommandRunExt, INTERRUPTED};
+use crate::source::{PackageSource, SourceChoice, SourceRecord};
 use crate::tools::ToolsTree;
 use crate::verify::{self, VerityFacts};
 use crate::{gpt, read_err, write_err, CheckFailure, Error};
@@ -38,6 +40,11 @@ pub struct BuildRequest {
     pub mkosi: PathBuf,
     /// The version of nodeimg doing the build, recorded in `build.json`.
     pub nodeimg_version: String,
+    /// Where the packages come from (`--mirror`, `--snapshot`, `--packages`).
+    pub source: SourceChoice,
+    /// The OpenPGP keyring (binary, as `Signed-By` takes it) that signs the mirror's or
+    /// snapshot's Release files, when it is not Debian's (a private or test mirror).
+    pub keyring: Option<PathBuf>,
 }
 
 /// One artefact in a platform directory.
@@ -169,26 +176,37 @@ fn build_into(
     hook: &mut PlatformHook<'_>,
 ) -> Result<BuildReport, Error> {
     let sel = &req.selection;
+    let source = req.source.resolve(lock.snapshot.as_ref()).map_err(Error::Profile)?;
+    let source = absolute_source(source)?;
+    if let PackageSource::Archive { dir } = &source {
+        on_event(Event::Phase(format!("checking the package archive {}", dir.display())));
+        debs::check_archive(dir, lock)?;
+    }
+    let keyring = read_keyring(req.keyring.as_deref())?;
+    let tree_sha256 = crate::tree::tree_sha256(&req.profiles_dir)?;
+    let key = cache_key(lock, &source, keyring.as_deref(), &tree_sha256, &sel.overlays);
     let _cache_lock = CacheLock::acquire(&req.cache_dir, on_event)?;
-    let cache = CacheDirs::under(&req.cache_dir);
+    let cache = CacheDirs::keyed(&req.cache_dir, &key);
     cache.create()?;
-    let pins = write_pins(&cache, lock)?;
-    // mkosi's image cache does not know about our pins: after the lock changed, rebuild it.
-    let stamp = cache.incremental.join("nodeimg-lock.sha256");
-    let lock_id = hex::encode(Sha256::digest(lock.to_text().as_bytes()));
-    let fresh = fs::read_to_string(&stamp).ok().as_deref() != Some(lock_id.as_str());
+    for old in CacheDirs::prune(&req.cache_dir, &key) {
+        on_event(Event::Phase(format!("removed an unused cache {}", old.display())));
+    }
+    let release = base_conf(&req.profiles_dir, "Release")?;
+    let trees = SandboxTrees::write(&cache, Some(lock), &source, keyring.as_deref(), &release)?;
     let first = &sel.platforms[0];
     let mut profiles = vec![first.clone()];
     profiles.extend(sel.overlays.iter().cloned());
 
-    on_event(Event::Phase(format!("mkosi: building the root and the {first} image")));
+    on_event(Event::Phase(format!("mkosi: building the root and the {first} image from {}", source.describe())));
     Invocation {
         mkosi: &req.mkosi,
         profiles_dir: &req.profiles_dir,
         profiles: &profiles,
         cache: &cache,
-        sandbox_tree: Some(&pins),
-        fresh,
+        sandbox_tree: Some(&trees.image),
+        tools_sandbox_tree: Some(&trees.tools),
+        package_dir: source.archive_dir(),
+        fresh: false,
     }
     .run(on_event)?;
     check_interrupted()?;
@@ -197,20 +215,23 @@ fn build_into(
     fs::create_dir_all(&base).map_err(write_err(&base))?;
     collect_mkosi_outputs(&cache.output, &set.image_id, &set.image_version, &base)?;
 
-    on_event(Event::Phase("checking packages against the lock".into()));
-    let built = Lock::from_mkosi_manifest(
-        &fs::read(base.join("packages.json")).map_err(read_err(base.join("packages.json")))?,
-        &base.join("packages.json"),
-    )?;
-    let changes = lock.diff(&built);
-    if changes.is_empty() {
-        fs::write(&stamp, &lock_id).map_err(write_err(&stamp))?;
-    } else {
+    on_event(Event::Phase("checking the packages of the image, its initrd and the tools tree against the lock".into()));
+    let installed = installed_packages(&cache, &base.join("packages.json"))?;
+    let changes: Vec<_> =
+        Scope::ALL.iter().flat_map(|scope| lock::compare_installed(*scope, lock, &installed[scope])).collect();
+    if !changes.is_empty() {
         return Err(Error::LockMismatch {
             path: lock_path.to_path_buf(),
+            origin: source.describe(),
             changes: changes.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"),
         });
     }
+    let apt_archives = cache.apt_archives();
+    let mut search = vec![apt_archives.as_path()];
+    if let Some(dir) = source.archive_dir() {
+        search.insert(0, dir);
+    }
+    DebStore::under(&req.cache_dir).check_and_keep(lock, &search)?;
 
     on_event(Event::Phase("checking the UKI command line and the verity tree".into()));
     let uki_path = base.join("uki.efi");
@@ -270,7 +291,7 @@ fn build_into(
         let work = partial.join(".esp-work");
         fs::remove_dir_all(&work).map_err(write_err(&work))?;
     }
-    write_build_info(req, set, lock_path, partial)?;
+    write_build_info(req, set, lock_path, &tree_sha256, &source, partial)?;
     Ok(BuildReport {
         image: set.image_id.clone(),
         version: set.image_version.clone(),
@@ -345,10 +366,24 @@ struct BuildProvenance<'a> {
     nodeimg_version: &'a str,
     mkosi_version: String,
     package_lock_sha256: String,
-    source_commit: String,
+    /// The profile tree's content hash ([`crate::tree`]).
+    profile_tree_sha256: &'a str,
+    /// Where the packages came from.
+    package_source: SourceRecord,
+    /// The git commit of the profiles, when they are in a git checkout (or
+    /// `$NODEIMG_SOURCE_COMMIT` says).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_commit: Option<String>,
 }
 
-fn write_build_info(req: &BuildRequest, set: &ProfileSet, lock_path: &Path, partial: &Path) -> Result<(), Error> {
+fn write_build_info(
+    req: &BuildRequest,
+    set: &ProfileSet,
+    lock_path: &Path,
+    tree_sha256: &str,
+    source: &PackageSource,
+    partial: &Path,
+) -> Result<(), Error> {
     let lock = fs::read(lock_path).map_err(read_err(lock_path))?;
     let info = BuildInfo {
         image: BuildImage {
@@ -360,6 +395,8 @@ fn write_build_info(req: &BuildRequest, set: &ProfileSet, lock_path: &Path, part
             nodeimg_version: &req.nodeimg_version,
             mkosi_version: crate::tools::mkosi_version(&req.mkosi)?,
             package_lock_sha256: hex::encode(Sha256::digest(&lock)),
+            profile_tree_sha256: tree_sha256,
+            package_source: source.record(),
             source_commit: crate::tools::source_commit(&req.profiles_dir)?,
         },
     };
@@ -371,29 +408,156 @@ fn write_build_info(req: &BuildRequest, set: &ProfileSet, lock_path: &Path, part
 
 /// `SourceDateEpoch=` of the base profile (mtools stamps the derived ESP with it).
 fn source_date_epoch(profiles_dir: &Path) -> Result<u64, Error> {
+    let v = base_conf(profiles_dir, "SourceDateEpoch")?;
+    v.parse().map_err(|_| {
+        Error::Profile(format!("{}: SourceDateEpoch={v:?} is not a number", profiles_dir.join("mkosi.conf").display()))
+    })
+}
+
+/// The last value of `key` in the base profile's `mkosi.conf`.
+fn base_conf(profiles_dir: &Path, key: &str) -> Result<String, Error> {
     let path = profiles_dir.join("mkosi.conf");
     let text = fs::read_to_string(&path).map_err(read_err(&path))?;
     crate::profiles::parse_ini(&text)
         .iter()
         .rev()
-        .find(|(_, k, _)| k == "SourceDateEpoch")
-        .and_then(|(_, _, v)| v.parse().ok())
-        .ok_or_else(|| Error::Profile(format!("{}: no numeric SourceDateEpoch=", path.display())))
+        .find(|(_, k, _)| k == key)
+        .map(|(_, _, v)| v.clone())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| Error::Profile(format!("{}: no {key}=", path.display())))
 }
 
-/// Writes the lock's apt pins into a sandbox tree named after the lock's hash (so mkosi sees a
-/// new tree whenever the lock changes) and returns the tree.
-fn write_pins(cache: &CacheDirs, lock: &Lock) -> Result<PathBuf, Error> {
-    let prefs = lock.apt_preferences();
-    let id = hex::encode(&Sha256::digest(prefs.as_bytes())[..8]);
-    let tree = cache.sandbox.join(format!("pins-{id}"));
-    let file = tree.join("etc/apt/preferences.d/nodeimg-lock.pref");
-    if fs::read_to_string(&file).ok().as_deref() != Some(prefs.as_str()) {
-        let dir = file.parent().expect("has a parent");
-        fs::create_dir_all(dir).map_err(write_err(dir))?;
-        fs::write(&file, prefs).map_err(write_err(&file))?;
+/// A package archive's directory made absolute (mkosi resolves paths from the profiles).
+fn absolute_source(source: PackageSource) -> Result<PackageSource, Error> {
+    Ok(match source {
+        PackageSource::Archive { dir } => {
+            if !dir.is_dir() {
+                return Err(Error::PackageArchive {
+                    dir,
+                    problems: "  not a directory (a release's packages/ directory, or `--packages DIR` of .deb files)"
+                        .into(),
+                });
+            }
+            PackageSource::Archive { dir: std::path::absolute(&dir).map_err(read_err(&dir))? }
+        }
+        s => s,
+    })
+}
+
+/// The largest keyring nodeimg copies into a build (Debian's own is about 100 KiB).
+const MAX_KEYRING: u64 = 1 << 20;
+
+fn read_keyring(path: Option<&Path>) -> Result<Option<Vec<u8>>, Error> {
+    let Some(path) = path else { return Ok(None) };
+    let f = File::open(path).map_err(read_err(path))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_KEYRING + 1).read_to_end(&mut bytes).map_err(read_err(path))?;
+    if bytes.len() as u64 > MAX_KEYRING || bytes.is_empty() {
+        return Err(Error::Profile(format!("{}: not a keyring (empty, or over 1 MiB)", path.display())));
     }
-    Ok(tree)
+    Ok(Some(bytes))
+}
+
+/// The key of the caches a build may reuse: everything that decides which packages go into the
+/// image, its initrd and the tools tree, and how mkosi assembles them.
+fn cache_key(
+    lock: &Lock,
+    source: &PackageSource,
+    keyring: Option<&[u8]>,
+    tree_sha256: &str,
+    overlays: &[String],
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        "nodeimg-cache-v1".as_bytes(),
+        lock.to_text().as_bytes(),
+        serde_json::to_string(&source.record()).expect("serialises").as_bytes(),
+        source.archive_dir().map(|d| d.as_os_str().as_encoded_bytes()).unwrap_or_default(),
+        &Sha256::digest(keyring.unwrap_or_default()),
+        tree_sha256.as_bytes(),
+        overlays.join(",").as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    hex::encode(&h.finalize()[..12])
+}
+
+/// The sandbox trees nodeimg hands mkosi: one for the image and its initrd, one for the tools
+/// tree, each with the apt sources of the build's [`PackageSource`] (as
+/// `etc/apt/sources.list.d/mkosi.sources`, the one name that makes mkosi 25 leave out its own),
+/// the lock's pins for that tree, and the mirror's keyring when it is not Debian's.
+#[derive(Debug)]
+struct SandboxTrees {
+    image: PathBuf,
+    tools: PathBuf,
+}
+
+/// Where a mirror keyring given with `--keyring` is inside the sandbox.
+const KEYRING_IN_SANDBOX: &str = "etc/apt/keyrings/nodeimg-mirror.gpg";
+/// Debian's archive keyring, from the tools tree (or the host, for the tools tree's own build).
+const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+impl SandboxTrees {
+    fn write(
+        cache: &CacheDirs,
+        lock: Option<&Lock>,
+        source: &PackageSource,
+        keyring: Option<&[u8]>,
+        release: &str,
+    ) -> Result<Self, Error> {
+        let signed_by = if keyring.is_some() { format!("/{KEYRING_IN_SANDBOX}") } else { DEBIAN_KEYRING.to_owned() };
+        let sources = source.apt_sources(release, &signed_by);
+        let write_tree = |name: &str, scopes: &[Scope]| -> Result<PathBuf, Error> {
+            let tree = cache.sandbox.join(name);
+            let _ = fs::remove_dir_all(&tree);
+            let mut files = vec![("etc/apt/sources.list.d/mkosi.sources", sources.clone().into_bytes())];
+            if let Some(lock) = lock {
+                files.push(("etc/apt/preferences.d/nodeimg-lock.pref", lock.apt_preferences(scopes).into_bytes()));
+            }
+            if let Some(k) = keyring {
+                files.push((KEYRING_IN_SANDBOX, k.to_vec()));
+            }
+            for (rel, bytes) in files {
+                let path = tree.join(rel);
+                let dir = path.parent().expect("has a parent");
+                fs::create_dir_all(dir).map_err(write_err(dir))?;
+                fs::write(&path, bytes).map_err(write_err(&path))?;
+            }
+            Ok(tree)
+        };
+        Ok(Self {
+            image: write_tree("image", &[Scope::Image, Scope::Initrd])?,
+            tools: write_tree("tools", &[Scope::Tools])?,
+        })
+    }
+}
+
+/// What mkosi installed, per scope: the image (its manifest), the initrd and the tools tree (the
+/// dpkg status of their cached trees).
+fn installed_packages(
+    cache: &CacheDirs,
+    manifest: &Path,
+) -> Result<std::collections::BTreeMap<Scope, lock::Installed>, Error> {
+    let image = lock::from_mkosi_manifest(&fs::read(manifest).map_err(read_err(manifest))?, manifest)?;
+    let initrd = cache.initrd_status().ok_or_else(|| Error::Installed {
+        path: cache.incremental.clone(),
+        reason: "no cached default initrd with a dpkg status (`*~default-initrd.cache/var/lib/dpkg/status`): \
+                 cannot tell which packages the initrd was built from"
+            .into(),
+    })?;
+    let tools = cache.tools_tree().join("var/lib/dpkg/status");
+    let mut out = std::collections::BTreeMap::new();
+    out.insert(Scope::Image, image);
+    for (scope, path) in [(Scope::Initrd, initrd), (Scope::Tools, tools)] {
+        let text = fs::read_to_string(&path).map_err(read_err(&path))?;
+        let installed = lock::from_dpkg_status(&text);
+        if installed.is_empty() {
+            return Err(Error::Installed { path, reason: "no installed package in this dpkg status".into() });
+        }
+        out.insert(scope, installed);
+    }
+    Ok(out)
 }
 
 /// mkosi's output files for `<image>_<version>` and the names they get in a platform directory.
@@ -683,26 +847,72 @@ fn publish(partial: &Path, dest: &Path) -> Result<(), Error> {
     remove_dir_if_exists(&old)
 }
 
-/// `nodeimg lock`: builds the default platform without pins and without mkosi's cached image
-/// (fresh repository metadata), and returns the packages it got (the caller compares and writes
-/// the lock). The next `nodeimg build` rebuilds its cached image too (the lock stamp differs).
+/// `nodeimg lock`: builds the default platform from `source` without pins, in a cache of its own
+/// that is emptied first (so the archive is seen as it is today, and no pinned build ever reuses
+/// what this run installed), and returns the lock of what it got: every package of the image,
+/// its initrd and the tools tree with the sha256 of the `.deb` apt downloaded (and verified
+/// against the archive's signed index). The caller compares and writes the lock.
 pub fn resolve_packages(
     profiles_dir: &Path,
     cache_dir: &Path,
     mkosi: &Path,
+    source: &PackageSource,
+    keyring: Option<&Path>,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Lock, Error> {
     let set = ProfileSet::load(profiles_dir)?;
     let sel = set.select(&[], false)?;
+    let source = absolute_source(source.clone())?;
+    let keyring = read_keyring(keyring)?;
     let _cache_lock = CacheLock::acquire(cache_dir, on_event)?;
-    let cache = CacheDirs::under(cache_dir);
+    let cache = CacheDirs::keyed(cache_dir, "resolve");
+    remove_dir_if_exists(&cache.incremental)?;
+    remove_dir_if_exists(&cache.output)?;
     cache.create()?;
-    on_event(Event::Phase("mkosi: resolving package versions (no pins, no cache)".into()));
-    Invocation { mkosi, profiles_dir, profiles: &sel.platforms, cache: &cache, sandbox_tree: None, fresh: true }
-        .run(on_event)?;
+    let release = base_conf(profiles_dir, "Release")?;
+    let trees = SandboxTrees::write(&cache, None, &source, keyring.as_deref(), &release)?;
+    on_event(Event::Phase(format!("mkosi: resolving package versions from {} (no pins, no cache)", source.describe())));
+    Invocation {
+        mkosi,
+        profiles_dir,
+        profiles: &sel.platforms,
+        cache: &cache,
+        sandbox_tree: Some(&trees.image),
+        tools_sandbox_tree: Some(&trees.tools),
+        package_dir: source.archive_dir(),
+        fresh: true,
+    }
+    .run(on_event)?;
     let stem = format!("{}_{}", set.image_id, set.image_version);
     let manifest = cache.output.join(format!("{stem}.manifest"));
-    let lock = Lock::from_mkosi_manifest(&fs::read(&manifest).map_err(read_err(&manifest))?, &manifest)?;
+    let installed = installed_packages(&cache, &manifest)?;
+    on_event(Event::Phase("hashing the .deb files".into()));
+    let apt_archives = cache.apt_archives();
+    let mut search = vec![apt_archives.as_path()];
+    if let Some(dir) = source.archive_dir() {
+        search.insert(0, dir);
+    }
+    let mut lock = Lock::default();
+    for (scope, packages) in installed {
+        for (name, (version, architecture)) in packages {
+            let mut pin = lock::Pin { version, architecture, sha256: String::new() };
+            let file = pin.deb_file_name(&name);
+            let path = search.iter().map(|d| d.join(&file)).find(|p| p.is_file()).ok_or_else(|| Error::Installed {
+                path: apt_archives.join(&file),
+                reason: format!("{scope} package {name} is installed but apt kept no .deb of it"),
+            })?;
+            pin.sha256 = debs::sha256_file(&path)?;
+            match scope {
+                Scope::Image => lock.packages.insert(name, pin),
+                Scope::Initrd => lock.initrd.insert(name, pin),
+                Scope::Tools => lock.tools.insert(name, pin),
+            };
+        }
+    }
+    if let PackageSource::Snapshot { stamp, .. } = &source {
+        lock.snapshot = Some(stamp.clone());
+    }
+    DebStore::under(cache_dir).check_and_keep(&lock, &search)?;
     for entry in fs::read_dir(&cache.output).map_err(read_err(&cache.output))?.flatten() {
         if entry.file_name().to_string_lossy().starts_with(&stem) {
             let p = entry.path();

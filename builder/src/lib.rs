@@ -49,21 +49,25 @@ use std::io;
 use std::path::PathBuf;
 
 pub mod build;
+pub mod debs;
 pub mod gpt;
 pub mod lock;
 pub mod mkosi;
 pub mod profiles;
 pub mod repro;
 pub mod run;
+pub mod source;
 pub mod tools;
+pub mod tree;
 pub mod treediff;
 pub mod verify;
 
 pub use build::{build, build_with_hook, BuildReport, BuildRequest, PlatformHook, PlatformReport};
-pub use lock::{Change, Lock};
+pub use lock::{Change, Lock, Scope};
 pub use mkosi::Event;
 pub use profiles::{PlatformConfig, ProfileSet, Selection};
 pub use run::{CommandError, CommandRunExt};
+pub use source::{PackageSource, SnapshotStamp, SourceChoice};
 
 /// Everything that can go wrong between the profiles and the finished output directory.
 #[derive(Debug, thiserror::Error)]
@@ -84,8 +88,23 @@ pub enum Error {
     Lock { path: PathBuf, line: usize, reason: String },
     #[error("{path}: no lock file; run `nodeimg lock` to create it")]
     NoLock { path: PathBuf },
-    #[error("the image's packages differ from {path} (the archive has moved on?); run `nodeimg lock` to refresh it:\n{changes}")]
-    LockMismatch { path: PathBuf, changes: String },
+    #[error(
+        "the packages {origin} gave differ from {path}:\n{changes}\n\
+         The archive has moved on, or this is another archive. Either build from a source that still \
+         has the locked packages (`--snapshot STAMP` for a snapshot of the archive, `--packages DIR` \
+         for a release's package directory), or move the lock to what the archive serves now \
+         (`nodeimg lock`, then review and commit packages.lock)."
+    )]
+    LockMismatch { path: PathBuf, origin: String, changes: String },
+    /// A package archive (`--packages DIR`) that is not exactly the lock's `.deb`s.
+    #[error("{dir}: not the package archive of this lock:\n{problems}")]
+    PackageArchive { dir: PathBuf, problems: String },
+    /// A `.deb` the build used that is missing or differs from the lock.
+    #[error("the build's .deb files differ from packages.lock:\n{problems}")]
+    DebMismatch { problems: String },
+    /// What mkosi installed into a tree cannot be read back.
+    #[error("{path}: {reason}")]
+    Installed { path: PathBuf, reason: String },
     #[error("{path}: not an mkosi package manifest: {reason}")]
     Manifest { path: PathBuf, reason: String },
     #[error("mkosi not found at {path}; run `make setup` (or set NODEIMG_MKOSI)")]

@@ -121,44 +121,118 @@ impl CacheLock {
 }
 
 /// Where mkosi keeps what survives between builds.
+///
+/// mkosi decides whether to reuse its cached image, initrd and tools tree from a key that holds
+/// the package *list* but not the sandbox trees: not the apt sources, not the pins (mkosi 25.3,
+/// `cache_manifest`). A run that resolved packages without pins would leave an image cache that a
+/// pinned build then reuses. So every cache that holds installed packages lives in a directory
+/// named by [`CacheDirs::keyed`]'s key — a hash of everything that decides the packages (the lock,
+/// the source, the profile tree, the overlays) — and only the download cache is shared: its
+/// `.deb`s are named by version and checked by sha256 after every build.
 #[derive(Debug, Clone)]
 pub struct CacheDirs {
-    /// Downloaded packages (`--package-cache-dir`).
+    /// Downloaded packages (`--package-cache-dir`), shared by every key.
     pub packages: PathBuf,
-    /// Incremental image caches (`--cache-directory`).
+    /// Incremental image caches (`--cache-directory`): the image, its initrd and the tools tree.
     pub incremental: PathBuf,
     /// mkosi's output directory: the tools tree lives here between builds; image outputs are
     /// moved out after each build.
     pub output: PathBuf,
     /// mkosi's workspace (`--workspace-directory`).
     pub workspace: PathBuf,
-    /// Sandbox trees nodeimg generates (the package pins).
+    /// Sandbox trees nodeimg generates (apt sources, pins, keyring).
     pub sandbox: PathBuf,
 }
 
+/// How many keyed cache directories are kept (the least recently used beyond that are removed).
+pub const KEEP_KEYED: usize = 3;
+
 impl CacheDirs {
-    /// The layout under one cache directory.
-    pub fn under(dir: &Path) -> Self {
+    /// The layout for `key` under one cache directory: `packages/` and `workspace/` shared,
+    /// the rest under `keyed/<key>/`.
+    pub fn keyed(dir: &Path, key: &str) -> Self {
+        let k = dir.join("keyed").join(key);
         Self {
             packages: dir.join("packages"),
-            incremental: dir.join("incremental"),
-            output: dir.join("output"),
+            incremental: k.join("incremental"),
+            output: k.join("output"),
             workspace: dir.join("workspace"),
-            sandbox: dir.join("sandbox"),
+            sandbox: k.join("sandbox"),
         }
     }
 
-    /// Creates every directory.
+    /// Creates every directory and marks the key as just used.
     pub fn create(&self) -> Result<(), Error> {
         for d in [&self.packages, &self.incremental, &self.output, &self.workspace, &self.sandbox] {
             std::fs::create_dir_all(d).map_err(crate::write_err(d))?;
         }
+        if let Some(k) = self.incremental.parent() {
+            let _ = std::fs::File::open(k).and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        }
         Ok(())
+    }
+
+    /// Removes the keyed directories of `dir` beyond the [`KEEP_KEYED`] most recently used,
+    /// never `keep`, and the unkeyed caches of earlier nodeimg versions (`incremental/`, `output/`, `sandbox/`).
+    pub fn prune(dir: &Path, keep: &str) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        for old in ["incremental", "output", "sandbox"] {
+            let p = dir.join(old);
+            if p.is_dir() && std::fs::remove_dir_all(&p).is_ok() {
+                removed.push(p);
+            }
+        }
+        let Ok(entries) = std::fs::read_dir(dir.join("keyed")) else { return removed };
+        let mut keyed: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .flatten()
+            .filter(|e| e.file_name() != keep)
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        keyed.sort();
+        let excess = keyed.len().saturating_sub(KEEP_KEYED - 1);
+        for (_, p) in keyed.into_iter().take(excess) {
+            if std::fs::remove_dir_all(&p).is_ok() {
+                removed.push(p);
+            }
+        }
+        removed
+    }
+
+    /// The most recently used tools tree of any key under `dir` (for `nodeimg repro`, which only
+    /// needs some trixie tools to look inside partitions).
+    pub fn latest_tools_tree(dir: &Path) -> Option<PathBuf> {
+        let entries = std::fs::read_dir(dir.join("keyed")).ok()?;
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|k| k.join("output/tools/usr/bin").is_dir())
+            .filter_map(|k| Some((k.metadata().ok()?.modified().ok()?, k.join("output/tools"))))
+            .max()
+            .map(|(_, t)| t)
     }
 
     /// The tools tree mkosi built, once it did.
     pub fn tools_tree(&self) -> PathBuf {
         self.output.join("tools")
+    }
+
+    /// The dpkg status of mkosi's cached default initrd (`<distribution>~<release>~<arch>
+    /// ~default-initrd.cache`), saved before mkosi purges dpkg from the initrd.
+    pub fn initrd_status(&self) -> Option<PathBuf> {
+        let entries = std::fs::read_dir(&self.incremental).ok()?;
+        let mut found: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with("~default-initrd.cache"))
+            .map(|e| e.path().join("var/lib/dpkg/status"))
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        (found.len() == 1).then(|| found.remove(0))
+    }
+
+    /// apt's download cache inside the package cache.
+    pub fn apt_archives(&self) -> PathBuf {
+        self.packages.join("cache/apt/archives")
     }
 }
 
@@ -169,8 +243,13 @@ pub struct Invocation<'a> {
     pub profiles_dir: &'a Path,
     pub profiles: &'a [String],
     pub cache: &'a CacheDirs,
-    /// An extra sandbox tree (the lock's apt pins), if any.
+    /// An extra sandbox tree for the image and its initrd (apt sources and pins), if any.
     pub sandbox_tree: Option<&'a Path>,
+    /// An extra sandbox tree for the tools tree (apt sources and pins), if any.
+    pub tools_sandbox_tree: Option<&'a Path>,
+    /// A directory of `.deb`s that mkosi serves to apt as a local repository, for the image and
+    /// the tools tree (a package archive).
+    pub package_dir: Option<&'a Path>,
     /// Drop mkosi's cached image (and repository metadata) first: for `nodeimg lock`, which must
     /// see the archive as it is today, and after the lock changed (the cached image holds the
     /// packages of the old one). The tools tree is kept either way.
@@ -191,6 +270,13 @@ impl Invocation<'_> {
         cmd.arg("--workspace-directory").arg(&self.cache.workspace);
         if let Some(t) = self.sandbox_tree {
             cmd.arg("--sandbox-tree").arg(t);
+        }
+        if let Some(t) = self.tools_sandbox_tree {
+            cmd.arg("--tools-tree-sandbox-tree").arg(t);
+        }
+        if let Some(d) = self.package_dir {
+            cmd.arg("--package-directory").arg(d);
+            cmd.arg("--tools-tree-package-directory").arg(d);
         }
         // --force once replaces the previous outputs; twice also drops the cached image.
         cmd.args(["--incremental", "yes", "--force"]);
@@ -227,7 +313,8 @@ fn hint_for(tail: &str) -> &'static str {
     } else if tail.contains("Temporary failure resolving") || tail.contains("Could not connect") {
         " (the package mirror cannot be reached)"
     } else if tail.contains("Version '") && tail.contains("' for '") && tail.contains("' was not found") {
-        " (a locked package version is no longer in the archive: run `nodeimg lock`)"
+        " (a locked package version is not in this archive: build from the lock's snapshot or a \
+         release's package directory, or run `nodeimg lock`)"
     } else {
         ""
     }
@@ -316,6 +403,33 @@ mod tests {
     }
 
     #[test]
+    fn keyed_caches_share_only_the_downloads_and_old_keys_are_pruned() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (CacheDirs::keyed(t.path(), "a"), CacheDirs::keyed(t.path(), "b"));
+        assert_eq!(a.packages, b.packages);
+        assert_ne!(a.incremental, b.incremental);
+        assert_ne!(a.output, b.output);
+        assert_ne!(a.sandbox, b.sandbox);
+        std::fs::create_dir_all(t.path().join("incremental")).unwrap();
+        for (i, k) in ["k1", "k2", "k3", "k4"].iter().enumerate() {
+            let c = CacheDirs::keyed(t.path(), k);
+            c.create().unwrap();
+            let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i as u64);
+            std::fs::File::open(t.path().join("keyed").join(k)).unwrap().set_modified(when).unwrap();
+        }
+        let removed = CacheDirs::prune(t.path(), "k1");
+        let names: Vec<String> =
+            removed.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["incremental", "k2"], "the oldest key but the one in use, and the old layout");
+        let mut left: Vec<String> = std::fs::read_dir(t.path().join("keyed"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["k1", "k3", "k4"]);
+    }
+
+    #[test]
     fn disk_full_gets_a_hint() {
         assert!(hint_for("cp: error writing 'x': No space left on device").contains("disk is full"));
         assert_eq!(hint_for("something else"), "");
@@ -323,13 +437,15 @@ mod tests {
 
     #[test]
     fn missing_mkosi_is_named() {
-        let cache = CacheDirs::under(Path::new("/nonexistent/cache"));
+        let cache = CacheDirs::keyed(Path::new("/nonexistent/cache"), "k");
         let inv = Invocation {
             mkosi: Path::new("/nonexistent/tools/bin/mkosi"),
             profiles_dir: Path::new("mkosi-profiles"),
             profiles: &[],
             cache: &cache,
             sandbox_tree: None,
+            tools_sandbox_tree: None,
+            package_dir: None,
             fresh: false,
         };
         let err = inv.run(&mut |_| {}).unwrap_err();

@@ -89,27 +89,27 @@ pub fn mkosi_version(mkosi: &Path) -> Result<String, Error> {
         .ok_or_else(|| Error::Profile(format!("{}: `--version` printed nothing", mkosi.display())))
 }
 
-/// The commit of the sources the image is built from: `$NODEIMG_SOURCE_COMMIT`, else the `HEAD`
-/// of the git checkout holding `dir`. A build from a tree that is not a git checkout must say
-/// which commit it is through the variable: provenance is never guessed.
-pub fn source_commit(dir: &Path) -> Result<String, Error> {
+/// The commit of the sources the image is built from, when there is one: `$NODEIMG_SOURCE_COMMIT`,
+/// else the `HEAD` of the git checkout holding `dir`, else `None` (a directory that is not a git
+/// checkout: the profile tree's content hash identifies the sources, see [`crate::tree`]). A
+/// variable that is set but is not a commit id is an error, never a guess.
+pub fn source_commit(dir: &Path) -> Result<Option<String>, Error> {
     use crate::run::CommandRunExt;
     let commit = match std::env::var("NODEIMG_SOURCE_COMMIT") {
         Ok(c) if !c.is_empty() => c,
         _ => {
-            let out =
-                Command::new("git").arg("-C").arg(dir).args(["rev-parse", "HEAD"]).run_capture().map_err(|e| {
-                    Error::Profile(format!(
-                        "cannot tell the source commit of {} ({e}); set NODEIMG_SOURCE_COMMIT",
-                        dir.display()
-                    ))
-                })?;
-            String::from_utf8_lossy(&out).trim().to_owned()
+            let mut cmd = Command::new("git");
+            cmd.arg("-C").arg(dir).args(["rev-parse", "--verify", "-q", "HEAD"]);
+            match cmd.run_capture() {
+                Ok(out) => String::from_utf8_lossy(&out).trim().to_owned(),
+                // Not a checkout, or no git: provenance has the tree hash.
+                Err(_) => return Ok(None),
+            }
         }
     };
     let hex = commit.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !(hex && (commit.len() == 40 || commit.len() == 64)) {
         return Err(Error::Profile(format!("source commit {commit:?} is not 40 or 64 lowercase hex digits")));
     }
-    Ok(commit)
+    Ok(Some(commit))
 }

@@ -200,8 +200,34 @@ pub struct Provenance {
     pub mkosi_version: String,
     /// SHA-256 of the package lock.
     pub package_lock_sha256: Hex,
-    /// Git commit of the sources (40 or 64 hex digits).
-    pub source_commit: String,
+    /// Git commit of the sources (40 or 64 hex digits), when they were in a git checkout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_commit: Option<String>,
+    /// Content hash of the profile tree (the builder crate's `tree` module).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_tree_sha256: Option<Hex>,
+    /// Where the packages came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_source: Option<PackageSource>,
+    /// The release directory holding the lock's `.deb`s (`release --with-packages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_archive: Option<String>,
+}
+
+/// Where a build's packages came from (`build.json`, the bundle).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSource {
+    /// `mirror` (the live archive), `snapshot` or `archive`.
+    pub kind: String,
+    /// The mirror or snapshot service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The snapshot stamp (`YYYYMMDDTHHMMSSZ`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Whether the same source serves the same packages later.
+    pub immutable: bool,
 }
 
 /// What is wrong with a bundle. `path` is a JSON pointer into the document.
@@ -278,6 +304,9 @@ impl Bundle {
         }
         if self.provenance.package_lock_sha256.len() != 32 {
             return Err(invalid("/provenance/package_lock_sha256", "expected 32 bytes"));
+        }
+        if self.provenance.profile_tree_sha256.as_ref().is_some_and(|h| h.len() != 32) {
+            return Err(invalid("/provenance/profile_tree_sha256", "expected 32 bytes"));
         }
         if self.platforms.is_empty() {
             return Err(invalid("/platforms", "no platform"));
@@ -435,7 +464,10 @@ pub(crate) mod tests {
                 nodeimg_version: "0.1.0".into(),
                 mkosi_version: "25.3".into(),
                 package_lock_sha256: h(0x33, 32),
-                source_commit: "0123456789abcdef0123456789abcdef01234567".into(),
+                source_commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+                profile_tree_sha256: None,
+                package_source: None,
+                package_archive: None,
             },
         }
     }

@@ -1,4 +1,5 @@
 # Host packages from bookworm. cryptsetup-bin: veritysetup, the dm-verity oracle.
 # debootstrap + bubblewrap: the trixie oracle root (next step). hyperfine, bc, time, openssl:
-# `make bench`.
-apt_install cryptsetup-bin debootstrap bubblewrap zstd xxd jq hyperfine bc time openssl
+# `make bench`. reprepro: mkosi indexes a package archive (`nodeimg build --packages DIR`) with it,
+# from the host for the tools tree's own build.
+apt_install cryptsetup-bin debootstrap bubblewrap zstd xxd jq hyperfine bc time openssl reprepro

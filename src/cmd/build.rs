@@ -72,6 +72,51 @@ impl Locations {
     }
 }
 
+/// Where the packages come from (build, lock, rebuild). Default: the lock's `snapshot`, else the
+/// live Debian archive.
+#[derive(Debug, Args, Default)]
+pub struct SourceArgs {
+    /// Resolve from this snapshot of the Debian archive (YYYYMMDDTHHMMSSZ), for the image and
+    /// the tools tree; overrides the lock's `snapshot` line.
+    #[arg(long, value_name = "STAMP")]
+    pub snapshot: Option<String>,
+    /// Where snapshots are served, in the layout of snapshot.debian.org
+    /// (URL/archive/debian/STAMP/).
+    #[arg(long, value_name = "URL")]
+    pub snapshot_mirror: Option<String>,
+    /// Resolve from the live archive at this mirror (URL/debian, URL/debian-security): it
+    /// moves on, and the build's provenance says so.
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// Build offline from a package archive: a directory holding exactly the lock's .deb files
+    /// (a release's packages/ directory).
+    #[arg(long, value_name = "DIR")]
+    pub packages: Option<PathBuf>,
+    /// OpenPGP keyring (binary) that signs the mirror's Release files, when it is not Debian's.
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// The choice, with a malformed stamp or `latest` handled (`latest` only where `allow_latest`).
+    pub fn choice(&self, allow_latest: bool) -> Result<builder::SourceChoice> {
+        let snapshot = match self.snapshot.as_deref() {
+            None => None,
+            Some("latest") if allow_latest => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+                Some(builder::SnapshotStamp::at_unix(now))
+            }
+            Some(s) => Some(s.parse().map_err(|e: String| anyhow::anyhow!("--snapshot: {e}"))?),
+        };
+        Ok(builder::SourceChoice {
+            mirror: self.mirror.clone(),
+            snapshot,
+            snapshot_mirror: self.snapshot_mirror.clone(),
+            packages: self.packages.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// A platform (qemu, gcp, aws, azure) or overlay (test) profile; repeat for several.
@@ -86,6 +131,8 @@ pub struct BuildArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub loc: Locations,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Print the build report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -343,6 +390,8 @@ pub fn run(args: BuildArgs, global: Global) -> Result<Outcome> {
         cache_dir: args.loc.cache_dir(),
         mkosi: args.loc.mkosi()?,
         nodeimg_version: env!("CARGO_PKG_VERSION").to_owned(),
+        source: args.source.choice(false)?,
+        keyring: args.source.keyring.clone(),
     };
     std::fs::create_dir_all(&req.out_dir).with_context(|| format!("creating {}", req.out_dir.display()))?;
     install_interrupt_handler();

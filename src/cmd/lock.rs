@@ -6,7 +6,7 @@ use builder::Lock;
 use clap::Args;
 use serde::Serialize;
 
-use crate::cmd::build::{check_or_error, install_interrupt_handler, Locations, Progress};
+use crate::cmd::build::{check_or_error, install_interrupt_handler, Locations, Progress, SourceArgs};
 use crate::fsutil::write_atomic;
 use crate::{Global, Outcome};
 
@@ -14,6 +14,10 @@ use crate::{Global, Outcome};
 pub struct LockArgs {
     #[command(flatten)]
     pub loc: Locations,
+    /// Where to resolve from: `--snapshot latest|STAMP` pins the lock to a snapshot of the
+    /// archive (written as its `snapshot` line); `--mirror URL` the live archive there.
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Do not write the lock: exit 1 if it is out of date.
     #[arg(long)]
     pub check: bool,
@@ -34,39 +38,51 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
     let profiles_dir = args.loc.profiles_dir()?;
     let path = profiles_dir.join(LOCK_FILE);
     let old = match std::fs::read_to_string(&path) {
-        Ok(text) => Lock::parse(&text, &path)?,
+        Ok(text) => match Lock::parse(&text, &path) {
+            Ok(l) => l,
+            // A version-1 lock (no sha256, no tools tree) is rewritten whole.
+            Err(e) if e.to_string().contains("a version-1 line") && !args.check => {
+                eprintln!("{}: a version-1 lock; writing a version-2 lock in its place", path.display());
+                Lock::default()
+            }
+            Err(e) => return Err(e.into()),
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Lock::default(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     install_interrupt_handler();
     let mut progress = Progress::new(global);
-    let result = builder::build::resolve_packages(&profiles_dir, &args.loc.cache_dir(), &args.loc.mkosi()?, &mut |e| {
-        progress.event(e)
-    });
+    let choice = args.source.choice(true)?;
+    // `lock` resolves afresh: the lock's own snapshot only when asked to keep it.
+    let source = choice.resolve(None).map_err(anyhow::Error::msg)?;
+    let result = builder::build::resolve_packages(
+        &profiles_dir,
+        &args.loc.cache_dir(),
+        &args.loc.mkosi()?,
+        &source,
+        args.source.keyring.as_deref(),
+        &mut |e| progress.event(e),
+    );
     progress.finish();
     let new = match result {
         Ok(l) => l,
         Err(e) => return check_or_error(e),
     };
     let changes = old.diff(&new);
-    let write = !args.check && (!changes.is_empty() || !path.exists());
+    let write = !args.check && (!changes.is_empty() || !path.exists() || old != new);
     if write {
         write_atomic(&path, new.to_text().as_bytes())?;
     }
     if args.json {
-        let r = Report {
-            lock: path.display().to_string(),
-            packages: new.packages.len(),
-            written: write,
-            changes: &changes,
-        };
+        let r =
+            Report { lock: path.display().to_string(), packages: new.all().count(), written: write, changes: &changes };
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         for c in &changes {
             println!("{c}");
         }
         let verb = if write { "wrote" } else { "checked" };
-        eprintln!("{verb} {}: {} packages, {} changed", path.display(), new.packages.len(), changes.len());
+        eprintln!("{verb} {}: {} packages, {} changed", path.display(), new.all().count(), changes.len());
     }
     Ok(if args.check && !changes.is_empty() { Outcome::Mismatch } else { Outcome::Ok })
 }

@@ -27,7 +27,7 @@ pub struct ReproArgs {
 
 pub fn run(args: ReproArgs, global: Global) -> Result<Outcome> {
     let loc = Locations { profiles_dir: PathBuf::from("mkosi-profiles"), cache_dir: args.cache_dir.clone() };
-    let tools = ToolsTree::open(&CacheDirs::under(&loc.cache_dir()).tools_tree()).ok();
+    let tools = CacheDirs::latest_tools_tree(&loc.cache_dir()).and_then(|t| ToolsTree::open(&t).ok());
     let work = tempfile::tempdir()?;
     let mut progress = Progress::new(global);
     let result = builder::repro::compare(&args.a, &args.b, tools.as_ref(), work.path(), &mut |e| progress.event(e));

@@ -148,10 +148,17 @@ pub fn statement(
                     source_date_epoch: bundle.image.source_date_epoch,
                     platforms,
                 },
-                resolved_dependencies: vec![
-                    descriptor("source", "gitCommit", p.source_commit.clone()),
-                    descriptor("package-lock", "sha256", p.package_lock_sha256.to_string()),
-                ],
+                resolved_dependencies: {
+                    let mut deps = Vec::new();
+                    if let Some(c) = &p.source_commit {
+                        deps.push(descriptor("source", "gitCommit", c.clone()));
+                    }
+                    if let Some(t) = &p.profile_tree_sha256 {
+                        deps.push(descriptor("profile-tree", "sha256", t.to_string()));
+                    }
+                    deps.push(descriptor("package-lock", "sha256", p.package_lock_sha256.to_string()));
+                    deps
+                },
             },
             run_details: RunDetails {
                 builder: Builder {

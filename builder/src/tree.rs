@@ -1,0 +1,165 @@
+//! The content hash of a profile tree: what `build.json` and the bundle record instead of (or
+//! beside) a git commit, so that a build works in any directory and a rebuild can check that it
+//! was given the very profiles a release was built from.
+//!
+//! The digest is SHA-256 over every entry below the directory, sorted by the bytes of its
+//! relative path (`/`-separated), each entry encoded as
+//!
+//! ```text
+//! 'f' | 'x' (regular file; 'x' when any execute bit is set)  PATH NUL  LEN (u64 LE)  CONTENT
+//! 'l'       (symbolic link)                                  PATH NUL  LEN (u64 LE)  TARGET
+//! 'd'       (directory, so that empty ones count)            PATH NUL
+//! ```
+//!
+//! Modes other than the execute bit, owners and times are not part of it (git keeps only the
+//! execute bit either, and mkosi copies trees with `SourceDateEpoch=` times). Anything else (a
+//! socket, a device) is refused.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::{read_err, Error};
+
+/// How deep a profile tree may nest before it is refused (a symlink loop cannot occur: links are
+/// hashed, not followed).
+const MAX_DEPTH: usize = 64;
+
+/// The SHA-256 (lowercase hex) of the tree at `dir`, as described above.
+pub fn tree_sha256(dir: &Path) -> Result<String, Error> {
+    let mut entries = Vec::new();
+    walk(dir, Path::new(""), 0, &mut entries)?;
+    entries.sort();
+    let mut h = Sha256::new();
+    for rel in entries {
+        let path = dir.join(&rel);
+        let meta = fs::symlink_metadata(&path).map_err(read_err(&path))?;
+        let name = rel.as_os_str().as_bytes();
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            h.update(b"d");
+            h.update(name);
+            h.update([0]);
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&path).map_err(read_err(&path))?;
+            let t = target.as_os_str().as_bytes();
+            h.update(b"l");
+            h.update(name);
+            h.update([0]);
+            h.update((t.len() as u64).to_le_bytes());
+            h.update(t);
+        } else {
+            h.update(if meta.permissions().mode() & 0o111 != 0 { b"x" } else { b"f" });
+            h.update(name);
+            h.update([0]);
+            h.update(meta.len().to_le_bytes());
+            let mut f = fs::File::open(&path).map_err(read_err(&path))?;
+            let mut buf = vec![0u8; 1 << 16];
+            let mut seen = 0u64;
+            loop {
+                let n = f.read(&mut buf).map_err(read_err(&path))?;
+                if n == 0 {
+                    break;
+                }
+                seen += n as u64;
+                h.update(&buf[..n]);
+            }
+            if seen != meta.len() {
+                return Err(Error::Profile(format!("{}: changed while it was hashed", path.display())));
+            }
+        }
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn walk(root: &Path, rel: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+    if depth > MAX_DEPTH {
+        return Err(Error::Profile(format!(
+            "{}: nested deeper than {MAX_DEPTH} directories",
+            root.join(rel).display()
+        )));
+    }
+    let dir = root.join(rel);
+    for e in fs::read_dir(&dir).map_err(read_err(&dir))? {
+        let e = e.map_err(read_err(&dir))?;
+        let child = rel.join(e.file_name());
+        let ft = e.file_type().map_err(read_err(e.path()))?;
+        if ft.is_dir() {
+            out.push(child.clone());
+            walk(root, &child, depth + 1, out)?;
+        } else if ft.is_file() || ft.is_symlink() {
+            out.push(child);
+        } else {
+            return Err(Error::Profile(format!(
+                "{}: neither a file, a directory nor a symbolic link",
+                e.path().display().to_string().escape_debug()
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_names_links_and_the_execute_bit_count_times_do_not() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path().join("p");
+        fs::create_dir_all(d.join("mkosi.profiles/qemu")).unwrap();
+        fs::write(d.join("mkosi.conf"), "[Output]\n").unwrap();
+        fs::write(d.join("mkosi.profiles/qemu/mkosi.conf"), "x").unwrap();
+        let base = tree_sha256(&d).unwrap();
+        assert_eq!(base.len(), 64);
+
+        // Times do not count.
+        let f = fs::File::open(d.join("mkosi.conf")).unwrap();
+        f.set_modified(std::time::UNIX_EPOCH).unwrap();
+        assert_eq!(tree_sha256(&d).unwrap(), base);
+
+        let changed = |f: &dyn Fn(), undo: &dyn Fn(), what: &str| {
+            f();
+            assert_ne!(tree_sha256(&d).unwrap(), base, "{what} must change the hash");
+            undo();
+            assert_eq!(tree_sha256(&d).unwrap(), base, "undoing {what}");
+        };
+        let conf = d.join("mkosi.conf");
+        changed(&|| fs::write(&conf, "[Output]\n ").unwrap(), &|| fs::write(&conf, "[Output]\n").unwrap(), "content");
+        changed(
+            &|| fs::set_permissions(&conf, fs::Permissions::from_mode(0o755)).unwrap(),
+            &|| fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap(),
+            "the execute bit",
+        );
+        let empty = d.join("mkosi.extra");
+        changed(&|| fs::create_dir(&empty).unwrap(), &|| fs::remove_dir(&empty).unwrap(), "an empty directory");
+        let link = d.join("l");
+        changed(
+            &|| std::os::unix::fs::symlink("mkosi.conf", &link).unwrap(),
+            &|| fs::remove_file(&link).unwrap(),
+            "a symlink",
+        );
+        // A rename is a change even with the same bytes.
+        let (a, b) = (d.join("mkosi.profiles/qemu/mkosi.conf"), d.join("mkosi.profiles/qemu/mkosi.con"));
+        changed(&|| fs::rename(&a, &b).unwrap(), &|| fs::rename(&b, &a).unwrap(), "a rename");
+
+        // The same tree elsewhere has the same hash.
+        let copy = t.path().join("copy");
+        fs::create_dir_all(copy.join("mkosi.profiles/qemu")).unwrap();
+        fs::write(copy.join("mkosi.conf"), "[Output]\n").unwrap();
+        fs::write(copy.join("mkosi.profiles/qemu/mkosi.conf"), "x").unwrap();
+        assert_eq!(tree_sha256(&copy).unwrap(), base);
+    }
+
+    #[test]
+    fn a_socket_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let _l = std::os::unix::net::UnixListener::bind(t.path().join("sock")).unwrap();
+        let err = tree_sha256(t.path()).unwrap_err();
+        assert!(err.to_string().contains("neither a file"), "{err}");
+    }
+}
