@@ -122,6 +122,19 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     f.commit()
 }
 
+/// Reads a whole file of at most `limit` bytes; a larger one (or `/dev/zero`) is refused after
+/// reading `limit + 1` bytes, never read to its end.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(limit + 1).read_to_end(&mut bytes).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        anyhow::bail!("{}: larger than {limit} bytes; not a file of this kind", path.display());
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,9 @@ enum Command {
     Lock(cmd::lock::LockArgs),
     /// Compare two build outputs artefact by artefact (exit 1 when they differ).
     Repro(cmd::repro::ReproArgs),
+    /// Rebuild a signed release from its recorded inputs (profiles, locked packages) and check
+    /// that every artefact and reference value is the signed one (exit 1 listing what differs).
+    Rebuild(cmd::rebuild::RebuildArgs),
     #[command(flatten)]
     Sign(cmd::sign::Command),
     #[command(flatten)]
@@ -103,6 +106,7 @@ pub fn main() -> ExitCode {
         Command::Build(a) => cmd::build::run(a, global),
         Command::Lock(a) => cmd::lock::run(a, global),
         Command::Repro(a) => cmd::repro::run(a, global),
+        Command::Rebuild(a) => cmd::rebuild::run(a, global),
         Command::Sign(c) => cmd::sign::run(c, global),
         Command::Release(c) => cmd::release::run(c, global),
         Command::Attest(c) => cmd::attest::run(c, global),

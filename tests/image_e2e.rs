@@ -44,14 +44,6 @@ pub const PREDICTED_PCRS: [u32; 7] = [4, 5, 7, 9, 11, 12, 13];
 /// Debian's OVMF variable store the boot harness starts from (tests/image/boot.sh).
 const OVMF_VARS: &str = "tools/ovmf/2025.02-8+deb13u1/usr/share/OVMF/OVMF_VARS_4M.fd";
 
-/// The cache `nodeimg build` uses by default (see `nodeimg build --help`).
-fn cache_dir() -> PathBuf {
-    let var = |v: &str| std::env::var_os(v).filter(|x| !x.is_empty()).map(PathBuf::from);
-    var("NODEIMG_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("nodeimg")))
-        .unwrap_or_else(|| var("HOME").unwrap_or_else(|| "/var/tmp".into()).join(".cache/nodeimg"))
-}
-
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -185,12 +177,27 @@ fn test_image_boots_and_its_measurements_replay() {
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir_all(&tmp).unwrap();
 
-    // 1. Build: gcp by mkosi, qemu derived from it.
-    let report = run(Command::new(env!("CARGO_BIN_EXE_nodeimg"))
-        .args(["build", "--profile", "gcp", "--profile", "qemu", "--profile", "test", "--json", "--out"])
+    // 1. Build: gcp by mkosi, qemu derived from it. `-v` echoes the mkosi command line (with
+    //    nodeimg's keyed cache and sandbox trees: apt sources and the lock's pins), rerun
+    //    natively for qemu in step 2.
+    let out = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["-v", "build", "--profile", "gcp", "--profile", "qemu", "--profile", "test", "--json", "--out"])
         .arg(tmp.join("out"))
         .arg("--profiles-dir")
-        .arg(repo().join("mkosi-profiles")));
+        .arg(repo().join("mkosi-profiles"))
+        .output()
+        .expect("running nodeimg build");
+    let build: common::Run = out.into();
+    assert_eq!(build.code, 0, "nodeimg build\n{build:?}");
+    let report = build.stdout.clone();
+    let mkosi_argv: Vec<String> = build
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("+ ").filter(|a| a.contains("mkosi") && a.ends_with(" build")))
+        .unwrap_or_else(|| panic!("nodeimg -v build echoes its mkosi command line:\n{}", build.stderr))
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let platforms = report["platforms"].as_array().unwrap();
     let qemu = platforms.iter().find(|p| p["platform"] == "qemu").expect("qemu platform in the report");
@@ -223,32 +230,28 @@ fn test_image_boots_and_its_measurements_replay() {
 
     // 2. The derivation, by mkosi: building qemu natively (mkosi + ukify + systemd-repart) gives
     //    the same UKI, ESP and disk image, byte for byte, as deriving it from gcp.
-    let cache = cache_dir();
-    run(Command::new(repo().join("tools/bin/mkosi"))
-        .arg("--directory")
-        .arg(repo().join("mkosi-profiles"))
-        .args(["--profile", "qemu", "--profile", "test", "--incremental", "yes", "--force"])
-        .arg("--output-directory")
-        .arg(cache.join("output"))
-        .arg("--cache-directory")
-        .arg(cache.join("incremental"))
-        .arg("--package-cache-dir")
-        .arg(cache.join("packages"))
-        .arg("--workspace-directory")
-        .arg(cache.join("workspace"))
-        .arg("build")
-        .env("NO_COLOR", "1"));
+    //    The same mkosi command line as nodeimg's (its keyed cache, sandbox trees and pins),
+    //    with qemu in place of gcp.
+    let flag = |name: &str| -> PathBuf {
+        let i = mkosi_argv.iter().position(|a| a == name).unwrap_or_else(|| panic!("{name} in {mkosi_argv:?}"));
+        PathBuf::from(&mkosi_argv[i + 1])
+    };
+    let mkosi_out = flag("--output-directory");
+    let native: Vec<String> =
+        mkosi_argv.iter().map(|a| if a == "gcp" { "qemu".to_owned() } else { a.clone() }).collect();
+    assert!(native.contains(&"qemu".to_owned()), "{native:?}");
+    run(Command::new(&native[0]).args(&native[1..]).env("NO_COLOR", "1"));
     for (native, ours) in
         [("nodeimg_0.1.0.efi", "uki.efi"), ("nodeimg_0.1.0.esp.raw", "esp.raw"), ("nodeimg_0.1.0.raw", "disk.raw")]
     {
-        let native = cache.join("output").join(native);
+        let native = mkosi_out.join(native);
         assert!(
             fs::read(&native).unwrap() == fs::read(dir.join(ours)).unwrap(),
             "derived {ours} differs from mkosi's native qemu build {}",
             native.display()
         );
     }
-    for e in fs::read_dir(cache.join("output")).unwrap().flatten() {
+    for e in fs::read_dir(&mkosi_out).unwrap().flatten() {
         if e.file_name().to_string_lossy().starts_with("nodeimg_") {
             let _ = fs::remove_file(e.path());
         }

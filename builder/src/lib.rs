@@ -15,9 +15,14 @@
 //!   partition is recomputed with the [`verity`] crate (bit-exact with `veritysetup`), and its root
 //!   hash must equal `roothash=` on the UKI's command line; the command line must be exactly the
 //!   profiles' `KernelCommandLine=` words; the packages must be exactly those of the lock file.
-//! * **Reproducibility you can check.** Package versions are pinned by a lock file
-//!   ([`lock`]), outputs are renamed into place only when complete, and [`repro`] compares two
-//!   output trees artefact by artefact and, for a differing partition, file by file.
+//! * **Reproducibility you can check, now and years later.** Every package of the image, its
+//!   initrd and mkosi's tools tree is pinned by version and `.deb` sha256 ([`lock`]); packages
+//!   come from a source that does not move — a snapshot of the archive or a package archive
+//!   published with the release ([`source`]) — or from the live archive, which provenance then
+//!   says; caches are keyed by everything that decides the packages ([`mkosi::CacheDirs`]); the
+//!   profile tree is identified by content ([`tree`]); outputs are renamed into place only when
+//!   complete, and [`repro`] compares two output trees artefact by artefact and, for a differing
+//!   partition, file by file.
 //!
 //! This is the only crate of nodeimg that runs external programs, all through
 //! [`run::CommandRunExt`], whose errors carry the command line and the tail of the output. It

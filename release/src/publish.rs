@@ -9,6 +9,9 @@
 //! SHA256SUMS.minisig        its signature; trusted comment file:SHA256SUMS, name, version, sha256
 //! <platform>/<file>.zst     each artefact, zstd-compressed (archive::ZSTD_LEVEL, ZSTD_WORKERS)
 //! I-V.tar.zst               all of the above under the directory I-V/ (archive::write_tree)
+//! packages/<name>.deb       with `--with-packages`: every .deb of the package lock, listed in
+//!                           SHA256SUMS and named by the bundle (`provenance.package_archive`),
+//!                           not in the .tar.zst (they are compressed already)
 //! ```
 //!
 //! Nothing depends on the clock or the machine: the archive's timestamps are the build's
@@ -91,18 +94,23 @@ pub fn sha256sums(dir: &Path, files: &[String]) -> Result<String, PublishError> 
     Ok(out)
 }
 
-/// Writes the release of `build` (whose bundle is `bundle`) into the empty directory `dir`,
-/// signing with `key`; `untrusted_comment` goes on both signatures. `progress` hears about each
-/// step.
+/// The directory of a release that holds the package archive (`--with-packages`).
+pub const PACKAGES_DIR: &str = "packages";
+
+/// Writes the release of `build` (whose bundle is `bundle`) into the directory `dir`, signing
+/// with `key`; `untrusted_comment` goes on both signatures. `dir` is empty but for the
+/// `packages` the caller put there (paths relative to `dir`, under [`PACKAGES_DIR`]), which are
+/// listed in SHA256SUMS and left out of the archive. `progress` hears about each step.
 pub fn write_release(
     build: &BuildOutput,
     bundle: &Bundle,
     key: &SecretKey,
     untrusted_comment: &str,
     dir: &Path,
+    packages: &[String],
     progress: &mut dyn FnMut(&str),
 ) -> Result<ReleaseReport, PublishError> {
-    let mut files = Vec::new();
+    let mut files: Vec<String> = packages.to_vec();
     for (path, artefact) in &bundle.artefacts {
         progress(&format!("compressing {path}"));
         let src = build.artefact_file(path);
@@ -150,7 +158,7 @@ pub fn write_release(
     progress(&format!("writing {archive_name}"));
     let archive_path = dir.join(&archive_name);
     let out = BufWriter::new(File::create(&archive_path).map_err(io_err(&archive_path))?);
-    let out = archive::write_tree_zst(dir, &name, bundle.image.source_date_epoch, &[&archive_name], out)?;
+    let out = archive::write_tree_zst(dir, &name, bundle.image.source_date_epoch, &[&archive_name, PACKAGES_DIR], out)?;
     let file = out.into_inner().map_err(|e| PublishError::Io { path: archive_path.clone(), source: e.into_error() })?;
     file.sync_all().map_err(io_err(&archive_path))?;
     let (_, archive_sha256) = crate::verify::hash(File::open(&archive_path).map_err(io_err(&archive_path))?)
@@ -200,7 +208,7 @@ mod tests {
         let artefacts = build.check_artefacts(|_| {}).unwrap();
         let bundle = build.bundle(artefacts, &BTreeMap::new()).unwrap();
         let out = tempfile::tempdir().unwrap();
-        let report = write_release(&build, &bundle, key, "nodeimg test", out.path(), &mut |_| {}).unwrap();
+        let report = write_release(&build, &bundle, key, "nodeimg test", out.path(), &[], &mut |_| {}).unwrap();
         (out, report)
     }
 

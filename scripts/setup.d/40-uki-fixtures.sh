@@ -14,21 +14,11 @@ UKI_DEBS=(
   "linux-image-6.12.117+deb13-cloud-amd64=6.12.117-1 e9893e5295d0549b8852611f12a4b8b5f6cc4b8128dcc2086b9847793b904ab7 ./boot/vmlinuz-6.12.117+deb13-cloud-amd64 vmlinuz.signed"
   "linux-image-6.12.117+deb13-cloud-amd64-unsigned=6.12.117-1 4113a615a1f1535ed4356ca03d428c74536b00f6ccb58e049a2ffd6a1cb3f1ad ./boot/vmlinuz-6.12.117+deb13-cloud-amd64 vmlinuz.unsigned"
 )
-mkdir -p "$UKI_DIR/debs"
+mkdir -p "$UKI_DIR"
 for uki_entry in "${UKI_DEBS[@]}"; do
   read -r uki_pkgver uki_sha uki_member uki_name <<<"$uki_entry"
   [ -f "$UKI_DIR/$uki_name" ] && [ -f "$UKI_DIR/.$uki_name.$uki_sha" ] && continue
-  uki_pkg=${uki_pkgver%%=*}
-  uki_ver=${uki_pkgver#*=}
-  uki_deb=$UKI_DIR/debs/${uki_pkg}_${uki_ver//:/%3a}_amd64.deb
-  if [ ! -f "$uki_deb" ] || ! echo "$uki_sha  $uki_deb" | sha256sum -c --quiet 2>/dev/null; then
-    log "apt-get download $uki_pkgver"
-    (cd "$UKI_DIR/debs" && apt-get download -qq -o APT::Sandbox::User=root "$uki_pkgver") \
-      || { echo "setup: cannot download $uki_pkgver (no longer in the archive? update UKI_DEBS and run uki/testdata/debian.gen.sh)" >&2; exit 1; }
-    uki_deb=$(ls "$UKI_DIR/debs/${uki_pkg}_"*.deb | head -1)
-  fi
-  echo "$uki_sha  $uki_deb" | sha256sum -c --quiet \
-    || { echo "setup: $uki_deb does not have the pinned sha256 $uki_sha" >&2; exit 1; }
+  uki_deb=$(fetch_pinned_deb "$uki_pkgver" "$uki_sha" "update UKI_DEBS and run uki/testdata/debian.gen.sh")
   rm -rf "$UKI_DIR/x"
   mkdir -p "$UKI_DIR/x"
   dpkg-deb --fsys-tarfile "$uki_deb" | tar -x -C "$UKI_DIR/x" "$uki_member"
@@ -36,8 +26,7 @@ for uki_entry in "${UKI_DEBS[@]}"; do
   rm -rf "$UKI_DIR/x" "$UKI_DIR"/."$uki_name".*
   touch "$UKI_DIR/.$uki_name.$uki_sha"
 done
-# The .debs are only needed to unpack; keep the directory small.
-rm -f "$UKI_DIR"/debs/*.deb
+rm -rf "$UKI_DIR/debs"
 
 # pesign (bookworm): a second, independent Authenticode implementation (sha1, sha256) that
 # uki/testdata/oracle_authenticode.py checks LIEF (.venv, 30-python-venv.sh) against.

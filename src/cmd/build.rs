@@ -374,15 +374,34 @@ fn write_reference_values(plan: &PlatformPlan, dir: &Path) -> Result<()> {
     crate::fsutil::write_atomic(&dir.join("reference-values.json"), &json).context("writing reference-values.json")
 }
 
+/// Builds `req` (whose profiles are `set`) and writes each platform's reference values, with
+/// progress; the outer error is one found before mkosi runs (a platform's nodeimg.json).
+pub(crate) fn build_measured(
+    req: &BuildRequest,
+    set: &ProfileSet,
+    global: Global,
+) -> Result<std::result::Result<builder::BuildReport, builder::Error>> {
+    let plans = req
+        .selection
+        .platforms
+        .iter()
+        .map(|p| Ok((p.clone(), plan(set, p)?)))
+        .collect::<Result<std::collections::BTreeMap<_, _>>>()?;
+    std::fs::create_dir_all(&req.out_dir).with_context(|| format!("creating {}", req.out_dir.display()))?;
+    install_interrupt_handler();
+    let mut progress = Progress::new(global);
+    let result = builder::build_with_hook(req, &mut |e| progress.event(e), &mut |platform, dir| {
+        let plan = plans.get(platform).ok_or_else(|| format!("{platform} was not planned"))?;
+        write_reference_values(plan, dir).map_err(|e| format!("computing the reference values: {e:#}"))
+    });
+    progress.finish();
+    Ok(result)
+}
+
 pub fn run(args: BuildArgs, global: Global) -> Result<Outcome> {
     let profiles_dir = args.loc.profiles_dir()?;
     let set = ProfileSet::load(&profiles_dir)?;
     let selection = set.select(&args.profiles, args.all)?;
-    let plans = selection
-        .platforms
-        .iter()
-        .map(|p| Ok((p.clone(), plan(&set, p)?)))
-        .collect::<Result<std::collections::BTreeMap<_, _>>>()?;
     let req = BuildRequest {
         profiles_dir,
         selection,
@@ -393,15 +412,7 @@ pub fn run(args: BuildArgs, global: Global) -> Result<Outcome> {
         source: args.source.choice(false)?,
         keyring: args.source.keyring.clone(),
     };
-    std::fs::create_dir_all(&req.out_dir).with_context(|| format!("creating {}", req.out_dir.display()))?;
-    install_interrupt_handler();
-    let mut progress = Progress::new(global);
-    let result = builder::build_with_hook(&req, &mut |e| progress.event(e), &mut |platform, dir| {
-        let plan = plans.get(platform).ok_or_else(|| format!("{platform} was not planned"))?;
-        write_reference_values(plan, dir).map_err(|e| format!("computing the reference values: {e:#}"))
-    });
-    progress.finish();
-    let report = match result {
+    let report = match build_measured(&req, &set, global)? {
         Ok(r) => r,
         Err(e) => return check_or_error(e),
     };

@@ -7,6 +7,7 @@ pub mod lock;
 pub mod measure;
 pub mod measure_boot;
 pub mod pcrs;
+pub mod rebuild;
 pub mod release;
 pub mod repro;
 pub mod sign;

@@ -58,6 +58,19 @@ pub struct ReleaseArgs {
     /// JSON file {"sha256": {"0": "<hex>", …}, …}. Repeatable.
     #[arg(long, value_name = "PLATFORM=FILE")]
     observed: Vec<String>,
+    /// Publish every .deb of the package lock beside the artefacts (packages/, listed in
+    /// SHA256SUMS and named by the bundle), so that anyone can rebuild the release offline with
+    /// `nodeimg rebuild`. Redistributing Debian's binaries obliges you to offer their sources
+    /// too (see README, "Rebuilding a release"); a snapshot-built release does not need this.
+    #[arg(long)]
+    with_packages: bool,
+    /// With --with-packages: the profile directory the build was made from (its lock names the
+    /// packages; its content hash must be the one in build.json).
+    #[arg(long, value_name = "DIR", default_value = "mkosi-profiles")]
+    profiles_dir: PathBuf,
+    /// With --with-packages: the cache whose store (CACHE/debs) holds the build's .debs.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
     /// Print a JSON object.
     #[arg(long)]
     json: bool,
@@ -245,8 +258,12 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
             eprintln!("+ {msg}");
         }
     };
+    let lock = if a.with_packages { Some(lock_of_build(&build.info.provenance, &a.profiles_dir)?) } else { None };
     let artefacts = build.check_artefacts(|p| progress(&format!("hashing {p}")))?;
-    let bundle = build.bundle(artefacts, &observed)?;
+    let mut bundle = build.bundle(artefacts, &observed)?;
+    if lock.is_some() {
+        bundle.provenance.package_archive = Some(publish::PACKAGES_DIR.to_owned());
+    }
     let name = release_name(&bundle);
     let final_dir = a.out.join(&name);
     if final_dir.exists() {
@@ -265,7 +282,15 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
     } else {
         "signature from nodeimg secret key"
     };
-    let report = publish::write_release(&build, &bundle, &key, untrusted, tmp.path(), &mut |m| progress(m))?;
+    let mut packages = Vec::new();
+    if let Some(lock) = &lock {
+        progress("copying the package archive (the lock's .debs) into packages/");
+        let loc = crate::cmd::build::Locations { profiles_dir: a.profiles_dir.clone(), cache_dir: a.cache_dir.clone() };
+        let store = builder::debs::DebStore::under(&loc.cache_dir());
+        let debs = store.export(lock, &tmp.path().join(publish::PACKAGES_DIR))?;
+        packages = debs.into_iter().map(|(file, _)| format!("{}/{file}", publish::PACKAGES_DIR)).collect();
+    }
+    let report = publish::write_release(&build, &bundle, &key, untrusted, tmp.path(), &packages, &mut |m| progress(m))?;
     let tmp_path = tmp.keep();
     if let Err(e) = fs::rename(&tmp_path, &final_dir) {
         let _ = fs::remove_dir_all(&tmp_path);
@@ -293,6 +318,32 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// The package lock of the profiles a build was made from, checked against the build's
+/// provenance (the lock's sha256 and, when recorded, the profile tree's content hash).
+pub(crate) fn lock_of_build(prov: &release::bundle::Provenance, profiles_dir: &Path) -> Result<builder::Lock> {
+    let path = profiles_dir.join(builder::build::LOCK_FILE);
+    let text = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&text));
+    if sha != prov.package_lock_sha256.to_string() {
+        bail!(
+            "{}: its sha256 is {sha}, but the build was made with the lock {} (give the build's profile directory)",
+            path.display(),
+            prov.package_lock_sha256
+        );
+    }
+    if let Some(want) = &prov.profile_tree_sha256 {
+        let got = builder::tree::tree_sha256(profiles_dir)?;
+        if got != want.to_string() {
+            bail!(
+                "{}: the profile tree's content hash is {got}, but the build was made from {want}",
+                profiles_dir.display()
+            );
+        }
+    }
+    let text = String::from_utf8(text).with_context(|| format!("{}: not UTF-8", path.display()))?;
+    Ok(builder::Lock::parse(&text, &path)?)
 }
 
 #[derive(Serialize)]

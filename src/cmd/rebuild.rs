@@ -1,0 +1,277 @@
+//! `nodeimg rebuild RELEASE --pubkey P`: rebuild a signed release from its recorded inputs and
+//! check that the same bytes and the same reference values come out.
+//!
+//! Order matters: the bundle is verified first (a release whose bundle does not verify is never
+//! rebuilt); then the profile tree must be the one the bundle records (content hash) and its lock
+//! the recorded lock (sha256); then the packages come from the release's own package archive
+//! (`packages/`, when it was released `--with-packages`), a package directory given with
+//! `--packages`, or the snapshot the bundle records; and a package archive must hold exactly
+//! the lock's `.deb`s before mkosi runs. Only then is the image built (into a temporary
+//! directory unless `--out` is given) and compared, artefact by artefact and platform by
+//! platform, with the signed bundle.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use builder::{BuildRequest, PackageSource, ProfileSet, SourceChoice};
+use clap::Args;
+use release::bundle::{Bundle, PcrStatus, Platform};
+use release::input::BuildOutput;
+use serde::Serialize;
+
+use crate::cmd::build::{check_or_error, Locations};
+use crate::cmd::release::lock_of_build;
+use crate::cmd::sign::{read_public_key, read_signature};
+use crate::{Global, Outcome};
+
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// The release directory (bundle.json, bundle.json.minisig, and packages/ when it was
+    /// released with --with-packages).
+    release: PathBuf,
+    /// The release engineer's minisign public key: the bundle must verify with it.
+    #[arg(long, value_name = "FILE")]
+    pubkey: PathBuf,
+    /// A package archive to build from (default: the release's packages/, else the snapshot
+    /// the bundle records).
+    #[arg(long, value_name = "DIR")]
+    packages: Option<PathBuf>,
+    /// Where the recorded snapshot is served (snapshot.debian.org's layout; default
+    /// https://snapshot.debian.org).
+    #[arg(long, value_name = "URL")]
+    snapshot_mirror: Option<String>,
+    /// OpenPGP keyring (binary) that signs the snapshot mirror's Release files, when it is not
+    /// Debian's.
+    #[arg(long, value_name = "FILE")]
+    keyring: Option<PathBuf>,
+    /// The profile directory the release was built from (its content hash must be the one the
+    /// bundle records).
+    #[arg(long, value_name = "DIR", default_value = "mkosi-profiles")]
+    profiles: PathBuf,
+    /// Overlay profiles the release was built with (e.g. `test`); repeat for several.
+    #[arg(long = "overlay", value_name = "NAME")]
+    overlays: Vec<String>,
+    /// Package cache, incremental caches and tools tree (see `build`).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Keep the rebuilt output under DIR (default: a temporary directory, removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Difference {
+    /// `artefact` or `platform`.
+    kind: &'static str,
+    /// The artefact's path or the platform's name.
+    name: String,
+    /// What differs.
+    detail: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    release: String,
+    source: String,
+    artefacts: usize,
+    platforms: usize,
+    identical: bool,
+    differences: Vec<Difference>,
+}
+
+/// The most a bundle may weigh before it is refused unread (real ones are tens of KiB).
+const MAX_BUNDLE: u64 = 16 << 20;
+
+pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
+    // 1. The bundle, verified.
+    let bundle_path = args.release.join(release::publish::BUNDLE);
+    let bytes = crate::fsutil::read_bounded(&bundle_path, MAX_BUNDLE)?;
+    let key = read_public_key(&args.pubkey)?;
+    let sig = read_signature(&bundle_path, None)?;
+    let bundle = match release::verify_bundle(&bytes, Some((&key, &sig)), None) {
+        Ok(v) => v.bundle,
+        Err(e) => {
+            eprintln!("{}: verification failed: {e}; nothing was rebuilt", bundle_path.display());
+            return Ok(Outcome::Mismatch);
+        }
+    };
+    let prov = &bundle.provenance;
+    if prov.profile_tree_sha256.is_none() {
+        bail!(
+            "{}: the bundle records no profile tree hash (made before nodeimg could rebuild releases)",
+            bundle_path.display()
+        );
+    }
+
+    // 2. The recorded inputs: profile tree and lock.
+    let loc = Locations { profiles_dir: args.profiles.clone(), cache_dir: args.cache_dir.clone() };
+    let profiles_dir = loc.profiles_dir()?;
+    let lock = lock_of_build(prov, &profiles_dir)?;
+
+    // 3. Where the packages come from.
+    let release_packages = prov.package_archive.as_ref().map(|d| args.release.join(d)).filter(|d| d.is_dir());
+    let mut choice = SourceChoice::default();
+    if let Some(dir) = args.packages.clone().or(release_packages) {
+        choice.packages = Some(dir);
+    } else if let Some(stamp) = prov.package_source.as_ref().and_then(|s| s.snapshot.as_deref()) {
+        choice.snapshot = Some(stamp.parse().map_err(anyhow::Error::msg).context("the bundle's snapshot")?);
+        choice.snapshot_mirror = args.snapshot_mirror.clone();
+    } else {
+        bail!(
+            "{}: the release has no package archive (packages/) and records no snapshot: give --packages DIR",
+            args.release.display()
+        );
+    }
+    let source = choice.resolve(lock.snapshot.as_ref()).map_err(anyhow::Error::msg)?;
+    if let PackageSource::Archive { dir } = &source {
+        builder::debs::check_archive(dir, &lock)?;
+    }
+
+    // 4. The build, of every platform the bundle has.
+    let set = ProfileSet::load(&profiles_dir)?;
+    if set.image_id != bundle.image.name || set.image_version != bundle.image.version {
+        bail!(
+            "{}: the profiles build {} {}, the release is {} {}",
+            profiles_dir.display(),
+            set.image_id,
+            set.image_version,
+            bundle.image.name,
+            bundle.image.version
+        );
+    }
+    let mut names: Vec<String> = bundle.platforms.keys().cloned().collect();
+    names.extend(args.overlays.iter().cloned());
+    let selection = set.select(&names, false)?;
+    let tmp = tempfile::tempdir()?;
+    let out_dir = match &args.out {
+        Some(d) => std::path::absolute(d)?,
+        None => tmp.path().to_path_buf(),
+    };
+    let req = BuildRequest {
+        profiles_dir: profiles_dir.clone(),
+        selection,
+        out_dir,
+        cache_dir: loc.cache_dir(),
+        mkosi: loc.mkosi()?,
+        nodeimg_version: env!("CARGO_PKG_VERSION").to_owned(),
+        source: choice,
+        keyring: args.keyring.clone(),
+    };
+    let built = match crate::cmd::build::build_measured(&req, &set, global)? {
+        Ok(r) => r,
+        Err(e) => return check_or_error(e),
+    };
+
+    // 5. The comparison.
+    let rebuilt = BuildOutput::read(&built.dir)?;
+    let artefacts = rebuilt.check_artefacts(|_| {})?;
+    let ours = rebuilt.bundle(artefacts, &BTreeMap::new())?;
+    let differences = compare(&bundle, &ours);
+    let report = Report {
+        release: args.release.display().to_string(),
+        source: source.describe(),
+        artefacts: bundle.artefacts.len(),
+        platforms: bundle.platforms.len(),
+        identical: differences.is_empty(),
+        differences,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for d in &report.differences {
+            println!("DIFFERS  {} {}: {}", d.kind, d.name, d.detail);
+        }
+        let verdict = if report.identical { "identical" } else { "DIFFERENT" };
+        println!(
+            "{verdict}: {} {} rebuilt from {} ({} artefacts, {} platforms' reference values)",
+            bundle.image.name, bundle.image.version, report.source, report.artefacts, report.platforms
+        );
+    }
+    if args.out.is_none() {
+        let _ = fs::remove_dir_all(tmp.path());
+    }
+    Ok(if report.identical { Outcome::Ok } else { Outcome::Mismatch })
+}
+
+/// Every artefact and every platform's reference values of `signed` against the rebuild's;
+/// PCRs a release engineer added as `observed` (read from a running instance, not computed) are
+/// not the build's to reproduce.
+fn compare(signed: &Bundle, ours: &Bundle) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let mut names: Vec<&String> = signed.artefacts.keys().chain(ours.artefacts.keys()).collect();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let detail = match (signed.artefacts.get(name), ours.artefacts.get(name)) {
+            (Some(a), Some(b)) if a == b => continue,
+            (Some(a), Some(b)) => format!("sha256 {} (signed) vs {} (rebuilt)", a.sha256, b.sha256),
+            (Some(_), None) => "not rebuilt".into(),
+            (None, _) => "rebuilt but not in the release".into(),
+        };
+        out.push(Difference { kind: "artefact", name: name.clone(), detail });
+    }
+    for (name, p) in &signed.platforms {
+        let detail = match ours.platforms.get(name) {
+            None => "not rebuilt".to_owned(),
+            Some(q) => match platform_difference(&without_observed(p), q) {
+                None => continue,
+                Some(d) => d,
+            },
+        };
+        out.push(Difference { kind: "platform", name: name.clone(), detail });
+    }
+    out
+}
+
+fn without_observed(p: &Platform) -> Platform {
+    let mut p = p.clone();
+    for bank in p.vtpm.values_mut() {
+        bank.retain(|_, pcr| pcr.status != PcrStatus::Observed);
+    }
+    p.vtpm.retain(|_, bank| !bank.is_empty());
+    p
+}
+
+/// The first field in which two platform entries differ, by JSON pointer.
+fn platform_difference(a: &Platform, b: &Platform) -> Option<String> {
+    let (a, b) = (serde_json::to_value(a).ok()?, serde_json::to_value(b).ok()?);
+    first_difference("", &a, &b)
+}
+
+fn first_difference(at: &str, a: &serde_json::Value, b: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| match (x.get(k), y.get(k)) {
+                (Some(p), Some(q)) => first_difference(&format!("{at}/{k}"), p, q),
+                (Some(_), None) => Some(format!("{at}/{k}: in the release, not predicted by the rebuild")),
+                (None, _) => Some(format!("{at}/{k}: predicted by the rebuild, not in the release")),
+            })
+        }
+        _ if a == b => None,
+        _ => Some(format!("{at}: {a} (signed) vs {b} (rebuilt)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_difference_names_the_field() {
+        let a = serde_json::json!({"vtpm": {"sha256": {"4": {"value": "aa"}}}, "x": 1});
+        let b = serde_json::json!({"vtpm": {"sha256": {"4": {"value": "bb"}}}, "x": 1});
+        assert_eq!(first_difference("", &a, &b).unwrap(), "/vtpm/sha256/4/value: \"aa\" (signed) vs \"bb\" (rebuilt)");
+        assert_eq!(first_difference("", &a, &a), None);
+        let c = serde_json::json!({"x": 1});
+        assert!(first_difference("", &a, &c).unwrap().starts_with("/vtpm: in the release"));
+    }
+}

@@ -1,0 +1,179 @@
+//! Rebuildable forever: a release can be rebuilt later, offline, bit for bit, and checked
+//! against its signed values — with the real mkosi.
+//!
+//! 1. `nodeimg lock --check` and then `nodeimg build` on one cache directory: the lock's
+//!    unpinned resolution must not leave anything the pinned build reuses (the trap of
+//!    2026-12-04: "packages differ from the lock" although every pin was still there).
+//! 2. `nodeimg release --with-packages` publishes the lock's .debs; `nodeimg rebuild` of that
+//!    release, in a network namespace without routes (`unshare --net`: no mirror can be reached),
+//!    builds from the release's own package archive and must find every artefact and every
+//!    reference value identical to the signed bundle (exit 0).
+//! 3. Bad input never reaches mkosi: a bundle that does not verify (exit 1, nothing rebuilt), a
+//!    package archive with an altered .deb (exit 2, naming it), a profile tree whose content
+//!    hash differs (exit 2).
+//!
+//! Takes 4–6 minutes on the 2-core CI machine (the lock resolution and the offline rebuild are
+//! cold mkosi runs by design; the first build is warm after `make image`).
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::Run;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn nodeimg(args: &[&std::ffi::OsStr]) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_nodeimg")).args(args).output().expect("running nodeimg").into()
+}
+
+macro_rules! args {
+    ($($a:expr),* $(,)?) => { &[$(std::ffi::OsStr::new($a)),*] };
+}
+
+#[test]
+fn lock_then_build_then_offline_rebuild_of_a_release() {
+    assert!(repo().join("tools/bin/mkosi").exists(), "tools/bin/mkosi is missing: run `make setup`");
+    let unshare = Command::new("unshare").args(["--net", "true"]).status();
+    assert!(unshare.is_ok_and(|s| s.success()), "`unshare --net` must work (util-linux, root): run `make setup`");
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("rebuild-e2e");
+    let _ = fs::remove_dir_all(&tmp);
+    fs::create_dir_all(&tmp).unwrap();
+    let profiles = repo().join("mkosi-profiles");
+    let p = |x: &Path| x.as_os_str().to_owned();
+
+    // 1. lock --check, then build, on one cache directory. The default cache: warm after
+    //    `make image`; lock's own resolution is always cold.
+    let check = nodeimg(args!["lock", "--check", "--profiles-dir", &p(&profiles)]);
+    assert!(
+        check.code == 0 || check.code == 1,
+        "lock --check exits 0 (current) or 1 (the archive has moved on):\n{check:?}"
+    );
+    let out = tmp.join("out");
+    let build = nodeimg(args!["build", "--json", "--profiles-dir", &p(&profiles), "--out", &p(&out)]);
+    assert_eq!(build.code, 0, "build after lock --check on the same cache:\n{build:?}");
+    let report: serde_json::Value = serde_json::from_str(&build.stdout).unwrap();
+    let built = PathBuf::from(report["dir"].as_str().unwrap());
+    let info: serde_json::Value = serde_json::from_slice(&fs::read(built.join("build.json")).unwrap()).unwrap();
+    let prov = &info["provenance"];
+    assert_eq!(prov["package_source"]["kind"], "mirror", "{prov:#}");
+    assert_eq!(prov["package_source"]["immutable"], false, "the live archive moves on: {prov:#}");
+    assert_eq!(prov["profile_tree_sha256"].as_str().map(str::len), Some(64), "{prov:#}");
+
+    // 2. Release with packages, rebuild offline.
+    let rel = tmp.join("release");
+    let r = nodeimg(args![
+        "release",
+        "--version",
+        "0.1.0",
+        "--input",
+        &p(&built),
+        "--out",
+        &p(&rel),
+        "--insecure-dev-key",
+        "--with-packages",
+        "--profiles-dir",
+        &p(&profiles)
+    ]);
+    assert_eq!(r.code, 0, "release --with-packages:\n{r:?}");
+    let release = rel.join("nodeimg-0.1.0");
+    let pubkey = rel.join("insecure-dev-key/nodeimg-dev.pub");
+    let sums = fs::read_to_string(release.join("SHA256SUMS")).unwrap();
+    let debs = sums.lines().filter(|l| l.contains("  packages/") && l.ends_with(".deb")).count();
+    let lock = fs::read_to_string(profiles.join("packages.lock")).unwrap();
+    let mut locked: Vec<String> = lock
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("snapshot"))
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            format!("{}_{}_{}.deb", f[1], f[2].replace(':', "%3a"), f[3])
+        })
+        .collect();
+    locked.sort();
+    locked.dedup();
+    assert_eq!(debs, locked.len(), "SHA256SUMS lists every .deb of the lock");
+    let verify = nodeimg(args!["verify", "--bundle", &p(&release.join("bundle.json")), "--pubkey", &p(&pubkey)]);
+    assert_eq!(verify.code, 0, "{verify:?}");
+
+    let offline = Command::new("unshare")
+        .arg("--net")
+        .arg(env!("CARGO_BIN_EXE_nodeimg"))
+        .arg("rebuild")
+        .arg(&release)
+        .arg("--pubkey")
+        .arg(&pubkey)
+        .arg("--profiles")
+        .arg(&profiles)
+        .output()
+        .unwrap();
+    let offline: Run = offline.into();
+    assert_eq!(offline.code, 0, "offline rebuild from the release's packages:\n{offline:?}");
+    assert!(offline.stdout.contains("identical: nodeimg 0.1.0 rebuilt from the package archive"), "{offline:?}");
+
+    // 3. Bad input, refused before mkosi.
+    // A bundle that does not verify: exit 1, nothing rebuilt.
+    let forged = tmp.join("forged");
+    copy_dir(&release, &forged, &["packages"]);
+    let text = fs::read_to_string(forged.join("bundle.json")).unwrap();
+    fs::write(forged.join("bundle.json"), text.replacen("\"qemu-vtpm\"", "\"qemu-vtpn\"", 1)).unwrap();
+    let r = nodeimg(args!["rebuild", &p(&forged), "--pubkey", &p(&pubkey), "--profiles", &p(&profiles)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("verification failed") && r.stderr.contains("nothing was rebuilt"), "{r:?}");
+
+    // A package archive with an altered .deb: exit 2 naming it.
+    let pkgs = tmp.join("pkgs");
+    copy_dir(&release.join("packages"), &pkgs, &[]);
+    let victim = pkgs.join(&locked[0]);
+    let mut bytes = fs::read(&victim).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::remove_file(&victim).unwrap();
+    fs::write(&victim, bytes).unwrap();
+    let r = nodeimg(args![
+        "rebuild",
+        &p(&release),
+        "--pubkey",
+        &p(&pubkey),
+        "--profiles",
+        &p(&profiles),
+        "--packages",
+        &p(&pkgs)
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains(&locked[0]) && r.stderr.contains("the lock says"), "{r:?}");
+
+    // Profiles whose content differs from the recorded tree: exit 2.
+    let other = tmp.join("profiles");
+    copy_dir(&profiles, &other, &[]);
+    fs::write(other.join("mkosi.profiles/qemu/extra-file"), "x").unwrap();
+    let r = nodeimg(args!["rebuild", &p(&release), "--pubkey", &p(&pubkey), "--profiles", &p(&other)]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("content hash"), "{r:?}");
+
+    let _ = fs::remove_dir_all(&tmp);
+}
+
+/// Copies a directory tree (files as copies, never links), leaving out top-level `skip` names.
+fn copy_dir(src: &Path, dest: &Path, skip: &[&str]) {
+    fs::create_dir_all(dest).unwrap();
+    for e in fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        let (s, d) = (e.path(), dest.join(&name));
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            copy_dir(&s, &d, &[]);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&s).unwrap(), &d).unwrap();
+        } else {
+            fs::copy(&s, &d).unwrap();
+        }
+    }
+}
