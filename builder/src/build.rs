@@ -226,11 +226,8 @@ fn build_into(
             changes: changes.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"),
         });
     }
-    let apt_archives = cache.apt_archives();
-    let mut search = vec![apt_archives.as_path()];
-    if let Some(dir) = source.archive_dir() {
-        search.insert(0, dir);
-    }
+    let search = deb_search_dirs(&cache, &source);
+    let search: Vec<&Path> = search.iter().map(PathBuf::as_path).collect();
     DebStore::under(&req.cache_dir).check_and_keep(lock, &search)?;
 
     on_event(Event::Phase("checking the UKI command line and the verity tree".into()));
@@ -531,6 +528,12 @@ impl SandboxTrees {
             tools: write_tree("tools", &[Scope::Tools])?,
         })
     }
+}
+
+/// Where the `.deb`s a build installed are: the package archive it was given, then apt's
+/// download cache.
+fn deb_search_dirs(cache: &CacheDirs, source: &PackageSource) -> Vec<PathBuf> {
+    source.archive_dir().map(Path::to_path_buf).into_iter().chain([cache.apt_archives()]).collect()
 }
 
 /// What mkosi installed, per scope: the image (its manifest), the initrd and the tools tree (the
@@ -888,10 +891,8 @@ pub fn resolve_packages(
     let installed = installed_packages(&cache, &manifest)?;
     on_event(Event::Phase("hashing the .deb files".into()));
     let apt_archives = cache.apt_archives();
-    let mut search = vec![apt_archives.as_path()];
-    if let Some(dir) = source.archive_dir() {
-        search.insert(0, dir);
-    }
+    let search = deb_search_dirs(&cache, &source);
+    let search: Vec<&Path> = search.iter().map(PathBuf::as_path).collect();
     let mut lock = Lock::default();
     for (scope, packages) in installed {
         for (name, (version, architecture)) in packages {
