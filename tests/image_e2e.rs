@@ -185,6 +185,7 @@ fn test_image_boots_and_its_measurements_replay() {
         .arg(tmp.join("out"))
         .arg("--profiles-dir")
         .arg(repo().join("mkosi-profiles"))
+        .args(common::image_package_source())
         .output()
         .expect("running nodeimg build");
     let build: common::Run = out.into();

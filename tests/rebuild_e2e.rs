@@ -3,7 +3,8 @@
 //!
 //! 1. `nodeimg lock --check` and then `nodeimg build` on one cache directory: the lock's
 //!    unpinned resolution must not leave anything the pinned build reuses (the trap of
-//!    2026-12-04: "packages differ from the lock" although every pin was still there).
+//!    2026-12-04: "packages differ from the lock" although every pin was still there). The
+//!    build takes the cached package set when there is one (`common::image_package_source`).
 //! 2. `nodeimg release --with-packages` publishes the lock's .debs; `nodeimg rebuild` of that
 //!    release, in a network namespace without routes (`unshare --net`: no mirror can be reached),
 //!    builds from the release's own package archive and must find every artefact and every
@@ -54,14 +55,23 @@ fn lock_then_build_then_offline_rebuild_of_a_release() {
         "lock --check exits 0 (current) or 1 (the archive has moved on):\n{check:?}"
     );
     let out = tmp.join("out");
-    let build = nodeimg(args!["build", "--json", "--profiles-dir", &p(&profiles), "--out", &p(&out)]);
+    let source = common::image_package_source();
+    let mut build_args: Vec<std::ffi::OsString> =
+        ["build", "--json", "--profiles-dir"].iter().map(Into::into).collect();
+    build_args.extend([p(&profiles), "--out".into(), p(&out)]);
+    build_args.extend(source.iter().map(Into::into));
+    let build: Run = Command::new(env!("CARGO_BIN_EXE_nodeimg")).args(&build_args).output().unwrap().into();
     assert_eq!(build.code, 0, "build after lock --check on the same cache:\n{build:?}");
     let report: serde_json::Value = serde_json::from_str(&build.stdout).unwrap();
     let built = PathBuf::from(report["dir"].as_str().unwrap());
     let info: serde_json::Value = serde_json::from_slice(&fs::read(built.join("build.json")).unwrap()).unwrap();
     let prov = &info["provenance"];
-    assert_eq!(prov["package_source"]["kind"], "mirror", "{prov:#}");
-    assert_eq!(prov["package_source"]["immutable"], false, "the live archive moves on: {prov:#}");
+    if source.is_empty() {
+        assert_eq!(prov["package_source"]["kind"], "mirror", "{prov:#}");
+        assert_eq!(prov["package_source"]["immutable"], false, "the live archive moves on: {prov:#}");
+    } else {
+        assert_eq!(prov["package_source"], serde_json::json!({"kind": "archive", "immutable": true}), "{prov:#}");
+    }
     assert_eq!(prov["profile_tree_sha256"].as_str().map(str::len), Some(64), "{prov:#}");
 
     // 2. Release with packages, rebuild offline.

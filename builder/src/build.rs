@@ -219,16 +219,27 @@ fn build_into(
     let installed = installed_packages(&cache, &base.join("packages.json"))?;
     let changes: Vec<_> =
         Scope::ALL.iter().flat_map(|scope| lock::compare_installed(*scope, lock, &installed[scope])).collect();
-    if !changes.is_empty() {
+    let mut problems: Vec<String> = changes.iter().map(|c| format!("  {c}")).collect();
+    // Then the bytes: every locked .deb with its sha256 (kept in the store when it has it).
+    let search = deb_search_dirs(&cache, &source);
+    let search: Vec<&Path> = search.iter().map(PathBuf::as_path).collect();
+    match DebStore::under(&req.cache_dir).check_and_keep(lock, &search) {
+        Ok(()) => {}
+        // A package that moved on has no locked .deb here: the version line says it already.
+        Err(Error::DebMismatch { problems: p }) => problems.extend(
+            p.lines()
+                .filter(|l| !changes.iter().any(|c| l.trim_start().starts_with("missing ") && c.concerns(l)))
+                .map(str::to_owned),
+        ),
+        Err(e) => return Err(e),
+    }
+    if !problems.is_empty() {
         return Err(Error::LockMismatch {
             path: lock_path.to_path_buf(),
             origin: source.describe(),
-            changes: changes.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n"),
+            changes: problems.join("\n"),
         });
     }
-    let search = deb_search_dirs(&cache, &source);
-    let search: Vec<&Path> = search.iter().map(PathBuf::as_path).collect();
-    DebStore::under(&req.cache_dir).check_and_keep(lock, &search)?;
 
     on_event(Event::Phase("checking the UKI command line and the verity tree".into()));
     let uki_path = base.join("uki.efi");
@@ -543,16 +554,17 @@ fn installed_packages(
     manifest: &Path,
 ) -> Result<std::collections::BTreeMap<Scope, lock::Installed>, Error> {
     let image = lock::from_mkosi_manifest(&fs::read(manifest).map_err(read_err(manifest))?, manifest)?;
-    let initrd = cache.initrd_status().ok_or_else(|| Error::Installed {
-        path: cache.incremental.clone(),
-        reason: "no cached default initrd with a dpkg status (`*~default-initrd.cache/var/lib/dpkg/status`): \
-                 cannot tell which packages the initrd was built from"
-            .into(),
-    })?;
     let tools = cache.tools_tree().join("var/lib/dpkg/status");
     let mut out = std::collections::BTreeMap::new();
     out.insert(Scope::Image, image);
-    for (scope, path) in [(Scope::Initrd, initrd), (Scope::Tools, tools)] {
+    // mkosi builds a default initrd unless the profiles bring their own (`Initrds=`); then
+    // there is none, and the lock has no initrd packages.
+    out.insert(Scope::Initrd, lock::Installed::new());
+    let mut trees = vec![(Scope::Tools, tools)];
+    if let Some(initrd) = cache.initrd_status() {
+        trees.push((Scope::Initrd, initrd));
+    }
+    for (scope, path) in trees {
         let text = fs::read_to_string(&path).map_err(read_err(&path))?;
         let installed = lock::from_dpkg_status(&text);
         if installed.is_empty() {
@@ -862,7 +874,7 @@ pub fn resolve_packages(
     source: &PackageSource,
     keyring: Option<&Path>,
     on_event: &mut dyn FnMut(Event),
-) -> Result<Lock, Error> {
+) -> Result<Resolution, Error> {
     let set = ProfileSet::load(profiles_dir)?;
     let sel = set.select(&[], false)?;
     let source = absolute_source(source.clone())?;
@@ -914,13 +926,35 @@ pub fn resolve_packages(
         lock.snapshot = Some(stamp.clone());
     }
     DebStore::under(cache_dir).check_and_keep(&lock, &search)?;
+    let available = source.available(&cache.packages.join("lib/apt/lists"));
     for entry in fs::read_dir(&cache.output).map_err(read_err(&cache.output))?.flatten() {
         if entry.file_name().to_string_lossy().starts_with(&stem) {
             let p = entry.path();
             let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
         }
     }
-    Ok(lock)
+    Ok(Resolution { lock, available })
+}
+
+/// What `nodeimg lock` found.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The packages an unpinned build gets today.
+    pub lock: Lock,
+    /// Every (package, version) the source's indexes list today, when they could be read: what
+    /// tells which pins of an older lock the archive has already dropped.
+    pub available: Option<std::collections::BTreeSet<(String, String)>>,
+}
+
+impl Resolution {
+    /// The pins of `old` that the source no longer serves (scope, name, version).
+    pub fn dropped(&self, old: &Lock) -> Vec<(Scope, String, String)> {
+        let Some(avail) = &self.available else { return Vec::new() };
+        old.all()
+            .filter(|(_, name, pin)| !avail.contains(&((*name).clone(), pin.version.clone())))
+            .map(|(scope, name, pin)| (scope, name.clone(), pin.version.clone()))
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -142,6 +142,12 @@ impl fmt::Display for Change {
 }
 
 impl Change {
+    /// Whether a line about a `.deb` file (`… NAME_VERSION_ARCH.deb …`) is about this package.
+    pub fn concerns(&self, line: &str) -> bool {
+        let (_, name) = self.key();
+        line.split_whitespace().any(|w| w.starts_with(&format!("{name}_")) && w.ends_with(".deb"))
+    }
+
     fn key(&self) -> (Scope, &str) {
         match self {
             Change::Added { scope, name, .. }

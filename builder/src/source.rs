@@ -165,6 +165,45 @@ impl PackageSource {
         }
     }
 
+    /// The archive roots apt fetches from (none for a package archive).
+    pub fn uris(&self) -> Vec<String> {
+        match self {
+            Self::Mirror { url } => vec![format!("{url}/debian"), format!("{url}/debian-security")],
+            Self::Snapshot { url, stamp } => {
+                vec![format!("{url}/archive/debian/{stamp}"), format!("{url}/archive/debian-security/{stamp}")]
+            }
+            Self::Archive { .. } => Vec::new(),
+        }
+    }
+
+    /// Every (package, version) the source's `Packages` indexes list, read from apt's lists
+    /// directory after a run that fetched them (apt names each list file after its URI: the
+    /// scheme dropped, `/` as `_`). `None` when no index of this source is there.
+    pub fn available(&self, lists_dir: &std::path::Path) -> Option<std::collections::BTreeSet<(String, String)>> {
+        let prefixes: Vec<String> = self
+            .uris()
+            .iter()
+            .map(|u| format!("{}_dists_", u.split_once("://").map_or(u.as_str(), |(_, r)| r).replace('/', "_")))
+            .collect();
+        let mut out = std::collections::BTreeSet::new();
+        let mut found = false;
+        for e in std::fs::read_dir(lists_dir).ok()?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.ends_with("_Packages") || !prefixes.iter().any(|p| name.starts_with(p.as_str())) {
+                continue;
+            }
+            found = true;
+            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+            for stanza in text.split("\n\n") {
+                let field = |key: &str| stanza.lines().find_map(|l| l.strip_prefix(key).map(str::trim));
+                if let (Some(p), Some(v)) = (field("Package:"), field("Version:")) {
+                    out.insert((p.to_owned(), v.to_owned()));
+                }
+            }
+        }
+        found.then_some(out)
+    }
+
     /// A one-line description for messages.
     pub fn describe(&self) -> String {
         match self {
@@ -312,6 +351,26 @@ mod tests {
         assert!(!PackageSource::Archive { dir: "/p".into() }.apt_sources("trixie", "/k").contains("URIs"));
         assert!(!PackageSource::Mirror { url: "x".into() }.record().immutable);
         assert!(snap.record().immutable);
+    }
+
+    #[test]
+    fn available_versions_from_apt_lists() {
+        let t = tempfile::tempdir().unwrap();
+        let src = PackageSource::Mirror { url: "http://127.0.0.1:18080".into() };
+        assert_eq!(src.available(t.path()), None, "no index fetched yet");
+        std::fs::write(
+            t.path().join("127.0.0.1:18080_debian_dists_trixie_main_binary-amd64_Packages"),
+            "Package: bash\nVersion: 5.2\nArchitecture: amd64\n\nPackage: dash\nArchitecture: amd64\nVersion: 0.5\n",
+        )
+        .unwrap();
+        std::fs::write(
+            t.path().join("deb.debian.org_debian_dists_trixie_main_binary-amd64_Packages"),
+            "Package: zsh\nVersion: 1\n",
+        )
+        .unwrap();
+        let got = src.available(t.path()).unwrap();
+        let want: Vec<(String, String)> = vec![("bash".into(), "5.2".into()), ("dash".into(), "0.5".into())];
+        assert_eq!(got.into_iter().collect::<Vec<_>>(), want, "only this source's indexes");
     }
 
     #[test]

@@ -29,16 +29,20 @@ row "nodeimg build, 1 platform, warm" "$one_warm"
 row "nodeimg build --all (4 platforms), warm" "$all_warm"
 printf 'all / one (warm) = %.2fx\n' "$(echo "$all_warm / $one_warm" | bc -l)"
 
-# The peer approach: one full mkosi build per platform (root, erofs, verity, UKI each time),
-# holding the cache's lock as nodeimg does, so a concurrent `nodeimg build` waits for it.
+# The peer approach: one full mkosi build per platform (root, erofs, verity, UKI each time), with
+# nodeimg's own mkosi command line (its keyed caches, apt sources and the lock's pins, echoed by
+# `-v`), holding the cache's lock as nodeimg does, so a concurrent `nodeimg build` waits for it.
+"$NODEIMG" -v build --cache-dir "$WARM" --out "$OUT/argv" >"$OUT/argv.log" 2>&1
+read -r -a argv < <(sed -n 's/^+ \(.*mkosi .* build\)$/\1/p' "$OUT/argv.log" | head -1)
+[ ${#argv[@]} -gt 0 ] || { echo "bench: no mkosi command line in $OUT/argv.log" >&2; exit 1; }
 peer=0
 for p in aws azure gcp qemu; do
-  s=$(secs flock "$WARM/nodeimg.lock" "$MKOSI" --directory "$ROOT/mkosi-profiles" --profile "$p" --output-directory "$WARM/output" \
-    --cache-directory "$WARM/incremental" --package-cache-dir "$WARM/packages" \
-    --workspace-directory "$WARM/workspace" --incremental yes --force build)
+  cmd=()
+  for a in "${argv[@]}"; do [ "$a" = qemu ] && cmd+=("$p") || cmd+=("$a"); done
+  s=$(secs flock "$WARM/nodeimg.lock" "${cmd[@]}")
   peer=$(echo "$peer + $s" | bc -l)
 done
-rm -f "$WARM"/output/nodeimg_*
+for a in "${!argv[@]}"; do [ "${argv[$a]}" = --output-directory ] && rm -f "${argv[$((a + 1))]}"/nodeimg_*; done
 row "mkosi once per platform (4 runs), warm" "$peer"
 printf 'ratio mkosi-per-platform / nodeimg --all = %.2fx\n' "$(echo "$peer / $all_warm" | bc -l)"
 

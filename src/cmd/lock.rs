@@ -32,6 +32,15 @@ struct Report<'a> {
     packages: usize,
     written: bool,
     changes: &'a [builder::Change],
+    /// Pins of the lock as it was that the source no longer serves.
+    dropped: Vec<Dropped>,
+}
+
+#[derive(Serialize)]
+struct Dropped {
+    scope: builder::Scope,
+    name: String,
+    version: String,
 }
 
 pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
@@ -64,22 +73,43 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
         &mut |e| progress.event(e),
     );
     progress.finish();
-    let new = match result {
-        Ok(l) => l,
+    let resolution = match result {
+        Ok(r) => r,
         Err(e) => return check_or_error(e),
     };
+    let dropped = resolution.dropped(&old);
+    let new = resolution.lock;
     let changes = old.diff(&new);
     let write = !args.check && (!changes.is_empty() || !path.exists() || old != new);
     if write {
         write_atomic(&path, new.to_text().as_bytes())?;
     }
     if args.json {
-        let r =
-            Report { lock: path.display().to_string(), packages: new.all().count(), written: write, changes: &changes };
+        let r = Report {
+            lock: path.display().to_string(),
+            packages: new.all().count(),
+            written: write,
+            changes: &changes,
+            dropped: dropped
+                .iter()
+                .map(|(scope, name, version)| Dropped { scope: *scope, name: name.clone(), version: version.clone() })
+                .collect(),
+        };
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         for c in &changes {
             println!("{c}");
+        }
+        for (scope, name, version) in &dropped {
+            println!("dropped: {scope} {name} {version} is no longer in {}", source.describe());
+        }
+        if !dropped.is_empty() {
+            eprintln!(
+                "{} pinned versions are gone from {}: builds from it fail until the lock moves on; \
+                 a snapshot (--snapshot) or a release's package archive (--packages) still has them",
+                dropped.len(),
+                source.describe()
+            );
         }
         let verb = if write { "wrote" } else { "checked" };
         eprintln!("{verb} {}: {} packages, {} changed", path.display(), new.all().count(), changes.len());

@@ -65,3 +65,44 @@ pub fn flip_byte(path: &Path, offset: u64) {
     bytes[offset as usize] ^= 1;
     std::fs::write(path, bytes).unwrap();
 }
+
+/// The cache `nodeimg build` uses by default (see `nodeimg build --help`).
+pub fn default_cache_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let var = |v: &str| std::env::var_os(v).filter(|x| !x.is_empty()).map(PathBuf::from);
+    var("NODEIMG_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("nodeimg")))
+        .unwrap_or_else(|| var("HOME").unwrap_or_else(|| "/var/tmp".into()).join(".cache/nodeimg"))
+}
+
+/// Where the image tests take their packages from, as `nodeimg build` arguments: the cached
+/// package set (`--packages DIR`, every `.deb` of the repository's lock, from the store of
+/// checked `.deb`s that every build fills) once a build has filled it, else the live archive
+/// (the first build on a fresh machine). So `make test` does not go red merely because Debian
+/// published a point release; `lock --check` (tests/rebuild_e2e.rs) and the local mirrors of
+/// tests/mirror_e2e.rs check what a moved archive does.
+pub fn image_package_source() -> Vec<String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lock = std::fs::read_to_string(repo.join("mkosi-profiles/packages.lock")).expect("reading packages.lock");
+    let store = default_cache_dir().join("debs");
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lock-packages");
+    let mut wanted = Vec::new();
+    for l in lock.lines().filter(|l| !l.starts_with('#') && !l.starts_with("snapshot") && !l.trim().is_empty()) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let file = format!("{}_{}_{}.deb", f[1], f[2].replace(':', "%3a"), f[3]);
+        let src = store.join(format!("{}.deb", f[4]));
+        if !src.is_file() {
+            return Vec::new();
+        }
+        wanted.push((file, src));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, src) in wanted {
+        let dest = dir.join(&file);
+        if !dest.exists() {
+            std::fs::hard_link(&src, &dest).or_else(|_| std::fs::copy(&src, &dest).map(drop)).unwrap();
+        }
+    }
+    vec!["--packages".into(), dir.display().to_string()]
+}
