@@ -225,3 +225,46 @@ fn interrupted_build() {
     assert_fails(&run, 2, &["interrupted"]);
     assert_no_output(t.path());
 }
+
+/// Where the packages come from is checked before mkosi runs: a malformed snapshot stamp, two
+/// sources at once, a package archive that is not one (missing, extra or altered .deb), a mirror
+/// URL that would break the apt sources file — each exit 2 naming the problem, nothing in out/.
+#[test]
+fn bad_package_sources() {
+    let t = tempfile::tempdir().unwrap();
+    let never = Path::new("/nonexistent/mkosi-must-not-run");
+    for (extra, want) in [
+        (&["--snapshot", "2026-12-04"][..], "--snapshot: snapshot \"2026-12-04\" is not YYYYMMDDTHHMMSSZ"),
+        (&["--snapshot", "latest"][..], "is not YYYYMMDDTHHMMSSZ"),
+        (&["--snapshot", "20261204T000000Z", "--mirror", "http://127.0.0.1:1"][..], "at most one of"),
+        (&["--mirror", "http://a b"][..], "is not an http(s):// or file:/ URL"),
+        (&["--snapshot-mirror", "http://127.0.0.1:1"][..], "--snapshot-mirror needs a snapshot"),
+        (&["--packages", "/nonexistent/packages"][..], "/nonexistent/packages: not the package archive"),
+    ] {
+        let run = build(t.path(), never, extra);
+        assert_fails(&run, 2, &[want]);
+        assert_no_output(t.path());
+    }
+
+    // A package archive with one .deb of the lock altered, one missing and one extra.
+    let lock = fs::read_to_string(profiles().join("packages.lock")).unwrap();
+    let first: Vec<&str> = lock.lines().find(|l| l.starts_with("image ")).unwrap().split_whitespace().collect();
+    let pkgs = t.path().join("pkgs");
+    fs::create_dir_all(&pkgs).unwrap();
+    let altered = format!("{}_{}_{}.deb", first[1], first[2].replace(':', "%3a"), first[3]);
+    fs::write(pkgs.join(&altered), b"not the locked bytes").unwrap();
+    fs::write(pkgs.join("evil_1.0_amd64.deb"), b"x").unwrap();
+    let run = build(t.path(), never, &["--packages", pkgs.to_str().unwrap()]);
+    assert_fails(
+        &run,
+        2,
+        &[
+            &format!("{altered} has sha256"),
+            &format!("the lock says {}", first[4]),
+            "not in the lock: evil_1.0_amd64.deb",
+            "missing ",
+        ],
+    );
+    assert!(!run.stderr.contains("mkosi-must-not-run"), "mkosi ran: {run:?}");
+    assert_no_output(t.path());
+}
