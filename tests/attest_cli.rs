@@ -390,9 +390,17 @@ fn published_snp_reports_and_tdx_quotes() {
     assert_eq!(run.code, 0, "{run:?}");
     let all = checks(&run);
     assert_eq!(status_of(&all, "SNP MEASUREMENT").status, "ok");
-    for v in ["SNP POLICY", "SNP VMPL", "SNP REPORT_DATA", "SNP HOST_DATA", "SNP REPORTED_TCB"] {
+    for v in ["SNP POLICY", "SNP REPORT_DATA", "SNP HOST_DATA", "SNP REPORTED_TCB"] {
         assert_eq!(status_of(&all, v).status, "observed-only", "{v}");
     }
+    // Not debuggable, VMPL 0, no migration agent: checks that pass.
+    for v in ["SNP POLICY.DEBUG", "SNP VMPL", "SNP POLICY.MIGRATE_MA"] {
+        assert_eq!(status_of(&all, v).status, "ok", "{v}");
+    }
+    // A report from VMPL 0 is not one from VMPL 2 (a paravisor's guest).
+    let vmpl2 =
+        check(&f.published, "snp-turin", &["--snp-report", s(&evidence("snp-report-v5-turin.bin")), "--vmpl", "2"]);
+    assert_fails(&vmpl2, 1, &["mismatch       SNP VMPL", "requested from VMPL 0, not 2"]);
     let v = json_of(&run);
     assert_eq!(v["snp_report"]["version"], 5);
     assert_eq!(v["snp_report"]["reported_tcb"]["microcode"], 71);
@@ -401,8 +409,16 @@ fn published_snp_reports_and_tdx_quotes() {
     let run = check(&f.published, "snp-turin", &["--snp-report", s(&evidence("snp-report-v2-genoa.bin"))]);
     assert_fails(&run, 1, &["SNP MEASUREMENT", "matches none of the bundle's 1 VM shape(s)"]);
 
-    // The trustee v4 quote's MRTD and RTMRs are the bundle's.
-    let run = check(&f.published, "tdx-trustee", &["--tdx-quote", s(&evidence("tdx-quote-v4-trustee.dat")), "--json"]);
+    // The trustee v4 quote's MRTD and RTMRs are the bundle's, but it is a debug TD: that alone
+    // fails (exit 1), `-q` included, unless --allow-debug accepts it.
+    let trustee = evidence("tdx-quote-v4-trustee.dat");
+    for quiet in [&[][..], &["-q"][..]] {
+        let mut args = vec!["--tdx-quote", s(&trustee)];
+        args.extend_from_slice(quiet);
+        let run = check(&f.published, "tdx-trustee", &args);
+        assert_fails(&run, 1, &["TDX TDATTRIBUTES.DEBUG", "its memory is readable by the host", "FAIL: 1 mismatch"]);
+    }
+    let run = check(&f.published, "tdx-trustee", &["--tdx-quote", s(&trustee), "--allow-debug", "--json"]);
     assert_eq!(run.code, 0, "{run:?}");
     let all = checks(&run);
     for v in ["TDX MRTD", "TDX RTMR0", "TDX RTMR1", "TDX RTMR2", "TDX RTMR3"] {
@@ -411,14 +427,19 @@ fn published_snp_reports_and_tdx_quotes() {
     for v in ["TDX XFAM", "TDX MRCONFIGID", "TDX TDATTRIBUTES"] {
         assert_eq!(status_of(&all, v).status, "observed-only", "{v}");
     }
-    assert!(json_of(&run)["notes"].to_string().contains("DEBUG attribute is set"));
+    assert_eq!(status_of(&all, "TDX TDATTRIBUTES.DEBUG").status, "observed-only");
     // The go-tdx-guest quote (another TD) and a v5 quote fail on MRTD.
     for q in ["tdx-quote-v4-spr.dat", "tdx-quote-v5-trustee.dat"] {
         let run = check(&f.published, "tdx-trustee", &["--tdx-quote", s(&evidence(q))]);
         assert_fails(&run, 1, &["mismatch       TDX MRTD"]);
     }
     // An SNP report against a platform without SNP values: nothing enforced, exit 0.
-    let run = check(&f.published, "tdx-trustee", &["--snp-report", s(&evidence("snp-report-v3-milan-vlek.bin"))]);
+    // That report was requested from VMPL 1 (a paravisor below the guest): refused at the
+    // default VMPL 0, accepted with --vmpl 1.
+    let milan = evidence("snp-report-v3-milan-vlek.bin");
+    let run = check(&f.published, "tdx-trustee", &["--snp-report", s(&milan)]);
+    assert_fails(&run, 1, &["mismatch       SNP VMPL", "requested from VMPL 1, not 0"]);
+    let run = check(&f.published, "tdx-trustee", &["--snp-report", s(&milan), "--vmpl", "1"]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("observed-only  SNP MEASUREMENT"), "{run:?}");
 }

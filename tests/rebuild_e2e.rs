@@ -124,6 +124,68 @@ fn lock_then_build_then_offline_rebuild_of_a_release() {
     assert_eq!(offline.code, 0, "offline rebuild from the release's packages:\n{offline:?}");
     assert!(offline.stdout.contains("identical: nodeimg 0.1.0 rebuilt from the package archive"), "{offline:?}");
 
+    // 2b. A release whose UKI is not what its sources give (the build output edited before
+    //     release): the rebuild says so, down to the section.
+    let edited = tmp.join("edited");
+    copy_dir(&built, &edited, &[]);
+    let uki = edited.join("qemu/uki.efi");
+    let cmdline = report["platforms"][0]["cmdline"].as_str().unwrap().to_owned();
+    let r = nodeimg(args![
+        "uki",
+        "set-cmdline",
+        &p(&uki),
+        "--cmdline",
+        &format!("{cmdline} init=/bin/sh"),
+        "-o",
+        &p(&edited.join("uki.efi"))
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    fs::rename(edited.join("uki.efi"), &uki).unwrap();
+    let manifest_path = edited.join("qemu/manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&fs::read(&manifest_path).unwrap()).unwrap();
+    let bytes = fs::read(&uki).unwrap();
+    for a in manifest["artefacts"].as_array_mut().unwrap() {
+        if a["name"] == "uki.efi" {
+            a["size"] = bytes.len().into();
+            a["sha256"] = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)).into();
+        }
+    }
+    fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    let rel2 = tmp.join("release2");
+    let r = nodeimg(args![
+        "release",
+        "--version",
+        "0.1.0",
+        "--input",
+        &p(&edited),
+        "--out",
+        &p(&rel2),
+        "--insecure-dev-key",
+        "--with-packages",
+        "--profiles-dir",
+        &p(&profiles)
+    ]);
+    assert_eq!(r.code, 0, "release of the edited build:\n{r:?}");
+    let differs: Run = Command::new("unshare")
+        .arg("--net")
+        .arg(env!("CARGO_BIN_EXE_nodeimg"))
+        .arg("rebuild")
+        .arg(rel2.join("nodeimg-0.1.0"))
+        .arg("--pubkey")
+        .arg(rel2.join("insecure-dev-key/nodeimg-dev.pub"))
+        .arg("--profiles")
+        .arg(&profiles)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(differs.code, 1, "{differs:?}");
+    for want in ["DIFFERS  artefact qemu/uki.efi", "section .cmdline differs", "DIFFERENT: nodeimg 0.1.0"] {
+        assert!(differs.stdout.contains(want), "{want:?}: {differs:?}");
+    }
+    assert!(!differs.stdout.contains("artefact qemu/root.raw"), "only the UKI differs: {differs:?}");
+    let _ = fs::remove_dir_all(&edited);
+    let _ = fs::remove_dir_all(&rel2);
+
     // 3. Bad input, refused before mkosi.
     // A bundle that does not verify: exit 1, nothing rebuilt.
     let forged = tmp.join("forged");

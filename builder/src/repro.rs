@@ -90,6 +90,31 @@ pub fn compare(
     })
 }
 
+/// Explains how two versions of one artefact differ (named `label`, e.g. `qemu/uki.efi`): the
+/// partitions of a disk image, the sections of a UKI, the files of a partition — as [`compare`]
+/// does for each differing artefact of two output directories.
+pub fn explain(
+    label: &str,
+    a: &Path,
+    b: &Path,
+    tools: Option<&ToolsTree>,
+    work: &Path,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<ArtefactDiff, Error> {
+    let mut d = ArtefactDiff {
+        path: label.to_owned(),
+        a: Some(hash_file(a)?.1),
+        b: Some(hash_file(b)?.1),
+        parts: Vec::new(),
+        files: Vec::new(),
+        diffoscope: None,
+    };
+    if !d.identical() {
+        look_inside(&mut d, a, b, tools, &work.join(label.replace('/', "_")), on_event)?;
+    }
+    Ok(d)
+}
+
 fn list_files(root: &Path) -> Result<BTreeSet<PathBuf>, Error> {
     if !root.is_dir() {
         return Err(Error::Read {

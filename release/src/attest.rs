@@ -233,8 +233,35 @@ fn algorithms(log: &EventLog) -> Vec<HashAlg> {
     log.algorithms().into_iter().filter_map(HashAlg::from_id).collect()
 }
 
-/// Compares `evidence` with `platform`'s reference values.
+/// What a guest's hardware-enforced configuration must be, beyond its measurements: a
+/// debuggable guest or one whose policy lets a migration agent in has memory the host can read,
+/// whatever its measurements say, so these are checks that fail, not observations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestPolicy {
+    /// Accept a guest whose SNP policy allows debugging or whose TDX TDATTRIBUTES.DEBUG is set.
+    pub allow_debug: bool,
+    /// The VMPL an SNP report must come from (0: the guest's most privileged level, where the
+    /// node's own kernel runs without a paravisor).
+    pub vmpl: u32,
+    /// Accept an SNP policy that allows a migration agent (MIGRATE_MA).
+    pub allow_migration_agent: bool,
+}
+
+impl Default for GuestPolicy {
+    fn default() -> Self {
+        Self { allow_debug: false, vmpl: 0, allow_migration_agent: false }
+    }
+}
+
+/// Compares `evidence` with `platform`'s reference values, with the default [`GuestPolicy`]
+/// (no debug, VMPL 0, no migration agent).
 pub fn check(platform: &Platform, evidence: &Evidence) -> Result<Report, AttestError> {
+    check_with(platform, evidence, &GuestPolicy::default())
+}
+
+/// Compares `evidence` with `platform`'s reference values and the guest's configuration with
+/// `policy`.
+pub fn check_with(platform: &Platform, evidence: &Evidence, policy: &GuestPolicy) -> Result<Report, AttestError> {
     if evidence.pcrs.is_none() && evidence.eventlog.is_none() && evidence.snp.is_none() && evidence.tdx.is_none() {
         return Err(AttestError::NoEvidence);
     }
@@ -294,6 +321,7 @@ pub fn check(platform: &Platform, evidence: &Evidence) -> Result<Report, AttestE
             evidence.tdx,
             ccel.and(logs.actual.as_ref().map(|(_, r)| r)),
             &logs,
+            policy,
             &mut checks,
             &mut notes,
         );
@@ -303,7 +331,7 @@ pub fn check(platform: &Platform, evidence: &Evidence) -> Result<Report, AttestE
         );
     }
     match evidence.snp {
-        Some(report) => check_snp(platform, report, &mut checks, &mut notes),
+        Some(report) => check_snp(platform, report, policy, &mut checks, &mut notes),
         None if !platform.snp.is_empty() => {
             notes.push("the bundle's SNP launch digests were not checked: the evidence has no SNP report".into())
         }
@@ -538,6 +566,7 @@ fn check_tdx(
     quote: Option<&TdxQuote>,
     ccel: Option<&Replayed>,
     logs: &Logs,
+    policy: &GuestPolicy,
     checks: &mut Vec<Check>,
     notes: &mut Vec<String>,
 ) {
@@ -632,12 +661,40 @@ fn check_tdx(
         observed("TEE_TCB_SVN", hex::encode(q.tee_tcb_svn), "the TDX module's security versions"),
         observed("REPORTDATA", hex::encode(q.report_data), "chosen by the TD (a nonce, a key hash)"),
     ]);
-    if a.debug {
-        notes.push("the TD's DEBUG attribute is set: the host can read and change its memory".into());
+    checks.push(debug_check(Source::TdxQuote, "TDX TDATTRIBUTES.DEBUG", a.debug, policy.allow_debug));
+}
+
+/// The outcome of a guest's debug setting: a debuggable guest fails unless it is allowed.
+fn debug_check(source: Source, value: &str, debuggable: bool, allowed: bool) -> Check {
+    let (status, detail) = match (debuggable, allowed) {
+        (false, _) => (Status::Ok, "the guest is not debuggable".to_owned()),
+        (true, false) => (
+            Status::Mismatch,
+            "the guest is debuggable: its memory is readable by the host (--allow-debug accepts it)".to_owned(),
+        ),
+        (true, true) => (
+            Status::ObservedOnly,
+            "the guest is debuggable: its memory is readable by the host (accepted: --allow-debug)".to_owned(),
+        ),
+    };
+    Check {
+        value: value.into(),
+        status,
+        source,
+        actual: if debuggable { "set" } else { "clear" }.into(),
+        expected: vec![reference("clear", if allowed { "allowed either way (--allow-debug)" } else { "required" })],
+        detail,
+        events: None,
     }
 }
 
-fn check_snp(platform: &Platform, report: &SnpReport, checks: &mut Vec<Check>, notes: &mut Vec<String>) {
+fn check_snp(
+    platform: &Platform,
+    report: &SnpReport,
+    guest: &GuestPolicy,
+    checks: &mut Vec<Check>,
+    notes: &mut Vec<String>,
+) {
     let actual = Hex::from(report.measurement);
     let shapes = &platform.snp;
     let shape = |d: &crate::bundle::SnpLaunchDigest| {
@@ -711,12 +768,50 @@ fn check_snp(platform: &Platform, report: &SnpReport, checks: &mut Vec<Check>, n
     checks.extend([
         observed("VERSION", report.version.to_string(), format!("firmware {}", report.current_version)),
         observed("POLICY", format!("{:#x}", p.raw), policy.join(" ")),
-        observed("VMPL", report.vmpl.to_string(), "the privilege level the report was requested from".into()),
         observed("REPORT_DATA", hex::encode(report.report_data), "chosen by the guest (a nonce, a key hash)".into()),
         observed("HOST_DATA", hex::encode(report.host_data), "set by the hypervisor at launch".into()),
     ]);
-    if p.debug_allowed {
-        notes.push("the SNP guest policy allows debugging: the host can read and change the guest's memory".into());
+    checks.push(debug_check(Source::SnpReport, "SNP POLICY.DEBUG", p.debug_allowed, guest.allow_debug));
+    let vmpl_ok = report.vmpl == guest.vmpl;
+    checks.push(Check {
+        value: "SNP VMPL".into(),
+        status: if vmpl_ok { Status::Ok } else { Status::Mismatch },
+        source: Source::SnpReport,
+        actual: report.vmpl.to_string(),
+        expected: vec![reference(guest.vmpl, "the VMPL the node's kernel runs at (--vmpl)")],
+        detail: if vmpl_ok {
+            "the report was requested from the expected privilege level".into()
+        } else {
+            format!(
+                "the report was requested from VMPL {}, not {}: software other than the measured guest asked for it",
+                report.vmpl, guest.vmpl
+            )
+        },
+        events: None,
+    });
+    let ma = p.migrate_ma_allowed;
+    checks.push(Check {
+        value: "SNP POLICY.MIGRATE_MA".into(),
+        status: match (ma, guest.allow_migration_agent) {
+            (false, _) => Status::Ok,
+            (true, false) => Status::Mismatch,
+            (true, true) => Status::ObservedOnly,
+        },
+        source: Source::SnpReport,
+        actual: if ma { "set" } else { "clear" }.into(),
+        expected: vec![reference("clear", "required unless --allow-migration-agent")],
+        detail: if ma {
+            "the policy lets a migration agent export the guest's memory".into()
+        } else {
+            "no migration agent may export the guest's memory".into()
+        },
+        events: None,
+    });
+    if p.smt_allowed {
+        notes.push(
+            "the SNP policy allows SMT: sibling hyperthreads may run other guests (the bundle states no SMT policy)"
+                .into(),
+        );
     }
 }
 
@@ -891,7 +986,8 @@ mod tests {
         let m = find(&r, "SNP MEASUREMENT");
         assert_eq!(m.status, Status::Ok);
         assert!(m.detail.contains("194 vCPU(s)"), "{m:?}");
-        assert_eq!(find(&r, "SNP VMPL").status, Status::ObservedOnly);
+        assert_eq!(find(&r, "SNP VMPL").status, Status::Ok);
+        assert_eq!(find(&r, "SNP POLICY.DEBUG").status, Status::Ok);
         assert!(r.notes.iter().any(|n| n.contains("signatures")));
         p.snp.remove(1);
         let r = check(&p, &Evidence { snp: Some(&report), ..Default::default() }).unwrap();
@@ -922,8 +1018,55 @@ mod tests {
             [Status::Ok, Status::Ok, Status::Mismatch, Status::ObservedOnly]
         );
         assert_eq!(find(&r, "TDX TDATTRIBUTES").detail, "DEBUG SEPT_VE_DISABLE");
-        assert!(r.notes.iter().any(|n| n.contains("DEBUG attribute")));
+        // Trustee's sample quote is of a debug TD: that alone fails, unless allowed.
+        let debug = find(&r, "TDX TDATTRIBUTES.DEBUG");
+        assert_eq!(debug.status, Status::Mismatch);
+        assert!(debug.detail.contains("its memory is readable by the host"), "{debug:?}");
         p.tdx.as_mut().unwrap().rtmr.remove(&1);
-        assert!(check(&p, &Evidence { tdx: Some(&q), ..Default::default() }).unwrap().ok());
+        let r = check(&p, &Evidence { tdx: Some(&q), ..Default::default() }).unwrap();
+        assert!(!r.ok(), "a debug TD must not pass by default");
+        let allow = GuestPolicy { allow_debug: true, ..Default::default() };
+        let r = check_with(&p, &Evidence { tdx: Some(&q), ..Default::default() }, &allow).unwrap();
+        assert!(r.ok());
+        assert_eq!(find(&r, "TDX TDATTRIBUTES.DEBUG").status, Status::ObservedOnly);
+    }
+
+    /// A debuggable SNP guest, a report from another VMPL and a policy that lets a migration agent
+    /// in each fail on their own, whatever the measurement says; each can be allowed explicitly.
+    #[test]
+    fn snp_guest_policy() {
+        let good = snp_report();
+        let p = Platform::default();
+        let ev = |r| Evidence { snp: Some(r), ..Default::default() };
+        assert!(check(&p, &ev(&good)).unwrap().ok());
+        let with = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut bytes = include_bytes!("../../measure/testdata/evidence/snp-report-v5-turin.bin").to_vec();
+            f(&mut bytes);
+            measure::evidence::snp_report::parse(&bytes).unwrap()
+        };
+        let policy_bit = |bit: u32| {
+            with(&move |b: &mut Vec<u8>| {
+                let v = u64::from_le_bytes(b[8..16].try_into().unwrap()) | (1 << bit);
+                b[8..16].copy_from_slice(&v.to_le_bytes());
+            })
+        };
+        let debug = policy_bit(19);
+        let r = check(&p, &ev(&debug)).unwrap();
+        assert!(!r.ok());
+        assert_eq!(find(&r, "SNP POLICY.DEBUG").status, Status::Mismatch);
+        let allow = GuestPolicy { allow_debug: true, ..Default::default() };
+        assert!(check_with(&p, &ev(&debug), &allow).unwrap().ok());
+
+        let vmpl2 = with(&|b: &mut Vec<u8>| b[0x30..0x34].copy_from_slice(&2u32.to_le_bytes()));
+        let r = check(&p, &ev(&vmpl2)).unwrap();
+        let c = find(&r, "SNP VMPL");
+        assert_eq!((c.status, c.actual.as_str()), (Status::Mismatch, "2"), "{c:?}");
+        assert!(check_with(&p, &ev(&vmpl2), &GuestPolicy { vmpl: 2, ..Default::default() }).unwrap().ok());
+
+        let ma = policy_bit(18);
+        let r = check(&p, &ev(&ma)).unwrap();
+        assert_eq!(find(&r, "SNP POLICY.MIGRATE_MA").status, Status::Mismatch);
+        let allow = GuestPolicy { allow_migration_agent: true, ..Default::default() };
+        assert!(check_with(&p, &ev(&ma), &allow).unwrap().ok());
     }
 }

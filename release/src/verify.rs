@@ -165,6 +165,28 @@ pub fn verify_artefacts(bundle: &Bundle, dir: &Path) -> Result<usize, VerifyErro
     Ok(bundle.artefacts.len())
 }
 
+/// Writes artefact `path` of the release directory `dir` (stored as `<path>.zst`, or plain) to
+/// `dest`, uncompressed, reading at most the bundle's declared size plus one byte (a
+/// decompression bomb stops there).
+pub fn extract_artefact(bundle: &Bundle, dir: &Path, path: &str, dest: &Path) -> Result<(), VerifyError> {
+    let io_err = |source| VerifyError::ArtefactIo { path: path.to_owned(), source };
+    let want = bundle.artefacts.get(path).ok_or_else(|| VerifyError::ArtefactMissing { path: path.to_owned() })?;
+    let (plain, compressed) = (dir.join(path), dir.join(format!("{path}.zst")));
+    let reader: Box<dyn Read> = if plain.is_file() {
+        Box::new(File::open(&plain).map_err(io_err)?)
+    } else if compressed.is_file() {
+        Box::new(zstd::Decoder::new(File::open(&compressed).map_err(io_err)?).map_err(io_err)?)
+    } else {
+        return Err(VerifyError::ArtefactMissing { path: path.to_owned() });
+    };
+    let mut out = File::create(dest).map_err(io_err)?;
+    let n = io::copy(&mut reader.take(want.size + 1), &mut out).map_err(io_err)?;
+    if n != want.size {
+        return Err(VerifyError::ArtefactSize { path: path.to_owned(), expected: want.size, actual: n });
+    }
+    Ok(())
+}
+
 /// Size and SHA-256 of everything `r` yields.
 pub fn hash(mut r: impl Read) -> io::Result<(u64, Hex)> {
     let mut h = Sha256::new();

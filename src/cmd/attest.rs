@@ -83,6 +83,16 @@ pub struct CheckArgs {
     /// An Intel TDX quote (binary; quote versions 4 and 5, TD report 1.0 and 1.5).
     #[arg(long, value_name = "FILE")]
     tdx_quote: Option<PathBuf>,
+    /// Accept a debuggable guest (SNP policy DEBUG, TDX TDATTRIBUTES.DEBUG), whose memory the
+    /// host can read: for development only. Without it such a guest fails (exit 1).
+    #[arg(long)]
+    allow_debug: bool,
+    /// The VMPL an SNP report must come from (0 for a guest without a paravisor).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    vmpl: u32,
+    /// Accept an SNP policy that lets a migration agent (MIGRATE_MA) export the guest's memory.
+    #[arg(long)]
+    allow_migration_agent: bool,
     /// Print a JSON object.
     #[arg(long)]
     json: bool,
@@ -235,7 +245,12 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
         (None, None) => (None, Vec::new()),
     };
     let evidence = Evidence { pcrs, eventlog: log.as_ref(), snp: snp.as_ref(), tdx: tdx.as_ref() };
-    let mut report = attest::check(platform, &evidence)
+    let guest = attest::GuestPolicy {
+        allow_debug: a.allow_debug,
+        vmpl: a.vmpl,
+        allow_migration_agent: a.allow_migration_agent,
+    };
+    let mut report = attest::check_with(platform, &evidence, &guest)
         .with_context(|| format!("checking the evidence against platform {}", a.platform))?;
     for b in skipped_banks {
         report

@@ -72,6 +72,10 @@ struct Difference {
     name: String,
     /// What differs.
     detail: String,
+    /// For a differing artefact: the partitions or UKI sections that differ, then the files
+    /// inside a differing partition (as `nodeimg repro` explains them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    inside: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -171,7 +175,8 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
     let rebuilt = BuildOutput::read(&built.dir)?;
     let artefacts = rebuilt.check_artefacts(|_| {})?;
     let ours = rebuilt.bundle(artefacts, &BTreeMap::new())?;
-    let differences = compare(&bundle, &ours);
+    let mut differences = compare(&bundle, &ours);
+    explain_artefacts(&mut differences, &bundle, &args.release, &built.dir, &loc.cache_dir(), global)?;
     let report = Report {
         release: args.release.display().to_string(),
         source: source.describe(),
@@ -185,6 +190,9 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
     } else {
         for d in &report.differences {
             println!("DIFFERS  {} {}: {}", d.kind, d.name, d.detail);
+            for line in &d.inside {
+                println!("           {line}");
+            }
         }
         let verdict = if report.identical { "identical" } else { "DIFFERENT" };
         println!(
@@ -213,7 +221,7 @@ fn compare(signed: &Bundle, ours: &Bundle) -> Vec<Difference> {
             (Some(_), None) => "not rebuilt".into(),
             (None, _) => "rebuilt but not in the release".into(),
         };
-        out.push(Difference { kind: "artefact", name: name.clone(), detail });
+        out.push(Difference { kind: "artefact", name: name.clone(), detail, inside: Vec::new() });
     }
     for (name, p) in &signed.platforms {
         let detail = match ours.platforms.get(name) {
@@ -223,9 +231,44 @@ fn compare(signed: &Bundle, ours: &Bundle) -> Vec<Difference> {
                 Some(d) => d,
             },
         };
-        out.push(Difference { kind: "platform", name: name.clone(), detail });
+        out.push(Difference { kind: "platform", name: name.clone(), detail, inside: Vec::new() });
     }
     out
+}
+
+/// For each artefact that both the release and the rebuild have but with other bytes: which
+/// partitions or sections differ, and which files inside a partition (with the tools tree of the
+/// cache, as `nodeimg repro` does).
+fn explain_artefacts(
+    differences: &mut [Difference],
+    signed: &Bundle,
+    release_dir: &std::path::Path,
+    rebuilt_dir: &std::path::Path,
+    cache_dir: &std::path::Path,
+    global: Global,
+) -> Result<()> {
+    let tools =
+        builder::mkosi::CacheDirs::latest_tools_tree(cache_dir).and_then(|t| builder::tools::ToolsTree::open(&t).ok());
+    let work = tempfile::tempdir()?;
+    let mut progress = crate::cmd::build::Progress::new(global);
+    for d in differences.iter_mut().filter(|d| d.kind == "artefact") {
+        let ours = rebuilt_dir.join(&d.name);
+        if !signed.artefacts.contains_key(&d.name) || !ours.is_file() {
+            continue;
+        }
+        let theirs = work.path().join("signed").join(&d.name);
+        fs::create_dir_all(theirs.parent().expect("has a parent"))?;
+        release::extract_artefact(signed, release_dir, &d.name, &theirs)?;
+        let diff =
+            builder::repro::explain(&d.name, &theirs, &ours, tools.as_ref(), &work.path().join("x"), &mut |e| {
+                progress.event(e)
+            })?;
+        d.inside.extend(diff.parts.iter().map(|p| format!("{p} differs")));
+        d.inside.extend(diff.files.iter().map(|f| format!("{}: {}", f.path, f.difference)));
+        let _ = fs::remove_file(&theirs);
+    }
+    progress.finish();
+    Ok(())
 }
 
 fn without_observed(p: &Platform) -> Platform {
