@@ -236,7 +236,8 @@ fn algorithms(log: &EventLog) -> Vec<HashAlg> {
 /// What a guest's hardware-enforced configuration must be, beyond its measurements: a
 /// debuggable guest or one whose policy lets a migration agent in has memory the host can read,
 /// whatever its measurements say, so these are checks that fail, not observations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The default is the strict one: no debug, VMPL 0, no migration agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GuestPolicy {
     /// Accept a guest whose SNP policy allows debugging or whose TDX TDATTRIBUTES.DEBUG is set.
     pub allow_debug: bool,
@@ -245,12 +246,6 @@ pub struct GuestPolicy {
     pub vmpl: u32,
     /// Accept an SNP policy that allows a migration agent (MIGRATE_MA).
     pub allow_migration_agent: bool,
-}
-
-impl Default for GuestPolicy {
-    fn default() -> Self {
-        Self { allow_debug: false, vmpl: 0, allow_migration_agent: false }
-    }
 }
 
 /// Compares `evidence` with `platform`'s reference values, with the default [`GuestPolicy`]
