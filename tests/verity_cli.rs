@@ -197,3 +197,41 @@ fn bad_input_is_exit_2_with_a_reason_and_no_output() {
     assert_fails(&nodeimg(d, &["verity", "verify", "data", "hash", "abcd"]), 2, &["root hash is 2 bytes", "32"]);
     assert_fails(&nodeimg(d, &["verity", "dump", "data"]), 2, &["magic"]);
 }
+
+/// A superblock that claims fewer data blocks than the tree was made for: the hash block's
+/// slots past the claimed end still hold digests (of data that is never checked), and the root
+/// hash is the same. veritysetup rejects it ("spare area is not zeroed"); so must nodeimg, saying
+/// which check failed. A byte changed in the data past the claimed end changes neither verdict.
+#[test]
+fn a_superblock_claiming_fewer_blocks_leaves_a_non_zero_spare_area() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("data"), random_bytes(100 * 4096)).unwrap();
+    let salt = hex::encode(random_bytes(32));
+    let f = tool(d, "veritysetup", &["format", "data", "hash", "--salt", &salt, "--uuid", UUID]);
+    assert_eq!(f.code, 0, "{f:?}");
+    let root = root_hash_line(&f.stdout);
+    // Superblock field data_blocks (u64 LE at byte 72): 100 -> 50. One level-0 hash block either
+    // way, so the root hash is unchanged.
+    let mut hash = std::fs::read(d.join("hash")).unwrap();
+    assert_eq!(u64::from_le_bytes(hash[72..80].try_into().unwrap()), 100);
+    hash[72..80].copy_from_slice(&50u64.to_le_bytes());
+    std::fs::write(d.join("hash"), &hash).unwrap();
+    flip_byte(&d.join("data"), 70 * 4096 + 5);
+
+    let theirs = tool(d, "veritysetup", &["verify", "data", "hash", &root]);
+    assert_ne!(theirs.code, 0, "veritysetup accepts it: {theirs:?}");
+    assert!(format!("{}{}", theirs.stderr, theirs.stdout).contains("Spare area is not zeroed"), "{theirs:?}");
+    let ours = nodeimg(d, &["verity", "verify", "data", "hash", &root]);
+    // The spare area starts after 50 digests of 32 bytes, in the hash block after the superblock.
+    assert_fails(&ours, 1, &["spare area is not zeroed at position 5696", "hash block 0 of tree level 0"]);
+    let json = nodeimg(d, &["verity", "verify", "data", "hash", &root, "--json"]);
+    let v: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!((v["ok"].as_bool(), v["bad_spare_areas"].as_u64()), (Some(false), Some(1)), "{v}");
+
+    // With the superblock back at 100 blocks, the flipped data byte is caught by both.
+    hash[72..80].copy_from_slice(&100u64.to_le_bytes());
+    std::fs::write(d.join("hash"), &hash).unwrap();
+    assert_ne!(tool(d, "veritysetup", &["verify", "data", "hash", &root]).code, 0);
+    assert_fails(&nodeimg(d, &["verity", "verify", "data", "hash", &root]), 1, &["data block 70"]);
+}

@@ -333,6 +333,10 @@ fn print_verify(report: &verity::VerifyReport, json: bool, global: Global) -> Re
             "hash block {index} of tree level {level} does not match its entry {}; data blocks from {first_data_block} cannot be verified",
             if level + 1 == report.bad_hash_blocks.len() { "(the root hash)".to_owned() } else { format!("in level {}", level + 1) }
         )),
+        Corruption::Spare { level, index, offset, first_data_block } => (first_data_block, format!("{level}"), format!(
+            "spare area is not zeroed at position {offset} of the hash device (hash block {index} of tree level {level}: \
+             bytes that hold no digest must be zero)"
+        )),
     });
     if json {
         #[derive(Serialize)]
@@ -343,6 +347,7 @@ fn print_verify(report: &verity::VerifyReport, json: bool, global: Global) -> Re
             message: Option<String>,
             bad_data_blocks: u64,
             bad_hash_blocks: &'a [u64],
+            bad_spare_areas: u64,
         }
         let out = Out {
             ok: report.is_ok(),
@@ -351,14 +356,16 @@ fn print_verify(report: &verity::VerifyReport, json: bool, global: Global) -> Re
             message: first.as_ref().map(|f| f.2.clone()),
             bad_data_blocks: report.bad_data_blocks,
             bad_hash_blocks: &report.bad_hash_blocks,
+            bad_spare_areas: report.bad_spare_areas,
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else if let Some((block, _, message)) = first {
         println!("Verification failed at data block {block}: {message}.");
         println!(
-            "{} data block(s) and {} hash block(s) do not match.",
+            "{} data block(s) and {} hash block(s) do not match; {} hash block(s) have a non-zero spare area.",
             report.bad_data_blocks,
-            report.bad_hash_blocks.iter().sum::<u64>()
+            report.bad_hash_blocks.iter().sum::<u64>(),
+            report.bad_spare_areas
         );
     } else if !global.quiet {
         println!("Verification succeeded.");

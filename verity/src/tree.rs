@@ -132,6 +132,11 @@ pub enum Corruption {
     /// A hash block does not hash to its entry in the level above (or to the root hash, for
     /// the top level). Every data block it covers is unverifiable.
     Hash { level: usize, index: u64, first_data_block: u64 },
+    /// A byte of a hash block that holds no digest (a slot's padding, or the slots past the last
+    /// entry of a level) is not zero: cryptsetup's "spare area is not zeroed" (`verify_zero` in
+    /// `lib/verity/verity_hash.c`). Such bytes can carry digests of data past the blocks the
+    /// superblock claims, which the root hash then vouches for without anyone checking them.
+    Spare { level: usize, index: u64, offset: u64, first_data_block: u64 },
 }
 
 impl Corruption {
@@ -139,7 +144,7 @@ impl Corruption {
     pub fn first_data_block(&self) -> u64 {
         match *self {
             Self::Data { block } => block,
-            Self::Hash { first_data_block, .. } => first_data_block,
+            Self::Hash { first_data_block, .. } | Self::Spare { first_data_block, .. } => first_data_block,
         }
     }
 
@@ -149,6 +154,8 @@ impl Corruption {
         match *self {
             Self::Data { block } => (block, 0),
             Self::Hash { level, first_data_block, .. } => (first_data_block, -(level as i64) - 1),
+            // Before the block's own digest check: it is the more specific finding.
+            Self::Spare { level, first_data_block, .. } => (first_data_block, -(level as i64) - 2),
         }
     }
 }
@@ -162,6 +169,8 @@ pub struct VerifyReport {
     pub bad_data_blocks: u64,
     /// Hash blocks, per level (index 0 = level 0), that do not match their parent entry.
     pub bad_hash_blocks: Vec<u64>,
+    /// Hash blocks whose spare area (bytes that hold no digest) is not zero.
+    pub bad_spare_areas: u64,
 }
 
 impl VerifyReport {
@@ -173,6 +182,7 @@ impl VerifyReport {
         match c {
             Corruption::Data { .. } => self.bad_data_blocks += 1,
             Corruption::Hash { level, .. } => self.bad_hash_blocks[level] += 1,
+            Corruption::Spare { .. } => self.bad_spare_areas += 1,
         }
         if self.first.is_none_or(|f| c.key() < f.key()) {
             self.first = Some(c);
@@ -231,6 +241,9 @@ pub fn verify(
     };
     for l in (1..depth).rev() {
         for (index, block) in stored[l].chunks(hbs).enumerate() {
+            if let Some(c) = spare_corruption(&layout, l, index as u64, block) {
+                report.note(c);
+            }
             let mut d = vec![0u8; layout.digest_size];
             hasher.digest_into(block, &mut d);
             if d != parent_entry(l, index as u64) {
@@ -254,7 +267,8 @@ pub fn verify(
             .enumerate()
             .map_init(Vec::new, |buf, (k, stored_block)| {
                 let index = first + k as u64;
-                let mut found = Vec::new();
+                let mut found: Vec<Corruption> =
+                    spare_corruption(&layout, 0, index, stored_block).into_iter().collect();
                 let mut d = vec![0u8; layout.digest_size];
                 hasher.digest_into(stored_block, &mut d);
                 if d != parent_entry(0, index) {
@@ -276,6 +290,19 @@ pub fn verify(
         progress(((first + count) * layout.hashes_per_block).min(layout.data_blocks));
     }
     Ok(report)
+}
+
+/// The first non-zero byte of hash block `index` of `level` that holds no digest: each slot's
+/// padding after its digest, and every slot past the level's last entry.
+fn spare_corruption(layout: &Layout, level: usize, index: u64, block: &[u8]) -> Option<Corruption> {
+    let entries_in_level = if level == 0 { layout.data_blocks } else { layout.levels[level - 1].blocks };
+    let first_entry = index.saturating_mul(layout.hashes_per_block);
+    let used = layout.hashes_per_block.min(entries_in_level.saturating_sub(first_entry)) as usize;
+    let (ds, ss) = (layout.digest_size, layout.slot_size);
+    let pos = block.iter().enumerate().position(|(i, &b)| b != 0 && (i / ss >= used || i % ss >= ds))?;
+    let offset = layout.levels[level].offset + index * u64::from(layout.hash_block_size) + pos as u64;
+    let first_data_block = index.saturating_mul(layout.data_blocks_per_hash_block(level));
+    Some(Corruption::Spare { level, index, offset, first_data_block })
 }
 
 fn hash_corruption(layout: &Layout, level: usize, index: u64) -> Corruption {
