@@ -225,6 +225,28 @@ fn every_kind_of_tampering_fails_with_its_own_reason() {
         assert_fails(&run, 1, &[&format!("artefact {platform}/{file}")]);
     }
 
+    // The release directory's SHA256SUMS: it and its signature are checked too, and every
+    // file it names.
+    let c = fresh("sums-ok");
+    let run = verify("sums-ok", &["--pubkey", "k.pub", "--artefacts", &c.display().to_string()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let c = fresh("sums-edited");
+    let sums = fs::read_to_string(c.join("SHA256SUMS")).unwrap();
+    let first = sums.lines().next().unwrap();
+    let edited = format!("{}{}", if first.starts_with('0') { "1" } else { "0" }, &first[1..]);
+    fs::write(c.join("SHA256SUMS"), sums.replacen(first, &edited, 1)).unwrap();
+    expect(
+        "sums-edited",
+        verify("sums-edited", &["--pubkey", "k.pub", "--artefacts", &c.display().to_string()]),
+        &["SHA256SUMS: altered after it was signed"],
+    );
+    // A directory that is not one: exit 2 naming it.
+    assert_fails(
+        &verify("sums-ok", &["--pubkey", "k.pub", "--artefacts", "/nonexistent/dir"]),
+        2,
+        &["/nonexistent/dir: not a directory"],
+    );
+
     // --insecure skips the signature, says so, and still checks everything else.
     let c = fresh("insecure");
     fs::write(c.join("bundle.json.minisig"), "garbage").unwrap();

@@ -45,4 +45,4 @@ pub use bundle::{
     Tdx, SCHEMA_VERSION,
 };
 pub use hex::Hex;
-pub use verify::{extract_artefact, verify_artefacts, verify_bundle, Verified, VerifyError};
+pub use verify::{extract_artefact, verify_artefacts, verify_bundle, verify_sums, Verified, VerifyError};

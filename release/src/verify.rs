@@ -61,6 +61,9 @@ pub enum VerifyError {
     /// An artefact could not be read.
     #[error("artefact {path}: {source}")]
     ArtefactIo { path: String, source: io::Error },
+    /// The release's SHA256SUMS, or its signature, does not hold.
+    #[error("SHA256SUMS: {0}")]
+    Sums(String),
 }
 
 /// A bundle that passed [`verify_bundle`].
@@ -165,6 +168,84 @@ pub fn verify_artefacts(bundle: &Bundle, dir: &Path) -> Result<usize, VerifyErro
     Ok(bundle.artefacts.len())
 }
 
+/// The largest SHA256SUMS read (a release's has a line per file: a few hundred).
+const MAX_SUMS: u64 = 4 << 20;
+
+/// Checks a release directory's `SHA256SUMS` against its signature (`SHA256SUMS.minisig`, by
+/// `key`, with a trusted comment naming this file, the bundle's image and version and the
+/// list's sha256), against the bundle (it must list `bundle.json` with `bundle_sha256`), and
+/// against the files (each listed file must exist with that sha256; none may be listed twice or
+/// escape the directory). Returns how many files were checked.
+pub fn verify_sums(
+    dir: &Path,
+    bundle: &Bundle,
+    bundle_sha256: &[u8; 32],
+    key: &PublicKey,
+) -> Result<usize, VerifyError> {
+    let bad = |m: String| VerifyError::Sums(m);
+    let read = |name: &str| -> Result<Vec<u8>, VerifyError> {
+        let path = dir.join(name);
+        let f = File::open(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        let mut bytes = Vec::new();
+        f.take(MAX_SUMS + 1).read_to_end(&mut bytes).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        if bytes.len() as u64 > MAX_SUMS {
+            return Err(bad(format!("{}: larger than {MAX_SUMS} bytes", path.display())));
+        }
+        Ok(bytes)
+    };
+    let sums = read(crate::publish::SUMS)?;
+    let sig_text = String::from_utf8(read(crate::publish::SUMS_SIG)?)
+        .map_err(|_| bad("its signature file is not UTF-8 text".into()))?;
+    let sig = Signature::parse(&sig_text).map_err(VerifyError::MalformedSignature)?;
+    let checks = sign::check(key, sums.as_slice(), &sig, true).map_err(|e| match e {
+        sign::Error::KeyIdMismatch { signature, public_key } => VerifyError::WrongKey { signature, public_key },
+        other => VerifyError::Signature(other),
+    })?;
+    match (checks.file, checks.trusted_comment) {
+        (true, true) => {}
+        (false, _) => return Err(bad("altered after it was signed (its signature does not verify)".into())),
+        (true, false) => return Err(bad("the trusted comment of its signature was altered".into())),
+    }
+    let fields = comment_fields(&sig.trusted_comment);
+    let sums_sha = ::hex::encode(Sha256::digest(&sums));
+    for (field, expected) in [
+        ("file", crate::publish::SUMS),
+        ("name", bundle.image.name.as_str()),
+        ("version", bundle.image.version.as_str()),
+        ("sha256", sums_sha.as_str()),
+    ] {
+        let found = fields.get(field).copied().unwrap_or("<absent>");
+        if found != expected {
+            return Err(bad(format!("its signed trusted comment says {field} {found:?}, expected {expected:?}")));
+        }
+    }
+    let text = String::from_utf8(sums).map_err(|_| bad("not UTF-8 text".into()))?;
+    let mut seen = std::collections::BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        let (listed, name) = line
+            .split_once("  ")
+            .filter(|(h, _)| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| bad(format!("line {}: not `SHA256  FILE`: {:?}", n + 1, line)))?;
+        if name.split('/').any(|c| c.is_empty() || c == "." || c == "..") || !seen.insert(name) {
+            return Err(bad(format!("line {}: {name:?} is not a plain relative path listed once", n + 1)));
+        }
+        let path = dir.join(name);
+        let f = File::open(&path).map_err(|e| bad(format!("{name}: listed but {e}")))?;
+        let (_, actual) = hash(f).map_err(|e| bad(format!("{name}: {e}")))?;
+        if actual.to_string() != listed {
+            return Err(bad(format!("{name}: sha256 {actual}, SHA256SUMS says {listed}")));
+        }
+    }
+    let bundle_hex = ::hex::encode(bundle_sha256);
+    if !text.lines().any(|l| l == format!("{bundle_hex}  {}", crate::publish::BUNDLE)) {
+        return Err(bad(format!(
+            "does not list {} with the verified bundle's sha256 {bundle_hex}",
+            crate::publish::BUNDLE
+        )));
+    }
+    Ok(seen.len())
+}
+
 /// Writes artefact `path` of the release directory `dir` (stored as `<path>.zst`, or plain) to
 /// `dest`, uncompressed, reading at most the bundle's declared size plus one byte (a
 /// decompression bomb stops there).
@@ -203,6 +284,58 @@ pub fn hash(mut r: impl Read) -> io::Result<(u64, Hex)> {
         size += n as u64;
     }
     Ok((size, Hex(h.finalize().to_vec())))
+}
+
+#[cfg(test)]
+mod sums_tests {
+    use super::*;
+    use sign::SecretKey;
+
+    /// A release-like directory: bundle.json, a package listed only in SHA256SUMS, and the
+    /// signed list. Each edit is caught with its own reason.
+    #[test]
+    fn sha256sums_and_what_it_lists() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        let bundle = crate::bundle::tests::sample();
+        let text = bundle.to_canonical_json().unwrap();
+        std::fs::write(d.join("bundle.json"), &text).unwrap();
+        std::fs::create_dir_all(d.join("packages")).unwrap();
+        std::fs::write(d.join("packages/a_1_all.deb"), b"deb").unwrap();
+        let key = SecretKey::from_seed(KeyId(*b"sumstest"), &[7; 32]);
+        let write_sums = |sums: &str, comment_name: &str| {
+            std::fs::write(d.join("SHA256SUMS"), sums).unwrap();
+            let comment = format!(
+                "file:SHA256SUMS\tname:{comment_name}\tversion:{}\tsha256:{}",
+                bundle.image.version,
+                ::hex::encode(Sha256::digest(sums.as_bytes()))
+            );
+            let sig = sign::sign(&key, sums.as_bytes(), &comment, "test").unwrap();
+            std::fs::write(d.join("SHA256SUMS.minisig"), sig.to_file()).unwrap();
+        };
+        let sha = |b: &[u8]| ::hex::encode(Sha256::digest(b));
+        let good = format!("{}  bundle.json\n{}  packages/a_1_all.deb\n", sha(text.as_bytes()), sha(b"deb"));
+        let bundle_sha: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        let check = || verify_sums(d, &bundle, &bundle_sha, &key.public_key()).map_err(|e| e.to_string());
+        write_sums(&good, &bundle.image.name);
+        assert_eq!(check(), Ok(2));
+
+        std::fs::write(d.join("packages/a_1_all.deb"), b"deb!").unwrap();
+        assert!(check().unwrap_err().contains("packages/a_1_all.deb: sha256"), "{:?}", check());
+        std::fs::write(d.join("packages/a_1_all.deb"), b"deb").unwrap();
+
+        std::fs::write(d.join("SHA256SUMS"), good.replace("bundle.json", "bundle.jsoN")).unwrap();
+        assert!(check().unwrap_err().contains("altered after it was signed"), "{:?}", check());
+
+        write_sums(&good, "another-image");
+        assert!(check().unwrap_err().contains("name \"another-image\""), "{:?}", check());
+
+        write_sums(&format!("{}  packages/a_1_all.deb\n", sha(b"deb")), &bundle.image.name);
+        assert!(check().unwrap_err().contains("does not list bundle.json"), "{:?}", check());
+
+        write_sums(&format!("{good}{}  ../escape\n", sha(b"x")), &bundle.image.name);
+        assert!(check().unwrap_err().contains("not a plain relative path"), "{:?}", check());
+    }
 }
 
 #[cfg(test)]

@@ -87,7 +87,9 @@ pub struct VerifyArgs {
     /// The signature (default: BUNDLE.minisig).
     #[arg(long, value_name = "SIG")]
     sig: Option<PathBuf>,
-    /// Also check every artefact in DIR (as extracted from the release: PATH or PATH.zst).
+    /// Also check every artefact in DIR (a release directory, or one extracted from it: PATH
+    /// or PATH.zst); when DIR holds SHA256SUMS (a release directory), also that list, its
+    /// signature by the same key, and every file it names.
     #[arg(long, value_name = "DIR")]
     artefacts: Option<PathBuf>,
     /// Refuse bundles older than this version (rollback protection).
@@ -388,10 +390,21 @@ fn verify(a: VerifyArgs, global: Global) -> Result<Outcome> {
             None
         }
     };
+    if let Some(dir) = &a.artefacts {
+        if !dir.is_dir() {
+            bail!("--artefacts {}: not a directory", dir.display());
+        }
+    }
     let result = release::verify_bundle(&bytes, signed.as_ref().map(|(k, s)| (k, s.as_str())), min_version.as_ref())
         .and_then(|v| {
             let n = match &a.artefacts {
-                Some(dir) => Some(release::verify_artefacts(&v.bundle, dir)?),
+                Some(dir) => {
+                    let n = release::verify_artefacts(&v.bundle, dir)?;
+                    if let (Some((key, _)), true) = (&signed, dir.join(publish::SUMS).exists()) {
+                        release::verify_sums(dir, &v.bundle, &v.sha256, key)?;
+                    }
+                    Some(n)
+                }
                 None => None,
             };
             Ok((v, n))
