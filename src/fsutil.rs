@@ -125,14 +125,60 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
 /// Reads a whole file of at most `limit` bytes; a larger one (or `/dev/zero`) is refused after
 /// reading `limit + 1` bytes, never read to its end.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    read_input(path, limit, "this kind of file")
+}
+
+/// Inputs up to this size may come from a pipe or a device (read up to the limit); larger kinds
+/// (kernels, initrds, UKIs, files to sign) must be regular files, whose size is known before
+/// anything is read.
+const STREAMED_LIMIT: u64 = 16 << 20;
+
+/// Common limits, by kind of input.
+pub mod limits {
+    /// A minisign key, signature or password file.
+    pub const KEY: u64 = 64 << 10;
+    /// An SEV-SNP report (1184 bytes) or a TDX quote (a few KiB with its certification data).
+    pub const EVIDENCE: u64 = 1 << 20;
+    /// A JSON file of PCR values, `build.json`, an observed-PCRs file.
+    pub const SMALL_JSON: u64 = 1 << 20;
+    /// A bundle or a package lock.
+    pub const BUNDLE: u64 = 16 << 20;
+    /// A measured-boot event log (real ones are tens of KiB; a 22k-event log is a few MiB).
+    pub const EVENTLOG: u64 = 16 << 20;
+    /// A kernel, initrd, stub, UKI or file to sign: read whole, from a regular file only.
+    pub const IMAGE: u64 = 4 << 30;
+}
+
+/// Reads the input `path` (`what` names its kind in errors), refusing more than `limit` bytes:
+/// a regular file by its size, before reading; a pipe or device (`/dev/stdin`, `<(…)`) after
+/// `limit + 1` bytes, and only for kinds small enough to stream (`/dev/zero` as a kernel is
+/// refused at once).
+pub fn read_input(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
-    let f = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let ctx = || format!("reading {} ({what})", path.display());
+    let f = File::open(path).with_context(ctx)?;
+    let meta = f.metadata().with_context(ctx)?;
+    if meta.is_dir() {
+        anyhow::bail!("{} is a directory, not {what}", path.display());
+    }
+    if meta.is_file() && meta.len() > limit {
+        anyhow::bail!("{} is {} bytes, too large for {what} (limit {limit})", path.display(), meta.len());
+    }
+    if !meta.is_file() && limit > STREAMED_LIMIT {
+        anyhow::bail!("{} is not a regular file ({what} is read from a file)", path.display());
+    }
     let mut bytes = Vec::new();
-    f.take(limit + 1).read_to_end(&mut bytes).with_context(|| format!("reading {}", path.display()))?;
+    f.take(limit + 1).read_to_end(&mut bytes).with_context(ctx)?;
     if bytes.len() as u64 > limit {
-        anyhow::bail!("{}: larger than {limit} bytes; not a file of this kind", path.display());
+        anyhow::bail!("{}: more than {limit} bytes, too large for {what}", path.display());
     }
     Ok(bytes)
+}
+
+/// [`read_input`] as UTF-8 text.
+pub fn read_input_text(path: &Path, limit: u64, what: &str) -> Result<String> {
+    String::from_utf8(read_input(path, limit, what)?)
+        .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({what}): {e}", path.display()))
 }
 
 #[cfg(test)]

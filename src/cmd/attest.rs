@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -140,7 +139,7 @@ fn pcr_values(banks: BTreeMap<String, BTreeMap<String, String>>, what: &str) -> 
 
 fn read_pcrs_file(path: &Path) -> Result<(PcrValues, Vec<String>)> {
     let what = path.display().to_string();
-    let bytes = fs::read(path).with_context(|| format!("reading {what}"))?;
+    let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::SMALL_JSON, "a JSON file of PCR values")?;
     let mut v: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| format!("{what}: not JSON"))?;
     if let Some(banks) = v.get_mut("banks") {
         v = banks.take();
@@ -152,12 +151,12 @@ fn read_pcrs_file(path: &Path) -> Result<(PcrValues, Vec<String>)> {
 }
 
 fn read_snp(path: &Path) -> Result<SnpReport> {
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::EVIDENCE, "an SEV-SNP report")?;
     snp_report::parse(&bytes).with_context(|| format!("{}: not an SEV-SNP attestation report", path.display()))
 }
 
 fn read_tdx(path: &Path) -> Result<TdxQuote> {
-    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::EVIDENCE, "a TDX quote")?;
     tdx_quote::parse(&bytes).with_context(|| format!("{}: not a TDX quote", path.display()))
 }
 
@@ -192,7 +191,7 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     let tdx = a.tdx_quote.as_deref().map(read_tdx).transpose()?;
 
     let min_version = super::release::parse_min_version(a.min_version.as_deref())?;
-    let bytes = fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
+    let bytes = crate::fsutil::read_input(&a.bundle, crate::fsutil::limits::BUNDLE, "a bundle")?;
     let key = read_public_key(&a.pubkey)?;
     let sig = read_signature(&a.bundle, a.sig.as_deref())?;
     let bundle_name = a.bundle.display().to_string();

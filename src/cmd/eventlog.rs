@@ -76,7 +76,7 @@ pub fn run(cmd: Command, _global: Global) -> Result<Outcome> {
 }
 
 pub(crate) fn load(path: &Path, format: FormatArg) -> Result<EventLog> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::EVENTLOG, "an event log")?;
     let log = match format {
         FormatArg::Auto => eventlog::parse(&bytes),
         FormatArg::Tcg => eventlog::parse_as(&bytes, LogFormat::TcgCryptoAgile),

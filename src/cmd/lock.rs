@@ -1,6 +1,6 @@
 //! `nodeimg lock`: refresh `mkosi-profiles/packages.lock` from what the archive serves today.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use builder::build::LOCK_FILE;
 use builder::Lock;
 use clap::Args;
@@ -46,7 +46,11 @@ struct Dropped {
 pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
     let profiles_dir = args.loc.profiles_dir()?;
     let path = profiles_dir.join(LOCK_FILE);
-    let old = match std::fs::read_to_string(&path) {
+    let text = match path.exists() {
+        true => Ok(crate::fsutil::read_input_text(&path, crate::fsutil::limits::BUNDLE, "a package lock")?),
+        false => Err(()),
+    };
+    let old = match text {
         Ok(text) => match Lock::parse(&text, &path) {
             Ok(l) => l,
             // A version-1 lock (no sha256, no tools tree) is rewritten whole.
@@ -56,8 +60,7 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
             }
             Err(e) => return Err(e.into()),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Lock::default(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        Err(()) => Lock::default(),
     };
     install_interrupt_handler();
     let mut progress = Progress::new(global);

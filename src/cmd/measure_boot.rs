@@ -124,12 +124,7 @@ const DISK_HEAD: u64 = 1 << 20;
 const MAX_UKI: u64 = 1 << 30;
 
 fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
-    let ctx = || format!("reading {} ({what})", path.display());
-    let len = std::fs::metadata(path).with_context(ctx)?.len();
-    if len > limit {
-        bail!("{} is {len} bytes, too large for {what} (limit {limit})", path.display());
-    }
-    std::fs::read(path).with_context(ctx)
+    crate::fsutil::read_input(path, limit, what)
 }
 
 fn read_sidecars(dir: &Path) -> Result<Vec<SidecarFile>> {
@@ -141,7 +136,7 @@ fn read_sidecars(dir: &Path) -> Result<Vec<SidecarFile>> {
             continue;
         }
         let Ok(name) = entry.file_name().into_string() else { continue };
-        let data = std::fs::read(entry.path()).with_context(|| format!("reading {}", entry.path().display()))?;
+        let data = crate::fsutil::read_input(&entry.path(), crate::fsutil::limits::IMAGE, "a file beside the UKI")?;
         out.push(SidecarFile { name, data });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -313,7 +308,7 @@ pub fn run_pcrs(a: PcrsArgs, global: Global) -> Result<Outcome> {
     }
     let mut outcome = Outcome::Ok;
     if let Some(log_path) = &a.check_eventlog {
-        let bytes = std::fs::read(log_path).with_context(|| format!("reading {}", log_path.display()))?;
+        let bytes = crate::fsutil::read_input(log_path, crate::fsutil::limits::EVENTLOG, "an event log")?;
         let actual = eventlog::parse(&bytes).with_context(|| format!("parsing {}", log_path.display()))?;
         let d = p.diff(&actual).with_context(|| format!("comparing with {}", log_path.display()))?;
         if d.is_empty() {

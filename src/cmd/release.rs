@@ -186,7 +186,11 @@ fn parse_observed(specs: &[String]) -> Result<BTreeMap<String, ObservedPcrs>> {
     for spec in specs {
         let (platform, file) =
             spec.split_once('=').with_context(|| format!("--observed {spec:?}: expected PLATFORM=FILE"))?;
-        let bytes = fs::read(file).with_context(|| format!("reading {file}"))?;
+        let bytes = crate::fsutil::read_input(
+            Path::new(file),
+            crate::fsutil::limits::SMALL_JSON,
+            "a JSON file of observed PCR values",
+        )?;
         let pcrs: ObservedPcrs = serde_json::from_slice(&bytes)
             .with_context(|| format!("{file}: expected {{\"sha256\": {{\"<pcr>\": \"<lowercase hex>\", …}}, …}}"))?;
         if out.insert(platform.to_owned(), pcrs).is_some() {
@@ -326,7 +330,7 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
 /// provenance (the lock's sha256 and, when recorded, the profile tree's content hash).
 pub(crate) fn lock_of_build(prov: &release::bundle::Provenance, profiles_dir: &Path) -> Result<builder::Lock> {
     let path = profiles_dir.join(builder::build::LOCK_FILE);
-    let text = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::fsutil::read_input(&path, crate::fsutil::limits::BUNDLE, "a package lock")?;
     let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&text));
     if sha != prov.package_lock_sha256.to_string() {
         bail!(
@@ -376,7 +380,7 @@ pub(crate) fn parse_min_version(v: Option<&str>) -> Result<Option<semver::Versio
 
 fn verify(a: VerifyArgs, global: Global) -> Result<Outcome> {
     let min_version = parse_min_version(a.min_version.as_deref())?;
-    let bytes = fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
+    let bytes = crate::fsutil::read_input(&a.bundle, crate::fsutil::limits::BUNDLE, "a bundle")?;
     let signed = match &a.pubkey {
         Some(pk) if !a.insecure => {
             let key = read_public_key(pk)?;
@@ -472,7 +476,7 @@ fn verify(a: VerifyArgs, global: Global) -> Result<Outcome> {
 }
 
 fn export_cmd(a: ExportArgs) -> Result<Outcome> {
-    let bytes = fs::read(&a.bundle).with_context(|| format!("reading {}", a.bundle.display()))?;
+    let bytes = crate::fsutil::read_input(&a.bundle, crate::fsutil::limits::BUNDLE, "a bundle")?;
     let bundle = Bundle::parse(&bytes).with_context(|| a.bundle.display().to_string())?;
     let opts = export::Options { platform: a.platform.clone(), pcr11_phase: a.pcr11_phase.clone() };
     let text = match a.format {

@@ -1,7 +1,7 @@
 //! `nodeimg keygen | sign | verify-signature`: minisign keys and signatures, interoperable with
 //! the `minisign` CLI both ways.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -102,14 +102,13 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 /// The signature file of `file`: `sig` if given, else `FILE.minisig` beside it, read as text.
 pub(crate) fn read_signature(file: &Path, sig: Option<&Path>) -> Result<String> {
     let path = sig.map_or_else(|| with_suffix(file, ".minisig"), Path::to_path_buf);
-    fs::read_to_string(&path).with_context(|| format!("reading the signature {}", path.display()))
+    crate::fsutil::read_input_text(&path, crate::fsutil::limits::KEY, "a minisign signature")
 }
 
 /// Reads a password as [`PasswordArgs`] says; `confirm` asks twice on a terminal.
 pub fn read_password(args: &PasswordArgs, confirm: bool) -> Result<Zeroizing<Vec<u8>>> {
     let line = if let Some(file) = &args.password_file {
-        let text =
-            Zeroizing::new(fs::read(file).with_context(|| format!("reading the password file {}", file.display()))?);
+        let text = Zeroizing::new(crate::fsutil::read_input(file, crate::fsutil::limits::KEY, "a password file")?);
         let end = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
         Zeroizing::new(text[..end].to_vec())
     } else if io::stdin().is_terminal() {
@@ -140,7 +139,7 @@ pub fn read_password(args: &PasswordArgs, confirm: bool) -> Result<Zeroizing<Vec
 /// Opens a secret key file, asking for its password if it is encrypted.
 pub fn open_secret_key(path: &Path, password: &PasswordArgs) -> Result<SecretKey> {
     let text =
-        Zeroizing::new(fs::read_to_string(path).with_context(|| format!("reading the secret key {}", path.display()))?);
+        Zeroizing::new(crate::fsutil::read_input_text(path, crate::fsutil::limits::KEY, "a minisign secret key")?);
     let file = SecretKeyFile::parse(&text).with_context(|| path.display().to_string())?;
     let password = if file.is_encrypted() { Some(read_password(password, false)?) } else { None };
     file.decrypt(password.as_ref().map(|p| p.as_slice())).with_context(|| path.display().to_string())
@@ -148,7 +147,7 @@ pub fn open_secret_key(path: &Path, password: &PasswordArgs) -> Result<SecretKey
 
 /// Reads a public key file.
 pub fn read_public_key(path: &Path) -> Result<PublicKey> {
-    let text = fs::read_to_string(path).with_context(|| format!("reading the public key {}", path.display()))?;
+    let text = crate::fsutil::read_input_text(path, crate::fsutil::limits::KEY, "a minisign public key")?;
     PublicKey::parse(&text).with_context(|| path.display().to_string())
 }
 
@@ -222,7 +221,7 @@ pub fn comment_for(file: &Path) -> Result<String> {
         release::verify::hash(File::open(file).with_context(|| format!("opening {}", file.display()))?)
             .with_context(|| format!("reading {}", file.display()))?;
     if size <= 64 << 20 {
-        let bytes = fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let bytes = crate::fsutil::read_input(file, crate::fsutil::limits::IMAGE, "a file to sign or verify")?;
         if let Ok(bundle) = Bundle::parse(&bytes) {
             return Ok(release::trusted_comment(&bundle.image, &bytes));
         }

@@ -96,7 +96,7 @@ pub fn run(cmd: Command, _global: Global) -> Result<Outcome> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    crate::fsutil::read_input(path, crate::fsutil::limits::IMAGE, "a UKI input")
 }
 
 /// ukify's `TEXT|@FILE`: the file's bytes (even if empty), the text, or nothing for an empty
@@ -167,6 +167,8 @@ fn build(a: &BuildArgs) -> Result<()> {
         BuildError::Kernel(e) => anyhow!("{}: {e}", a.linux.display()),
         e => anyhow!("building a UKI from {} and {}: {e}", a.stub.display(), a.linux.display()),
     })?;
+    // The builder takes placeholder kernels as ukify does; a UKI to boot needs a real one.
+    uki::check_kernel(&linux).map_err(|e| anyhow!("--linux {}: {e}", a.linux.display()))?;
     write_atomic(&a.output, &image)
 }
 

@@ -60,6 +60,10 @@ pub enum BuildError {
     /// The kernel is compressed; ukify would decompress it.
     #[error("the kernel is {0}-compressed; UEFI cannot load it: pass the decompressed image")]
     CompressedKernel(&'static str),
+    /// The kernel is not a PE/COFF image at all (empty, or no `MZ` header): systemd-stub can
+    /// only start a kernel built with CONFIG_EFI_STUB.
+    #[error("the kernel is not a PE/COFF image ({0}): systemd-stub starts only a kernel built with CONFIG_EFI_STUB")]
+    NotPeKernel(&'static str),
     /// FileAlignment or SectionAlignment is not a power of two (or FileAlignment is over 64 KiB).
     #[error("the image's {what} {value:#x} is not a power of two (FileAlignment: up to 0x10000)")]
     BadAlignment { what: &'static str, value: u64 },
@@ -309,6 +313,17 @@ fn parse_kernel(linux: &[u8]) -> Result<Option<Pe<'_>>, BuildError> {
     match MAGICS.iter().find(|(magic, _)| linux.starts_with(magic)) {
         Some((_, name)) => Err(BuildError::CompressedKernel(name)),
         None => Ok(None),
+    }
+}
+
+/// Checks that `linux` is a bootable kernel image for a UKI: a valid PE/COFF image (an EFI-stub
+/// kernel), not compressed. [`UkiBuilder`] itself accepts placeholder bytes as ukify does (its
+/// tests build UKIs of placeholder files); a tool that builds real images checks first.
+pub fn check_kernel(linux: &[u8]) -> Result<(), BuildError> {
+    match parse_kernel(linux)? {
+        Some(_) => Ok(()),
+        None if linux.is_empty() => Err(BuildError::NotPeKernel("the file is empty")),
+        None => Err(BuildError::NotPeKernel("no MZ header")),
     }
 }
 
@@ -762,5 +777,8 @@ mod tests {
         assert_eq!(parse_kernel(b"\x1f\x8b\x08\0").unwrap_err(), BuildError::CompressedKernel("gzip"));
         assert_eq!(parse_kernel(b"MZ\0\0zimg").unwrap_err(), BuildError::CompressedKernel("zboot"));
         assert!(parse_kernel(b"HALLO\n").unwrap().is_none(), "placeholder bytes are accepted like ukify");
+        assert_eq!(check_kernel(b"HALLO\n").unwrap_err(), BuildError::NotPeKernel("no MZ header"));
+        assert_eq!(check_kernel(b"").unwrap_err(), BuildError::NotPeKernel("the file is empty"));
+        assert_eq!(check_kernel(b"\x1f\x8b\x08\0").unwrap_err(), BuildError::CompressedKernel("gzip"));
     }
 }

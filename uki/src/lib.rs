@@ -29,7 +29,7 @@ pub mod hash;
 pub mod pe;
 pub mod uki;
 
-pub use build::{kernel_release, normalize_cmdline, set_cmdline, BuildError, UkiBuilder, DEFAULT_SBAT};
+pub use build::{check_kernel, kernel_release, normalize_cmdline, set_cmdline, BuildError, UkiBuilder, DEFAULT_SBAT};
 pub use hash::{digest_all, HashAlg, HashInput};
 pub use pe::{Pe, PeError, Section};
 pub use uki::{loader_info, stub_version, MeasuredSection, Uki, UkiError, UNIFIED_SECTIONS};
