@@ -467,7 +467,9 @@ fn read_keyring(path: Option<&Path>) -> Result<Option<Vec<u8>>, Error> {
 }
 
 /// The key of the caches a build may reuse: everything that decides which packages go into the
-/// image, its initrd and the tools tree, and how mkosi assembles them.
+/// image, its initrd and the tools tree, and how mkosi assembles them. A package archive's path
+/// is not part of it: its content is exactly the lock's `.deb`s (checked before mkosi runs), so
+/// two archives of one lock are one source.
 fn cache_key(
     lock: &Lock,
     source: &PackageSource,
@@ -480,7 +482,6 @@ fn cache_key(
         "nodeimg-cache-v1".as_bytes(),
         lock.to_text().as_bytes(),
         serde_json::to_string(&source.record()).expect("serialises").as_bytes(),
-        source.archive_dir().map(|d| d.as_os_str().as_encoded_bytes()).unwrap_or_default(),
         &Sha256::digest(keyring.unwrap_or_default()),
         tree_sha256.as_bytes(),
         overlays.join(",").as_bytes(),
