@@ -26,10 +26,15 @@ const KEYNUM_SK_LEN: usize = 8 + 64 + 32;
 const SECRET_KEY_LEN: usize = 2 + 2 + 2 + 32 + 8 + 8 + KEYNUM_SK_LEN;
 /// Length of the public key structure (minisign.h `PubkeyStruct`).
 const PUBLIC_KEY_LEN: usize = 2 + 8 + 32;
-/// The most memory a key file may make us spend on scrypt.
-const MAX_KDF_MEMORY: u64 = 4 << 30;
-/// libsodium's `crypto_pwhash_scryptsalsa208sha256_OPSLIMIT_MAX`.
-const MAX_OPSLIMIT: u64 = 0xffff_ffff;
+/// The most a key file may make us spend on scrypt, checked before the KDF runs: minisign's
+/// own keys use libsodium's "sensitive" limits (opslimit 2^25, memlimit 1 GiB: N = 2^20, r = 8,
+/// p = 1), the most any minisign key asks for. A key file is input like any other, so larger
+/// limits — up to libsodium's 0xffffffff opslimit, hours of work or gigabytes — are refused.
+const MAX_OPSLIMIT: u64 = 33_554_432;
+/// See [`MAX_OPSLIMIT`]: memlimit, and each of scrypt's two buffers (N·r·128 and p·r·128 bytes).
+const MAX_KDF_MEMORY: u64 = 1 << 30;
+/// See [`MAX_OPSLIMIT`]: scrypt's total work N·r·p (2^23 for the sensitive limits).
+const MAX_KDF_WORK: u64 = 1 << 23;
 
 /// A minisign public key: what a verifier needs.
 #[derive(Clone, PartialEq, Eq)]
@@ -126,7 +131,10 @@ impl KdfParams {
     pub fn scrypt(&self) -> Result<(u8, u32, u32), Error> {
         let bad = |why| Error::KdfParams { opslimit: self.opslimit, memlimit: self.memlimit, why };
         if self.opslimit > MAX_OPSLIMIT {
-            return Err(bad("opslimit is above libsodium's maximum"));
+            return Err(bad("opslimit is above 33554432, the most a minisign key uses"));
+        }
+        if self.memlimit > MAX_KDF_MEMORY {
+            return Err(bad("memlimit is above 1 GiB, the most a minisign key uses"));
         }
         let opslimit = self.opslimit.max(32_768);
         let r: u64 = 8;
@@ -139,8 +147,12 @@ impl KdfParams {
             let max_rp = ((opslimit / 4) >> log_n).min(0x3fff_ffff);
             (log_n, max_rp / r)
         };
-        if (1u64 << log_n).saturating_mul(r * 128) > MAX_KDF_MEMORY {
-            return Err(bad("it would need more than 4 GiB of memory"));
+        let p = p.max(1);
+        if (1u64 << log_n).saturating_mul(r * 128) > MAX_KDF_MEMORY || p.saturating_mul(r * 128) > MAX_KDF_MEMORY {
+            return Err(bad("scrypt would need more than 1 GiB of memory"));
+        }
+        if (1u64 << log_n).saturating_mul(r).saturating_mul(p) > MAX_KDF_WORK {
+            return Err(bad("scrypt's work N*r*p would be above 2^23, the most a minisign key asks for"));
         }
         let p = u32::try_from(p).map_err(|_| bad("p is too large"))?;
         Ok((log_n, r as u32, p.max(1)))
@@ -347,7 +359,7 @@ mod tests {
             (33_554_432, 1_073_741_824, (20, 8, 1)),
             (524_288, 16_777_216, (14, 8, 1)),
             (32_768, 1 << 30, (10, 8, 1)),
-            (1 << 28, 1 << 24, (14, 8, 512)),
+            (1 << 25, 1 << 24, (14, 8, 64)),
             (1, 1 << 20, (10, 8, 1)),
         ] {
             let p = KdfParams { opslimit: ops, memlimit: mem };
@@ -357,10 +369,27 @@ mod tests {
 
     #[test]
     fn hostile_kdf_params_are_refused() {
-        for (ops, mem) in [(u64::MAX, 1 << 20), (1 << 32, 1 << 40), (1 << 31, 1 << 40)] {
+        for (ops, mem, why) in [
+            (u64::MAX, 1 << 20, "opslimit is above 33554432"),
+            (0xffff_ffff, 1 << 30, "opslimit is above 33554432"),
+            (1 << 25, 4 << 30, "memlimit is above 1 GiB"),
+            (1 << 32, 1 << 40, "opslimit is above"),
+        ] {
             let p = KdfParams { opslimit: ops, memlimit: mem };
-            assert!(matches!(p.scrypt(), Err(Error::KdfParams { .. })), "opslimit {ops}, memlimit {mem}");
+            let err = p.scrypt().unwrap_err();
+            assert!(matches!(err, Error::KdfParams { .. }), "opslimit {ops}, memlimit {mem}");
+            assert!(err.to_string().contains(why), "{err}");
         }
+        // The refusal comes before any work: a key file with such limits fails to parse, and
+        // parsing never runs the KDF (only decrypting does).
+        let mut file = key().to_file(Some(b"pw"), KdfParams::INTERACTIVE).unwrap();
+        let raw_b64 = file.lines().nth(1).unwrap().to_owned();
+        let mut raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &raw_b64).unwrap();
+        raw[38..46].copy_from_slice(&0xffff_ffffu64.to_le_bytes());
+        let evil = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &raw);
+        file = file.replace(&raw_b64, &evil);
+        let err = SecretKeyFile::parse(&file).unwrap_err();
+        assert!(err.to_string().contains("opslimit is above"), "{err}");
     }
 
     #[test]
