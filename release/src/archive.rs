@@ -52,6 +52,9 @@ pub enum ArchiveError {
     /// A file changed size while it was archived.
     #[error("{path}: changed size while being archived")]
     Changed { path: PathBuf },
+    /// A header value does not fit its octal field (a time stamp past 2242, say).
+    #[error("{path}: {field} {value} does not fit the {digits}-digit octal field of a ustar header")]
+    FieldOverflow { path: String, field: &'static str, value: u64, digits: usize },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ArchiveError + '_ {
@@ -82,16 +85,24 @@ impl<W: Write> TarWriter<W> {
         let mut h = [0u8; BLOCK];
         let (prefix, name) = split_name(path).ok_or_else(|| ArchiveError::NameTooLong { path: path.into() })?;
         h[..name.len()].copy_from_slice(name.as_bytes());
-        octal(&mut h[100..108], u64::from(mode));
-        octal(&mut h[108..116], 0);
-        octal(&mut h[116..124], 0);
-        octal(&mut h[124..136], size);
-        octal(&mut h[136..148], self.mtime);
+        let mut field = |range: std::ops::Range<usize>, name: &'static str, value: u64| {
+            octal(&mut h[range], value).map_err(|digits| ArchiveError::FieldOverflow {
+                path: path.into(),
+                field: name,
+                value,
+                digits,
+            })
+        };
+        field(100..108, "mode", u64::from(mode))?;
+        field(108..116, "uid", 0)?;
+        field(116..124, "gid", 0)?;
+        field(124..136, "size", size)?;
+        field(136..148, "mtime", self.mtime)?;
+        field(329..337, "devmajor", 0)?;
+        field(337..345, "devminor", 0)?;
         h[156] = typeflag;
         h[257..263].copy_from_slice(b"ustar\0");
         h[263..265].copy_from_slice(b"00");
-        octal(&mut h[329..337], 0);
-        octal(&mut h[337..345], 0);
         h[345..345 + prefix.len()].copy_from_slice(prefix.as_bytes());
         // The checksum is computed with its own field as eight spaces, then written as six
         // octal digits, NUL, space.
@@ -148,12 +159,17 @@ fn split_name(path: &str) -> Option<(&str, &str)> {
         .find(|(p, n)| !p.is_empty() && n.len() <= 100)
 }
 
-/// Writes `value` as zero-padded octal followed by a NUL, filling `field`.
-fn octal(field: &mut [u8], value: u64) {
+/// Writes `value` as zero-padded octal followed by a NUL, filling `field`; a value with more
+/// digits than the field holds is refused (`Err(digits)`), never cut to its low digits.
+fn octal(field: &mut [u8], value: u64) -> Result<(), usize> {
     let digits = field.len() - 1;
     let text = format!("{value:0digits$o}");
-    field[..digits].copy_from_slice(&text.as_bytes()[text.len() - digits..]);
+    if text.len() > digits {
+        return Err(digits);
+    }
+    field[..digits].copy_from_slice(text.as_bytes());
     field[digits] = 0;
+    Ok(())
 }
 
 /// Archives the tree at `root` under the name `top` (a directory entry `top/`, then its
@@ -220,11 +236,22 @@ mod tests {
     #[test]
     fn octal_fields() {
         let mut f = [0xffu8; 8];
-        octal(&mut f, 0o644);
+        octal(&mut f, 0o644).unwrap();
         assert_eq!(&f, b"0000644\0");
         let mut f = [0u8; 12];
-        octal(&mut f, 1_700_000_000);
+        octal(&mut f, 1_700_000_000).unwrap();
         assert_eq!(&f, b"14524770400\0");
+        // 8^11 seconds (the year 2242) no longer fits: refused, not truncated.
+        assert_eq!(octal(&mut f, 8u64.pow(11)), Err(11));
+        octal(&mut f, 8u64.pow(11) - 1).unwrap();
+        assert_eq!(&f, b"77777777777\0");
+    }
+
+    #[test]
+    fn an_mtime_past_the_field_is_refused() {
+        let mut tar = TarWriter::new(Vec::new(), 8u64.pow(11));
+        let err = tar.directory("x").unwrap_err().to_string();
+        assert!(err.contains("mtime 8589934592 does not fit the 11-digit octal field"), "{err}");
     }
 
     #[test]

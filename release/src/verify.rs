@@ -149,8 +149,9 @@ pub fn verify_artefacts(bundle: &Bundle, dir: &Path) -> Result<usize, VerifyErro
         let (size, sha256) = if plain.is_file() {
             hash(File::open(&plain).map_err(io_err)?).map_err(io_err)?
         } else if compressed.is_file() {
+            // At most the declared size plus one byte: a decompression bomb stops there.
             let decoder = zstd::Decoder::new(File::open(&compressed).map_err(io_err)?).map_err(io_err)?;
-            hash(decoder).map_err(io_err)?
+            hash(decoder.take(want.size + 1)).map_err(io_err)?
         } else {
             return Err(VerifyError::ArtefactMissing { path: path.clone() });
         };
@@ -284,6 +285,29 @@ pub fn hash(mut r: impl Read) -> io::Result<(u64, Hex)> {
         size += n as u64;
     }
     Ok((size, Hex(h.finalize().to_vec())))
+}
+
+#[cfg(test)]
+mod bomb_tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// 64 MiB of zeros compress to a few KiB; declared as 10 bytes, the check stops reading at
+    /// 11 and names the size.
+    #[test]
+    fn a_zstd_bomb_stops_at_the_declared_size() {
+        let t = tempfile::tempdir().unwrap();
+        let mut bundle = crate::bundle::tests::sample();
+        let zeros = vec![0u8; 64 << 20];
+        let packed = zstd::encode_all(zeros.as_slice(), 19).unwrap();
+        assert!(packed.len() < 64 << 10);
+        std::fs::create_dir_all(t.path().join("p")).unwrap();
+        std::fs::write(t.path().join("p/a.raw.zst"), packed).unwrap();
+        bundle.artefacts =
+            BTreeMap::from([("p/a.raw".to_owned(), crate::bundle::Artefact { size: 10, sha256: Hex(vec![0; 32]) })]);
+        let err = verify_artefacts(&bundle, t.path()).unwrap_err();
+        assert!(matches!(err, VerifyError::ArtefactSize { expected: 10, actual: 11, .. }), "{err}");
+    }
 }
 
 #[cfg(test)]
