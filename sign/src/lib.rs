@@ -40,7 +40,7 @@ mod key;
 mod signature;
 
 pub use key::{KdfParams, PublicKey, SecretKey, SecretKeyFile};
-pub use signature::{check, sign, verify, Algorithm, Checks, Signature};
+pub use signature::{check, sign, sign_prehash, verify, Algorithm, Checks, Prehasher, Signature};
 
 /// Everything that can be wrong with a key, a signature, or a password.
 ///

@@ -121,6 +121,26 @@ fn prehash(mut message: impl Read) -> io::Result<[u8; 64]> {
     }
 }
 
+/// The prehash of a message fed in pieces, for a caller that reads the message once and hashes
+/// it otherwise too (so the sha256 it puts in the trusted comment is of the very bytes signed).
+#[derive(Debug, Clone, Default)]
+pub struct Prehasher(Blake2b512);
+
+impl Prehasher {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// BLAKE2b-512 of everything fed.
+    pub fn finalize(self) -> [u8; 64] {
+        self.0.finalize().into()
+    }
+}
+
 /// Signs `message` (prehashed, as minisign does by default) with `trusted_comment` bound to it.
 ///
 /// Ed25519 is deterministic: the same key, message and comments give the same signature file.
@@ -133,12 +153,24 @@ pub fn sign(
     check_comment("untrusted comment", 1, untrusted_comment, COMMENT_PREFIX, COMMENT_MAX_BYTES)?;
     check_comment("trusted comment", 1, trusted_comment, TRUSTED_COMMENT_PREFIX, TRUSTED_COMMENT_MAX_BYTES)?;
     let digest = prehash(message)?;
+    sign_prehash(key, &digest, trusted_comment, untrusted_comment)
+}
+
+/// [`sign`] for a message whose prehash ([`Prehasher`]) the caller computed.
+pub fn sign_prehash(
+    key: &SecretKey,
+    digest: &[u8; 64],
+    trusted_comment: &str,
+    untrusted_comment: &str,
+) -> Result<Signature, Error> {
+    check_comment("untrusted comment", 1, untrusted_comment, COMMENT_PREFIX, COMMENT_MAX_BYTES)?;
+    check_comment("trusted comment", 1, trusted_comment, TRUSTED_COMMENT_PREFIX, TRUSTED_COMMENT_MAX_BYTES)?;
     let signing = key.signing_key();
     let mut sig = Signature {
         untrusted_comment: untrusted_comment.to_owned(),
         algorithm: Algorithm::Prehashed,
         key_id: key.key_id(),
-        signature: signing.sign(&digest).to_bytes(),
+        signature: signing.sign(digest).to_bytes(),
         trusted_comment: trusted_comment.to_owned(),
         global_signature: [0; 64],
     };

@@ -214,20 +214,48 @@ fn keygen(a: KeygenArgs, global: Global) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// The trusted comment `nodeimg sign` writes for `file`: the bundle form when it is a valid
-/// bundle, `file:<name>\tsha256:<hex>` otherwise.
-pub fn comment_for(file: &Path) -> Result<String> {
-    let (size, sha256) =
-        release::verify::hash(File::open(file).with_context(|| format!("opening {}", file.display()))?)
-            .with_context(|| format!("reading {}", file.display()))?;
-    if size <= 64 << 20 {
-        let bytes = crate::fsutil::read_input(file, crate::fsutil::limits::IMAGE, "a file to sign or verify")?;
-        if let Ok(bundle) = Bundle::parse(&bytes) {
-            return Ok(release::trusted_comment(&bundle.image, &bytes));
+/// The largest file whose bytes are also tried as a bundle (bundles are tens of KiB).
+const BUNDLE_PROBE: usize = 64 << 20;
+
+/// The trusted comment `nodeimg sign` writes for a file named `name` with `bytes` (its whole
+/// content when it is small enough to be a bundle) and `sha256`: the bundle form when it is a
+/// valid bundle, `file:<name>\tsha256:<hex>` otherwise.
+fn comment_for(name: &str, bytes: Option<&[u8]>, sha256: &str) -> String {
+    if let Some(bundle) = bytes.and_then(|b| Bundle::parse(b).ok()) {
+        return release::trusted_comment(&bundle.image, bytes.expect("parsed"));
+    }
+    format!("file:{}\tsha256:{sha256}", name.replace(['\t', '\r', '\n'], "_"))
+}
+
+/// Reads `file` once, computing what signing needs: the minisign prehash, the sha256 for the
+/// trusted comment, and the bytes themselves when small enough to be a bundle. Reading it again
+/// for each would let a file that changes in between be signed under another file's digest.
+fn read_for_signing(file: &Path) -> Result<([u8; 64], String, Option<Vec<u8>>)> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+        bail!("{} is a directory, not a file to sign", file.display());
+    }
+    let (mut pre, mut sha) = (sign::Prehasher::new(), sha2::Sha256::new());
+    let mut kept = Some(Vec::new());
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("reading {}", file.display()))?;
+        if n == 0 {
+            break;
+        }
+        pre.update(&buf[..n]);
+        sha.update(&buf[..n]);
+        if let Some(k) = &mut kept {
+            if k.len() + n > BUNDLE_PROBE {
+                kept = None;
+            } else {
+                k.extend_from_slice(&buf[..n]);
+            }
         }
     }
-    let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(format!("file:{}\tsha256:{sha256}", name.replace(['\t', '\r', '\n'], "_")))
+    Ok((pre.finalize(), hex::encode(sha.finalize()), kept))
 }
 
 #[derive(Serialize)]
@@ -240,9 +268,10 @@ struct SignReport {
 
 fn sign_file(a: SignArgs, global: Global) -> Result<Outcome> {
     let key = open_secret_key(&a.key, &a.password)?;
-    let comment = comment_for(&a.file)?;
-    let f = File::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?;
-    let sig = sign::sign(&key, io::BufReader::new(f), &comment, "signature from nodeimg secret key")
+    let (prehash, sha256, bytes) = read_for_signing(&a.file)?;
+    let name = a.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let comment = comment_for(&name, bytes.as_deref(), &sha256);
+    let sig = sign::sign_prehash(&key, &prehash, &comment, "signature from nodeimg secret key")
         .with_context(|| format!("signing {}", a.file.display()))?;
     let sig_path = a.sig.unwrap_or_else(|| with_suffix(&a.file, ".minisig"));
     crate::fsutil::write_atomic(&sig_path, sig.to_file().as_bytes())?;
