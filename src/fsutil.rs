@@ -38,6 +38,10 @@ impl AtomicFile {
             .permissions(Permissions::from_mode(mode))
             .tempfile_in(dir)
             .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+        // The mode asked for, whatever the umask made of it at creation.
+        tmp.as_file()
+            .set_permissions(Permissions::from_mode(mode))
+            .with_context(|| format!("setting the mode of a temporary file in {}", dir.display()))?;
         Ok(Self { tmp, dest: dest.to_path_buf() })
     }
 
@@ -59,7 +63,7 @@ impl AtomicFile {
             .persist(&dest)
             .map_err(|e| e.error)
             .with_context(|| format!("renaming the finished file to {}", dest.display()))?;
-        Ok(())
+        sync_parent(&dest)
     }
 }
 
@@ -73,8 +77,56 @@ impl AtomicFile {
             .persist_noclobber(&dest)
             .map_err(|e| e.error)
             .with_context(|| format!("creating {} (it must not exist: nodeimg never overwrites it)", dest.display()))?;
-        Ok(())
+        sync_parent(&dest)
     }
+}
+
+/// Syncs the directory holding `path`, so that a rename into it survives a crash.
+pub fn sync_parent(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    sync_dir(dir)
+}
+
+/// Syncs a directory (its entries: what a rename changed).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing the directory {}", dir.display()))
+}
+
+/// Renames `from` to `to` only if nothing is at `to` — atomically, so a target that appears
+/// meanwhile is refused, never replaced (`renameat2(RENAME_NOREPLACE)`).
+#[allow(unsafe_code)]
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other);
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
+    let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Gives every directory under `root` (itself included) mode 0755 and every file 0644, whatever
+/// the umask was when they were created: a published tree is readable by all, writable by its
+/// owner only.
+pub fn publish_modes(root: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(root).with_context(|| format!("reading {}", root.display()))?;
+    if meta.is_dir() {
+        std::fs::set_permissions(root, Permissions::from_mode(0o755))
+            .with_context(|| format!("setting the mode of {}", root.display()))?;
+        for e in std::fs::read_dir(root).with_context(|| format!("reading {}", root.display()))? {
+            publish_modes(&e.with_context(|| format!("reading {}", root.display()))?.path())?;
+        }
+    } else if meta.is_file() {
+        std::fs::set_permissions(root, Permissions::from_mode(0o644))
+            .with_context(|| format!("setting the mode of {}", root.display()))?;
+    }
+    Ok(())
 }
 
 /// A whole input file, read-only, mapped into memory rather than copied.
@@ -183,6 +235,21 @@ pub fn read_input_text(path: &Path, limit: u64, what: &str) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rename_noreplace_refuses_even_an_empty_directory() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        // std::fs::rename would replace the empty directory b.
+        let err = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        std::fs::remove_dir(&b).unwrap();
+        rename_noreplace(&a, &b).unwrap();
+        assert!(b.is_dir() && !a.exists());
+    }
+
     use super::*;
 
     #[test]

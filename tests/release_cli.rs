@@ -281,6 +281,33 @@ fn an_interrupted_release_leaves_nothing_that_looks_complete() {
         fs::read_dir(d.join("rel")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(!left.iter().any(|n| n == NAME), "a complete-looking release after a kill: {left:?}");
     assert!(left.iter().all(|n| n.starts_with(&format!(".{NAME}.")) && n.ends_with(".partial")), "{left:?}");
+
+    // The next release removes the stale partial directory, and its tree is 0755/0644 even
+    // under umask 000.
+    let run: Run = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 000 && exec {} release --version {VERSION} --input build --key k.key --out rel",
+            env!("CARGO_BIN_EXE_nodeimg")
+        ))
+        .current_dir(d)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, 0, "{run:?}");
+    let left: Vec<String> =
+        fs::read_dir(d.join("rel")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(left, [NAME], "the stale .partial is gone");
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![d.join("rel").join(NAME)];
+    while let Some(p) = stack.pop() {
+        let meta = fs::metadata(&p).unwrap();
+        let want = if meta.is_dir() { 0o755 } else { 0o644 };
+        assert_eq!(meta.permissions().mode() & 0o777, want, "{} under umask 000", p.display());
+        if meta.is_dir() {
+            stack.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
 }
 
 #[test]

@@ -39,13 +39,30 @@ fn keygen_protects_and_never_overwrites_keys() {
     let before = std::fs::read(d.join("k.key")).unwrap();
     for args in [&["keygen", "-o", "k", "--unencrypted"][..], &["keygen", "-o", "k"][..]] {
         let run = nodeimg(d, args);
-        assert_fails(&run, 2, &["k.key already exists", "refusing to overwrite"]);
+        assert_fails(&run, 2, &["k.key and k.pub already exist", "refusing to overwrite"]);
     }
     assert_eq!(std::fs::read(d.join("k.key")).unwrap(), before, "the key is untouched");
-    // Only the pub half exists: still refused.
+    // Only the pub half exists: still refused, saying what to delete.
     std::fs::write(d.join("p.pub"), "x").unwrap();
-    assert_fails(&nodeimg(d, &["keygen", "-o", "p", "--unencrypted"]), 2, &["p.pub already exists"]);
+    assert_fails(
+        &nodeimg(d, &["keygen", "-o", "p", "--unencrypted"]),
+        2,
+        &["p.pub exists without p.key", "delete p.pub"],
+    );
     assert!(!d.join("p.key").exists());
+    // Half a pair as a keygen killed between its two files leaves it: refused, naming the fix.
+    std::fs::copy(d.join("k.key"), d.join("q.key")).unwrap();
+    assert_fails(
+        &nodeimg(d, &["keygen", "-o", "q", "--unencrypted"]),
+        2,
+        &["q.key exists without q.pub", "delete q.key"],
+    );
+    // A secret key others can read: signing still works, with a warning.
+    std::fs::set_permissions(d.join("k.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(d.join("f"), b"x").unwrap();
+    let run = nodeimg(d, &["sign", "f", "--key", "k.key"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("readable or writable by others (mode 0644); chmod 600 it"), "{run:?}");
 }
 
 #[test]

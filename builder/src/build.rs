@@ -851,16 +851,37 @@ fn remove_dir_if_exists(dir: &Path) -> Result<(), Error> {
     }
 }
 
-/// Renames the finished `partial` directory to `dest`, replacing an older build there.
+/// Renames the finished `partial` directory to `dest`, replacing an older build there: by
+/// swapping the two atomically (`renameat2(RENAME_EXCHANGE)`), so there is no moment with
+/// neither the old nor the new directory at `dest`; then the old one (now at `partial`) is
+/// removed. The parent directory is synced so the swap survives a crash.
 fn publish(partial: &Path, dest: &Path) -> Result<(), Error> {
     File::open(partial).and_then(|d| d.sync_all()).map_err(write_err(partial))?;
-    let old = dest.with_file_name(format!(".{}.old", dest.file_name().unwrap_or_default().to_string_lossy()));
-    remove_dir_if_exists(&old)?;
-    if dest.exists() {
-        fs::rename(dest, &old).map_err(write_err(dest))?;
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    match fs::symlink_metadata(dest) {
+        Ok(_) => {
+            exchange(partial, dest).map_err(write_err(dest))?;
+            remove_dir_if_exists(partial)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::rename(partial, dest).map_err(write_err(dest))?,
+        Err(e) => return Err(write_err(dest)(e)),
     }
-    fs::rename(partial, dest).map_err(write_err(dest))?;
-    remove_dir_if_exists(&old)
+    File::open(parent).and_then(|d| d.sync_all()).map_err(write_err(parent))
+}
+
+/// Swaps the directory entries `a` and `b` atomically.
+#[allow(unsafe_code)]
+fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other);
+    let (ca, cb) = (c(a)?, c(b)?);
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
+    let r = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// `nodeimg lock`: builds the default platform from `source` without pins, in a cache of its own
@@ -986,6 +1007,11 @@ mod tests {
         publish(&partial, &dest).unwrap();
         assert!(dest.join("new").exists() && !dest.join("old").exists() && !partial.exists());
         assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1, "no .old left behind");
+        // The first build of a name: a plain rename.
+        let fresh = t.path().join("y");
+        fs::create_dir_all(&partial).unwrap();
+        publish(&partial, &fresh).unwrap();
+        assert!(fresh.is_dir() && !partial.exists());
     }
 
     #[test]

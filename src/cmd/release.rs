@@ -277,7 +277,9 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
     }
     fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
     // Everything is written into a hidden directory beside the destination and renamed into
-    // place at the end: an interrupted release leaves only `.NAME.*.partial`.
+    // place at the end: an interrupted release leaves only `.NAME.*.partial`, which the next
+    // release of that name removes.
+    remove_stale_partials(&a.out, &name)?;
     let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".partial")
@@ -297,11 +299,17 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
         packages = debs.into_iter().map(|(file, _)| format!("{}/{file}", publish::PACKAGES_DIR)).collect();
     }
     let report = publish::write_release(&build, &bundle, &key, untrusted, tmp.path(), &packages, &mut |m| progress(m))?;
+    crate::fsutil::publish_modes(tmp.path())?;
     let tmp_path = tmp.keep();
-    if let Err(e) = fs::rename(&tmp_path, &final_dir) {
+    // Never over a release that appeared meanwhile (even an empty directory): atomically.
+    if let Err(e) = crate::fsutil::rename_noreplace(&tmp_path, &final_dir) {
         let _ = fs::remove_dir_all(&tmp_path);
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            bail!("{} appeared while the release was written; a release is never overwritten", final_dir.display());
+        }
         return Err(e).with_context(|| format!("renaming the finished release to {}", final_dir.display()));
     }
+    crate::fsutil::sync_dir(&a.out)?;
     let out = ReleaseReport {
         image: bundle.image.name.clone(),
         version: bundle.image.version.clone(),
@@ -324,6 +332,18 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
+}
+
+/// Removes `OUT/.NAME.*.partial`, what an interrupted release of NAME left.
+fn remove_stale_partials(out: &Path, name: &str) -> Result<()> {
+    let prefix = format!(".{name}.");
+    for e in fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&prefix) && file.ends_with(".partial") && e.path().is_dir() {
+            fs::remove_dir_all(e.path()).with_context(|| format!("removing the stale {}", e.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The package lock of the profiles a build was made from, checked against the build's

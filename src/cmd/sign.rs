@@ -141,6 +141,16 @@ pub fn open_secret_key(path: &Path, password: &PasswordArgs) -> Result<SecretKey
     let text =
         Zeroizing::new(crate::fsutil::read_input_text(path, crate::fsutil::limits::KEY, "a minisign secret key")?);
     let file = SecretKeyFile::parse(&text).with_context(|| path.display().to_string())?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_file() && mode & 0o077 != 0 {
+            eprintln!(
+                "warning: the secret key {} is readable or writable by others (mode {mode:04o}); chmod 600 it",
+                path.display()
+            );
+        }
+    }
     let password = if file.is_encrypted() { Some(read_password(password, false)?) } else { None };
     file.decrypt(password.as_ref().map(|p| p.as_slice())).with_context(|| path.display().to_string())
 }
@@ -155,12 +165,26 @@ pub fn read_public_key(path: &Path) -> Result<PublicKey> {
 fn refuse_existing(base: &Path) -> Result<(PathBuf, PathBuf)> {
     let sk_path = with_suffix(base, ".key");
     let pk_path = with_suffix(base, ".pub");
-    for p in [&sk_path, &pk_path] {
-        if p.exists() || p.is_symlink() {
-            bail!("{} already exists; refusing to overwrite a key", p.display());
+    let there = |p: &Path| p.exists() || p.is_symlink();
+    match (there(&sk_path), there(&pk_path)) {
+        (false, false) => Ok((sk_path, pk_path)),
+        (true, true) => {
+            bail!("{} and {} already exist; refusing to overwrite a key", sk_path.display(), pk_path.display())
         }
+        // Half a pair: an interrupted keygen (the secret key is written first, then the public).
+        (true, false) => bail!(
+            "{} exists without {}: an interrupted keygen left half a pair; delete {} and run keygen again",
+            sk_path.display(),
+            pk_path.display(),
+            sk_path.display()
+        ),
+        (false, true) => bail!(
+            "{} exists without {}: delete {} (a public key whose secret key is gone) and run keygen again",
+            pk_path.display(),
+            sk_path.display(),
+            pk_path.display()
+        ),
     }
-    Ok((sk_path, pk_path))
 }
 
 /// Writes a new key pair `base.key` / `base.pub`; refuses if either exists.
