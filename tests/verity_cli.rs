@@ -235,3 +235,23 @@ fn a_superblock_claiming_fewer_blocks_leaves_a_non_zero_spare_area() {
     assert_ne!(tool(d, "veritysetup", &["verify", "data", "hash", &root]).code, 0);
     assert_fails(&nodeimg(d, &["verity", "verify", "data", "hash", &root]), 1, &["data block 70"]);
 }
+
+/// A superblock whose data_blocks is near 2^63: every block position is computed with checked
+/// arithmetic, so nodeimg says no (exit 2, naming the file), not a debug panic or a nonsense size.
+#[test]
+fn a_superblock_with_an_absurd_block_count_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("data"), random_bytes(10 * 4096)).unwrap();
+    let f = tool(d, "veritysetup", &["format", "data", "hash", "--uuid", UUID]);
+    assert_eq!(f.code, 0, "{f:?}");
+    let root = root_hash_line(&f.stdout);
+    let mut hash = std::fs::read(d.join("hash")).unwrap();
+    hash[72..80].copy_from_slice(&((1u64 << 63) - 1).to_le_bytes());
+    std::fs::write(d.join("huge"), &hash).unwrap();
+    for args in [&["verity", "dump", "huge"][..], &["verity", "verify", "data", "huge", &root][..]] {
+        let run = nodeimg(d, args);
+        assert_fails(&run, 2, &["huge", "9223372036854775807 data blocks", "would end past 2^64 bytes"]);
+        assert!(!run.stderr.contains("panicked"), "{run:?}");
+    }
+}

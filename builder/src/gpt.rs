@@ -61,14 +61,19 @@ pub fn read(path: &Path) -> Result<Vec<Partition>, Error> {
         let u64_at = |o: usize| u64::from_le_bytes(hdr[o..o + 8].try_into().unwrap());
         // §5.3.2: PartitionEntryLBA at 72, NumberOfPartitionEntries at 80, SizeOfPartitionEntry at 84.
         let (entries_lba, count, entry_size) = (u64_at(72), u32_at(80), u32_at(84));
-        if entry_size < 128 || count > 4096 {
+        // §5.3.2: SizeOfPartitionEntry is 128 × 2^n; no writer uses more than 4096 entries or
+        // entries over 4 KiB, so the array is at most 16 MiB before anything is allocated.
+        if entry_size < 128 || entry_size > 4096 || !entry_size.is_power_of_two() || count > 4096 {
             return Err(bad(format!(
                 "GPT header at byte {sector}: {count} entries of {entry_size} bytes is not plausible"
             )));
         }
+        let table_at = entries_lba.checked_mul(sector).ok_or_else(|| {
+            bad(format!("GPT header at byte {sector}: partition entry LBA {entries_lba} is past 2^64 bytes"))
+        })?;
         let mut table = vec![0u8; count as usize * entry_size as usize];
-        f.read_exact_at(&mut table, entries_lba * sector)
-            .map_err(|e| bad(format!("reading the partition entries at byte {}: {e}", entries_lba * sector)))?;
+        f.read_exact_at(&mut table, table_at)
+            .map_err(|e| bad(format!("reading the partition entries at byte {table_at}: {e}")))?;
         let mut out = Vec::new();
         for (i, e) in table.chunks_exact(entry_size as usize).enumerate() {
             let type_guid: [u8; 16] = e[0..16].try_into().unwrap();
@@ -80,6 +85,13 @@ pub fn read(path: &Path) -> Result<Vec<Partition>, Error> {
             if last < first {
                 return Err(bad(format!("partition entry {i}: last LBA {last} before first LBA {first}")));
             }
+            let (offset, size) =
+                match (first.checked_mul(sector), (last - first).checked_add(1).and_then(|n| n.checked_mul(sector))) {
+                    (Some(o), Some(n)) if o.checked_add(n).is_some() => (o, n),
+                    _ => {
+                        return Err(bad(format!("partition entry {i}: LBAs {first}..={last} are past 2^64 bytes")));
+                    }
+                };
             let name: Vec<u16> =
                 e[56..128].chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&c| c != 0).collect();
             out.push(Partition {
@@ -87,8 +99,8 @@ pub fn read(path: &Path) -> Result<Vec<Partition>, Error> {
                 type_guid: guid_string(&type_guid),
                 uuid: guid_string(e[16..32].try_into().unwrap()),
                 name: String::from_utf16_lossy(&name),
-                offset: first * sector,
-                size: (last - first + 1) * sector,
+                offset,
+                size,
             });
         }
         return Ok(out);
@@ -114,6 +126,59 @@ pub fn verity_partition_uuids(roothash: &[u8]) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A disk with a GPT header at LBA 1 (512-byte sectors) whose fields are `edit`ed.
+    fn disk_with(edit: impl Fn(&mut [u8], &mut [u8])) -> tempfile::NamedTempFile {
+        let mut disk = vec![0u8; 64 << 10];
+        let (head, rest) = disk.split_at_mut(1024);
+        let hdr = &mut head[512..];
+        hdr[0..8].copy_from_slice(SIGNATURE);
+        hdr[72..80].copy_from_slice(&2u64.to_le_bytes());
+        hdr[80..84].copy_from_slice(&4u32.to_le_bytes());
+        hdr[84..88].copy_from_slice(&128u32.to_le_bytes());
+        let entry = &mut rest[..128];
+        entry[0..16].copy_from_slice(&[1; 16]);
+        entry[32..40].copy_from_slice(&34u64.to_le_bytes());
+        entry[40..48].copy_from_slice(&40u64.to_le_bytes());
+        edit(hdr, rest);
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), &disk).unwrap();
+        f
+    }
+
+    #[test]
+    fn hostile_headers_are_refused_before_allocating_or_overflowing() {
+        let ok = disk_with(|_, _| {});
+        let parts = read(ok.path()).unwrap();
+        assert_eq!((parts.len(), parts[0].offset, parts[0].size), (1, 34 * 512, 7 * 512));
+        for (what, edit, want) in [
+            (
+                "a 4 GiB entry size",
+                Box::new(|h: &mut [u8], _: &mut [u8]| h[84..88].copy_from_slice(&u32::MAX.to_le_bytes()))
+                    as Box<dyn Fn(&mut [u8], &mut [u8])>,
+                "is not plausible",
+            ),
+            (
+                "an entry size not 128 x 2^n",
+                Box::new(|h, _| h[84..88].copy_from_slice(&200u32.to_le_bytes())),
+                "is not plausible",
+            ),
+            (
+                "entries at LBA 2^62",
+                Box::new(|h, _| h[72..80].copy_from_slice(&(1u64 << 62).to_le_bytes())),
+                "past 2^64 bytes",
+            ),
+            (
+                "a partition ending past 2^64",
+                Box::new(|_, e| e[40..48].copy_from_slice(&(u64::MAX / 2).to_le_bytes())),
+                "past 2^64 bytes",
+            ),
+        ] {
+            let f = disk_with(edit);
+            let err = read(f.path()).unwrap_err().to_string();
+            assert!(err.contains(want), "{what}: {err}");
+        }
+    }
 
     #[test]
     fn guid_is_mixed_endian() {

@@ -119,7 +119,9 @@ pub fn run(cmd: Command, global: Global) -> Result<Outcome> {
                 let salt = salt.as_deref().map(parse_salt).transpose()?.unwrap_or_default();
                 tree.params(&data, salt, None)?
             } else {
-                read_superblock(&hash_file, &hashdev, tree.hash_offset)?.params(tree.hash_offset)?
+                read_superblock(&hash_file, &hashdev, tree.hash_offset)?
+                    .params(tree.hash_offset)
+                    .with_context(|| hashdev.display().to_string())?
             };
             let data_file = open(&data)?;
             let report = verity::verify(&data_file, &hash_file, &params, &root, &|_| {})
@@ -130,8 +132,8 @@ pub fn run(cmd: Command, global: Global) -> Result<Outcome> {
         Command::Dump { hashdev, hash_offset, json } => {
             let f = open(&hashdev)?;
             let sb = read_superblock(&f, &hashdev, hash_offset)?;
-            let params = sb.params(hash_offset)?;
-            let layout = Layout::new(&params)?;
+            let params = sb.params(hash_offset).with_context(|| hashdev.display().to_string())?;
+            let layout = Layout::new(&params).with_context(|| hashdev.display().to_string())?;
             let mut report = Report::new(&params, &layout, None);
             report.hash_algorithm = sb.algorithm.clone();
             if json {
@@ -208,7 +210,7 @@ fn format(data: &Path, hashdev: &Path, params: &Params) -> Result<verity::Format
         existing.as_ref().is_some_and(|h| data_file.metadata().is_ok_and(|d| d.dev() == h.dev() && d.ino() == h.ino()));
     if same_file {
         let layout = Layout::new(params)?;
-        let data_end = params.data_blocks * u64::from(params.data_block_size);
+        let data_end = params.data_blocks.saturating_mul(u64::from(params.data_block_size));
         let hash_start = params.hash_offset.min(layout.tree_offset);
         if hash_start < data_end {
             bail!(verity::Error::Overlap { hash_start, data_end });

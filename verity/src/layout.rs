@@ -64,8 +64,9 @@ impl Layout {
             return Err(Error::TooManyLevels { data_blocks });
         }
 
+        let too_large = || Error::TreeTooLarge { data_blocks, hash_offset: params.hash_offset };
         let tree_block = if params.superblock_uuid.is_some() {
-            (params.hash_offset + SUPERBLOCK_SIZE as u64).div_ceil(hbs)
+            params.hash_offset.checked_add(SUPERBLOCK_SIZE as u64).ok_or_else(too_large)?.div_ceil(hbs)
         } else {
             params.hash_offset / hbs
         };
@@ -77,9 +78,12 @@ impl Layout {
                 return Err(Error::TooManyLevels { data_blocks });
             }
             let blocks = data_blocks.div_ceil(1u64 << shift);
-            levels[i as usize] = Level { offset: position * hbs, blocks };
-            position += blocks;
+            levels[i as usize] = Level { offset: position.checked_mul(hbs).ok_or_else(too_large)?, blocks };
+            position = position.checked_add(blocks).ok_or_else(too_large)?;
         }
+        let hash_device_size = position.checked_mul(hbs).ok_or_else(too_large)?;
+        // The data too must be addressable: its end in bytes.
+        data_blocks.checked_mul(u64::from(params.data_block_size)).ok_or_else(too_large)?;
         Ok(Self {
             data_block_size: params.data_block_size,
             hash_block_size: params.hash_block_size,
@@ -90,7 +94,7 @@ impl Layout {
             levels,
             tree_offset: tree_block * hbs,
             hash_blocks: position - tree_block,
-            hash_device_size: position * hbs,
+            hash_device_size,
         })
     }
 

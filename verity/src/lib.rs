@@ -68,6 +68,9 @@ pub enum Error {
     HashDeviceTruncated { size: u64, needed: u64 },
     #[error("hash tree of {data_blocks} data blocks needs more levels than dm-verity allows")]
     TooManyLevels { data_blocks: u64 },
+    /// A block position or byte offset of the tree does not fit 64 bits.
+    #[error("a hash tree of {data_blocks} data blocks at hash offset {hash_offset} would end past 2^64 bytes")]
+    TreeTooLarge { data_blocks: u64, hash_offset: u64 },
     #[error("bad superblock at byte {offset}: {reason}")]
     BadSuperblock { offset: u64, reason: String },
     #[error("root hash is {got} bytes; {algorithm} digests are {want} bytes")]
