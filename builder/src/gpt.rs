@@ -63,7 +63,7 @@ pub fn read(path: &Path) -> Result<Vec<Partition>, Error> {
         let (entries_lba, count, entry_size) = (u64_at(72), u32_at(80), u32_at(84));
         // §5.3.2: SizeOfPartitionEntry is 128 × 2^n; no writer uses more than 4096 entries or
         // entries over 4 KiB, so the array is at most 16 MiB before anything is allocated.
-        if entry_size < 128 || entry_size > 4096 || !entry_size.is_power_of_two() || count > 4096 {
+        if !(128..=4096).contains(&entry_size) || !entry_size.is_power_of_two() || count > 4096 {
             return Err(bad(format!(
                 "GPT header at byte {sector}: {count} entries of {entry_size} bytes is not plausible"
             )));
