@@ -225,15 +225,30 @@ fn format(data: &Path, hashdev: &Path, params: &Params) -> Result<verity::Format
             .write(true)
             .open(hashdev)
             .with_context(|| format!("opening {} for writing", hashdev.display()))?;
-        let mut buf = Vec::new();
-        for &(offset, len) in &sink.ranges {
-            buf.resize(len, 0);
-            verity::ReadAt::read_exact_at(&sink.file, &mut buf, offset)?;
-            std::os::unix::fs::FileExt::write_all_at(&target, &buf, offset)
-                .with_context(|| format!("writing {} at byte {offset}", hashdev.display()))?;
+        // The superblock goes last: an interrupted run must not leave a valid-looking superblock
+        // over a partial tree. A superblock already there (a format being redone) is first
+        // made invalid (its magic zeroed) and synced, then the tree is written and synced, then
+        // the new superblock.
+        let sb = params.superblock_uuid.is_some().then_some(params.hash_offset..params.hash_offset + SB_LEN);
+        let is_sb = |offset: u64| sb.as_ref().is_some_and(|r| r.contains(&offset));
+        let write = |offset: u64, bytes: &[u8]| {
+            std::os::unix::fs::FileExt::write_all_at(&target, bytes, offset)
+                .with_context(|| format!("writing {} at byte {offset}", hashdev.display()))
+        };
+        if let Some(r) = &sb {
+            write(r.start, &[0u8; 8])?;
+            target.sync_all()?;
         }
-        grow(&target, out.layout.hash_device_size)?;
-        target.sync_all()?;
+        let mut buf = Vec::new();
+        for pass in superblock_last(&sink.ranges, is_sb) {
+            for &(offset, len) in &pass {
+                buf.resize(len, 0);
+                verity::ReadAt::read_exact_at(&sink.file, &mut buf, offset)?;
+                write(offset, &buf)?;
+            }
+            grow(&target, out.layout.hash_device_size)?;
+            target.sync_all()?;
+        }
         return Ok(out);
     }
     let mut tmp = AtomicFile::create(hashdev)?;
@@ -246,6 +261,16 @@ fn format(data: &Path, hashdev: &Path, params: &Params) -> Result<verity::Format
     tmp.commit()?;
     Ok(out)
 }
+
+/// The written ranges in two passes, each to be synced before the next: the tree, then the
+/// superblock (the ranges `is_sb` says start in it).
+fn superblock_last(ranges: &[(u64, usize)], is_sb: impl Fn(u64) -> bool) -> [Vec<(u64, usize)>; 2] {
+    let (sb, tree): (Vec<_>, Vec<_>) = ranges.iter().partition(|(o, _)| is_sb(*o));
+    [tree, sb]
+}
+
+/// The bytes of a dm-verity superblock (cryptsetup's `struct verity_sb`).
+const SB_LEN: u64 = SUPERBLOCK_SIZE as u64;
 
 /// veritysetup makes a short hash file as long as the tree (the superblock block included).
 fn grow(f: &File, size: u64) -> Result<()> {
@@ -373,4 +398,17 @@ fn print_verify(report: &verity::VerifyReport, json: bool, global: Global) -> Re
         println!("Verification succeeded.");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_superblock_is_written_after_the_tree() {
+        let ranges = [(4096, 512), (8192, 4096), (4096 + 100, 8), (12288, 4096)];
+        let [tree, sb] = superblock_last(&ranges, |o| (4096..4096 + SB_LEN).contains(&o));
+        assert_eq!(tree, [(8192, 4096), (12288, 4096)]);
+        assert_eq!(sb, [(4096, 512), (4196, 8)]);
+    }
 }
