@@ -18,6 +18,7 @@ use clap::{Parser, Subcommand};
 
 mod cmd;
 pub mod fsutil;
+pub mod text;
 mod tpm;
 
 /// Reproducible, measured node images for confidential VMs.
@@ -115,7 +116,7 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Mismatch) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", text::clean_keep_lines(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

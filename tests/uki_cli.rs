@@ -206,3 +206,36 @@ fn bad_input_exits_2_naming_the_problem_and_writes_nothing() {
     let run = nodeimg(d, &["uki", "inspect", "missing.efi"]);
     assert_fails(&run, 2, &["missing.efi"]);
 }
+
+/// Text from inputs reaches the terminal escaped: an escape sequence in a UKI's `.cmdline`, or
+/// in a file name nodeimg reports, is printed as `\u{1b}`, never as the raw byte.
+#[test]
+fn control_characters_from_inputs_are_printed_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hostile = "console=ttyS0 \u{1b}]0;owned\u{7}\u{1b}[2J";
+    let run = nodeimg(
+        d,
+        &[
+            "uki",
+            "build",
+            "--stub",
+            &tools_uki("linuxx64.efi.stub"),
+            "--linux",
+            &tools_uki("vmlinuz.unsigned"),
+            "--cmdline",
+            hostile,
+            "-o",
+            "esc.efi",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = nodeimg(d, &["uki", "inspect", "esc.efi"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!run.stdout.contains('\u{1b}') && !run.stdout.contains('\u{7}'), "raw control bytes: {:?}", run.stdout);
+    assert!(run.stdout.contains("console=ttyS0 \\u{1b}]0;owned\\u{7}\\u{1b}[2J"), "{}", run.stdout);
+    // In an error message too.
+    let run = nodeimg(d, &["uki", "inspect", "no\u{1b}[2Jsuch.efi"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(!run.stderr.contains('\u{1b}') && run.stderr.contains("no\\u{1b}[2Jsuch.efi"), "{:?}", run.stderr);
+}

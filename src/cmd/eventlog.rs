@@ -176,7 +176,7 @@ fn show(a: &LogArgs) -> Result<Outcome> {
             e.event_type,
             if e.is_extended() { "" } else { " (not extended)" }
         )?;
-        writeln!(out, "      {}", e.decode())?;
+        writeln!(out, "      {}", crate::text::clean(&e.decode().to_string()))?;
         for d in &e.digests {
             writeln!(out, "      {:<6} {}", d.alg.to_string(), hex::encode(&d.bytes))?;
         }
@@ -246,12 +246,19 @@ pub(crate) fn register_diff(out: &mut String, r: &RegisterDiff) -> std::fmt::Res
         r.position + 1,
         r.expected_events,
         r.actual_events,
-        r.meaning
+        crate::text::clean(&r.meaning)
     )?;
     for (label, e) in [("expected", &r.expected), ("actual", &r.actual)] {
         match e {
             Some(e) => {
-                writeln!(out, "  {label:<8} #{} at {:#x}: {} {}", e.number, e.offset, e.event_type, e.data)?;
+                writeln!(
+                    out,
+                    "  {label:<8} #{} at {:#x}: {} {}",
+                    e.number,
+                    e.offset,
+                    e.event_type,
+                    crate::text::clean(&e.data.to_string())
+                )?;
                 for d in &e.digests {
                     writeln!(out, "  {:<8}   {:<6} {}", "", d.alg.to_string(), hex::encode(&d.bytes))?;
                 }

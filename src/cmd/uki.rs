@@ -334,6 +334,7 @@ fn section_text(bytes: &[u8]) -> Option<String> {
 }
 
 fn print_inspect(path: &Path, r: &Inspect) {
+    use crate::text::clean;
     let machine = match r.machine {
         0x8664 => "x86-64".to_owned(),
         0x14c => "i386".to_owned(),
@@ -343,7 +344,7 @@ fn print_inspect(path: &Path, r: &Inspect) {
     let format = if r.pe32_plus { "PE32+" } else { "PE32" };
     let signed = if r.signed { "signed" } else { "unsigned" };
     println!("{}: {format} {machine}, {} bytes, {signed}", path.display(), r.size);
-    println!("stub: {}", r.stub.loader_info.as_deref().unwrap_or("(no systemd-stub LoaderInfo)"));
+    println!("stub: {}", clean(r.stub.loader_info.as_deref().unwrap_or("(no systemd-stub LoaderInfo)")));
     let print_digests = |title: &str, d: &Digests| {
         println!("{title}:");
         for (alg, digest) in d.iter() {
@@ -359,16 +360,20 @@ fn print_inspect(path: &Path, r: &Inspect) {
     for s in &r.sections {
         println!(
             "  {:<9} {:>#10x} {:>#10x} {:>#10x} {:>#10x}",
-            s.name, s.virtual_address, s.virtual_size, s.raw_size, s.offset
+            clean(&s.name),
+            s.virtual_address,
+            s.virtual_size,
+            s.raw_size,
+            s.offset
         );
         for (alg, digest) in s.digests.iter() {
             println!("    {alg:<7} {digest}");
         }
         if let Some(text) = &s.text {
             let mut lines = text.trim_end_matches('\n').lines();
-            println!("    text    {}", lines.next().unwrap_or(""));
+            println!("    text    {}", clean(lines.next().unwrap_or("")));
             for line in lines {
-                println!("            {line}");
+                println!("            {}", clean(line));
             }
         }
     }
