@@ -90,6 +90,21 @@ fn encrypted_keys_work_with_minisign_both_ways() {
     assert_eq!(m.code, 0, "minisign -V of our signature: {m:?}");
     assert!(m.stdout.contains("Trusted comment: file:file\tsha256:"), "{m:?}");
 
+    // Passwords on a stdin that is not a terminal: exactly one line to sign, exactly two (the
+    // password and its confirmation) for keygen; anything else is said, not ignored.
+    let s = piped(d, bin(), &["sign", "file", "--key", "enc.key"], &format!("{password}\nleftover\n"));
+    assert_fails(&s, 2, &["stdin has 2 lines: the password must be the only one"]);
+    let k = piped(d, bin(), &["keygen", "-o", "one-line"], &format!("{password}\n"));
+    assert_fails(&k, 2, &["two lines; found 1"]);
+    let k = piped(d, bin(), &["keygen", "-o", "mismatch"], &format!("{password}\nother\n"));
+    assert_fails(&k, 2, &["the passwords do not match"]);
+    assert!(!d.join("one-line.key").exists() && !d.join("mismatch.key").exists());
+    let k = piped(d, bin(), &["keygen", "-o", "two-lines"], &format!("{password}\n{password}\n"));
+    assert_eq!(k.code, 0, "{k:?}");
+    let s =
+        piped(d, bin(), &["sign", "file", "--key", "two-lines.key", "--sig", "t.minisig"], &format!("{password}\n"));
+    assert_eq!(s.code, 0, "the key opens with the password given twice: {s:?}");
+
     // A wrong password is an input error.
     std::fs::write(d.join("wrong"), "not it\n").unwrap();
     assert_fails(

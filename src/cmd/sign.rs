@@ -2,7 +2,7 @@
 //! the `minisign` CLI both ways.
 
 use std::fs::File;
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -32,7 +32,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct PasswordArgs {
     /// Read the password from the first line of FILE. Without it the password is read from the
-    /// terminal (not echoed) or, when stdin is not a terminal, from the first line of stdin.
+    /// terminal (not echoed) or, when stdin is not a terminal, from stdin: one line, and for
+    /// keygen two (the password and its confirmation); any other number of lines is an error.
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 }
@@ -122,9 +123,32 @@ pub fn read_password(args: &PasswordArgs, confirm: bool) -> Result<Zeroizing<Vec
         }
         Zeroizing::new(first.as_bytes().to_vec())
     } else {
-        let mut text = Zeroizing::new(String::new());
-        io::stdin().lock().read_line(&mut text).context("reading the password from stdin")?;
-        Zeroizing::new(text.trim_end_matches('\n').as_bytes().to_vec())
+        // Not a terminal: the password on the first line, and for a new key its confirmation on
+        // the second; anything more is a mistake, not something to ignore.
+        let mut text = Zeroizing::new(Vec::new());
+        io::stdin()
+            .lock()
+            .take(crate::fsutil::limits::KEY + 1)
+            .read_to_end(&mut text)
+            .context("reading the password from stdin")?;
+        if text.len() as u64 > crate::fsutil::limits::KEY {
+            bail!("stdin holds more than a password (over 64 KiB)");
+        }
+        let body = text.strip_suffix(b"\n").unwrap_or(&text);
+        let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l)).collect();
+        match (confirm, lines.as_slice()) {
+            (false, [one]) => Zeroizing::new(one.to_vec()),
+            (false, _) => bail!(
+                "stdin has {} lines: the password must be the only one (or use --password-file)",
+                lines.len()
+            ),
+            (true, [one, again]) if one == again => Zeroizing::new(one.to_vec()),
+            (true, [_, _]) => bail!("the passwords do not match (stdin's two lines differ)"),
+            (true, _) => bail!(
+                "keygen reads the password and its confirmation from stdin, two lines; found {} (or use --password-file)",
+                lines.len()
+            ),
+        }
     };
     let mut line = line;
     if line.last() == Some(&b'\r') {
