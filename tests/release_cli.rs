@@ -193,7 +193,10 @@ fn every_kind_of_tampering_fails_with_its_own_reason() {
     let c = fresh("truncated");
     let sig = fs::read(c.join("bundle.json.minisig")).unwrap();
     fs::write(c.join("bundle.json.minisig"), &sig[..sig.len() - 40]).unwrap();
-    expect("truncated", verify("truncated", &["--pubkey", "k.pub"]), &["malformed"]);
+    // A malformed signature is unusable input: exit 2, whether or not it is text.
+    assert_fails(&verify("truncated", &["--pubkey", "k.pub"]), 2, &["malformed"]);
+    fs::write(c.join("bundle.json.minisig"), [0xff, 0xfe, 0]).unwrap();
+    assert_fails(&verify("truncated", &["--pubkey", "k.pub"]), 2, &["not UTF-8"]);
 
     fresh("wrong-key");
     expect("wrong-key", verify("wrong-key", &["--pubkey", "other.pub"]), &["wrong key"]);

@@ -150,8 +150,14 @@ fn minisign_keys_and_signatures_work_with_us() {
     )
     .unwrap();
     assert_fails(&nodeimg(d, &["verify-signature", "file", "--pubkey", "m.pub"]), 1, &["trusted comment"]);
+    // A malformed signature, text or not, and a directory as FILE are unusable input: exit 2.
     std::fs::write(d.join("file.minisig"), &sig[..sig.len() / 2]).unwrap();
-    assert_fails(&nodeimg(d, &["verify-signature", "file", "--pubkey", "m.pub"]), 1, &["malformed"]);
+    assert_fails(&nodeimg(d, &["verify-signature", "file", "--pubkey", "m.pub"]), 2, &["malformed"]);
+    std::fs::write(d.join("file.minisig"), [0xff, 0xfe, 0]).unwrap();
+    assert_fails(&nodeimg(d, &["verify-signature", "file", "--pubkey", "m.pub"]), 2, &["not UTF-8"]);
+    std::fs::create_dir(d.join("adir")).unwrap();
+    std::fs::write(d.join("adir.minisig"), &sig).unwrap();
+    assert_fails(&nodeimg(d, &["verify-signature", "adir", "--pubkey", "m.pub"]), 2, &["adir is a directory"]);
     // A missing public key is a usage/input error.
     assert_fails(&nodeimg(d, &["verify-signature", "file", "--pubkey", "nope.pub"]), 2, &["nope.pub"]);
 }

@@ -197,6 +197,8 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     let bundle_name = a.bundle.display().to_string();
     let verified = match release::verify_bundle(&bytes, Some((&key, &sig)), min_version.as_ref()) {
         Ok(v) => v,
+        // A malformed signature file is unusable input (exit 2), not a failed verification.
+        Err(e @ release::VerifyError::MalformedSignature(_)) => bail!("{}: {e}", a.bundle.display()),
         Err(e) => {
             if a.json {
                 let out = CheckJson {

@@ -99,6 +99,7 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
     let sig = read_signature(&bundle_path, None)?;
     let bundle = match release::verify_bundle(&bytes, Some((&key, &sig)), None) {
         Ok(v) => v.bundle,
+        Err(e @ release::VerifyError::MalformedSignature(_)) => bail!("{}: {e}", bundle_path.display()),
         Err(e) => {
             eprintln!("{}: verification failed: {e}; nothing was rebuilt", bundle_path.display());
             return Ok(Outcome::Mismatch);

@@ -433,6 +433,10 @@ fn verify(a: VerifyArgs, global: Global) -> Result<Outcome> {
             };
             Ok((v, n))
         });
+    // A malformed signature file is unusable input (exit 2), not a failed verification.
+    if let Err(e @ release::VerifyError::MalformedSignature(_)) = &result {
+        bail!("{}: {e}", a.bundle.display());
+    }
     let bundle_name = a.bundle.display().to_string();
     let (report, outcome) = match result {
         Ok((v, n)) => (

@@ -352,10 +352,8 @@ struct VerifyReport {
 
 /// Checks the signature; `Err(reason)` for anything about the signature or the file's content.
 fn check_signature(file: &Path, sig_text: &str, key: &PublicKey) -> Result<Result<Signature, String>> {
-    let sig = match Signature::parse(sig_text) {
-        Ok(s) => s,
-        Err(e) => return Ok(Err(format!("the signature file is malformed: {e}"))),
-    };
+    // A malformed signature file is unusable input (exit 2), not a failed verification.
+    let sig = Signature::parse(sig_text).context("the signature file is malformed")?;
     let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
     if let Err(e) = sign::verify(key, io::BufReader::new(f), &sig, false) {
         return Ok(Err(e.to_string()));
@@ -370,6 +368,9 @@ fn check_signature(file: &Path, sig_text: &str, key: &PublicKey) -> Result<Resul
 }
 
 fn verify_signature(a: VerifySignatureArgs, global: Global) -> Result<Outcome> {
+    if a.file.is_dir() {
+        bail!("{} is a directory, not a file to verify", a.file.display());
+    }
     let key = read_public_key(&a.pubkey)?;
     let sig_text = read_signature(&a.file, a.sig.as_deref())?;
     let result = check_signature(&a.file, &sig_text, &key)?;
