@@ -248,6 +248,51 @@ pub struct GuestPolicy {
     pub allow_migration_agent: bool,
 }
 
+/// PCR values from a bank map as `nodeimg pcrs read --json` prints it (bank name → PCR index →
+/// hex), and the names of the banks a bundle cannot hold (skipped). Indices must be 0–23 and
+/// every value as long as its bank's digests.
+pub fn pcr_values(banks: BTreeMap<String, BTreeMap<String, String>>) -> Result<(PcrValues, Vec<String>), String> {
+    let mut out = PcrValues::new();
+    let mut skipped = Vec::new();
+    for (name, pcrs) in banks {
+        let Some(b) = [Bank::Sha1, Bank::Sha256, Bank::Sha384, Bank::Sha512].into_iter().find(|b| b.name() == name)
+        else {
+            skipped.push(name);
+            continue;
+        };
+        let values = out.entry(b).or_default();
+        for (index, value) in pcrs {
+            let i: u8 = index
+                .parse()
+                .ok()
+                .filter(|i| *i <= 23)
+                .ok_or_else(|| format!("{name} PCR {index:?} is not a PCR index (0-23)"))?;
+            let v = Hex::parse(&value).map_err(|e| format!("{name} PCR {i}: {e}"))?;
+            if v.len() != b.digest_len() {
+                return Err(format!("{name} PCR {i} has {} bytes, a {name} PCR has {}", v.len(), b.digest_len()));
+            }
+            values.insert(i, v);
+        }
+    }
+    if out.is_empty() {
+        return Err("no sha1, sha256, sha384 or sha512 PCR bank".into());
+    }
+    Ok((out, skipped))
+}
+
+/// [`pcr_values`] from the JSON `nodeimg pcrs read --json` prints (`{"banks": {…}}`, or the bare
+/// bank map).
+pub fn pcr_values_from_json(bytes: &[u8]) -> Result<(PcrValues, Vec<String>), String> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
+    if let Some(banks) = v.get_mut("banks") {
+        v = banks.take();
+    }
+    let banks = serde_json::from_value(v).map_err(|_| {
+        "expected {\"banks\": {\"sha256\": {\"0\": \"<hex>\", …}, …}} (nodeimg pcrs read --json)".to_owned()
+    })?;
+    pcr_values(banks)
+}
+
 /// Compares `evidence` with `platform`'s reference values, with the default [`GuestPolicy`]
 /// (no debug, VMPL 0, no migration agent).
 pub fn check(platform: &Platform, evidence: &Evidence) -> Result<Report, AttestError> {

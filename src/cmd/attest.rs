@@ -14,7 +14,6 @@ use clap::{ArgGroup, Args, Subcommand};
 use measure::eventlog::EventLog;
 use measure::evidence::{snp_report, tdx_quote, SnpReport, TdxQuote};
 use release::attest::{self, Evidence, PcrValues, Report, Source, Status};
-use release::{Bank, Hex};
 use serde::Serialize;
 
 use super::eventlog::{emit, load, register_diff, FormatArg};
@@ -103,51 +102,14 @@ pub fn run(cmd: Command, global: Global) -> Result<Outcome> {
     }
 }
 
-/// The bank for a name in a PCR file, if it is one the bundle knows.
-fn bank(name: &str) -> Option<Bank> {
-    [Bank::Sha1, Bank::Sha256, Bank::Sha384, Bank::Sha512].into_iter().find(|b| b.name() == name)
-}
-
-/// PCR values from `nodeimg pcrs read`'s bank map (bank name → index → hex).
+/// PCR values from a bank map; `what` names its source in errors.
 fn pcr_values(banks: BTreeMap<String, BTreeMap<String, String>>, what: &str) -> Result<(PcrValues, Vec<String>)> {
-    let mut out = PcrValues::new();
-    let mut skipped = Vec::new();
-    for (name, pcrs) in banks {
-        let Some(b) = bank(&name) else {
-            skipped.push(name);
-            continue;
-        };
-        let values = out.entry(b).or_default();
-        for (index, value) in pcrs {
-            let i: u8 = index
-                .parse()
-                .ok()
-                .filter(|i| *i <= 23)
-                .with_context(|| format!("{what}: {name} PCR {index:?} is not a PCR index (0-23)"))?;
-            let v = Hex::parse(&value).map_err(|e| anyhow::anyhow!("{what}: {name} PCR {i}: {e}"))?;
-            if v.len() != b.digest_len() {
-                bail!("{what}: {name} PCR {i} has {} bytes, a {name} PCR has {}", v.len(), b.digest_len());
-            }
-            values.insert(i, v);
-        }
-    }
-    if out.is_empty() {
-        bail!("{what}: no sha1, sha256, sha384 or sha512 PCR bank");
-    }
-    Ok((out, skipped))
+    attest::pcr_values(banks).map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
 fn read_pcrs_file(path: &Path) -> Result<(PcrValues, Vec<String>)> {
-    let what = path.display().to_string();
     let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::SMALL_JSON, "a JSON file of PCR values")?;
-    let mut v: serde_json::Value = serde_json::from_slice(&bytes).with_context(|| format!("{what}: not JSON"))?;
-    if let Some(banks) = v.get_mut("banks") {
-        v = banks.take();
-    }
-    let banks = serde_json::from_value(v).with_context(|| {
-        format!("{what}: expected {{\"banks\": {{\"sha256\": {{\"0\": \"<hex>\", …}}, …}}}} (nodeimg pcrs read --json)")
-    })?;
-    pcr_values(banks, &what)
+    attest::pcr_values_from_json(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn read_snp(path: &Path) -> Result<SnpReport> {
