@@ -177,11 +177,7 @@ impl CommandRunExt for Command {
             // not, so pass it on once.
             if !signalled && INTERRUPTED.load(Ordering::SeqCst) {
                 signalled = true;
-                let _ = Command::new("kill")
-                    .args(["-INT", &child.id().to_string()])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
+                interrupt(child.id());
             }
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(Ok(line)) => {
@@ -218,6 +214,17 @@ impl CommandRunExt for Command {
             return Err(CommandError::Failed { argv, status: status_text(status), tail: tail.text() });
         }
         Ok(())
+    }
+}
+
+/// Sends SIGINT to the process `pid` (a child of ours, still running or a zombie we have not
+/// reaped, so the pid cannot have been reused).
+#[allow(unsafe_code)]
+fn interrupt(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(pid, libc::SIGINT);
     }
 }
 
