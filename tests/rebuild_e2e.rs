@@ -109,18 +109,7 @@ fn lock_then_build_then_offline_rebuild_of_a_release() {
     let verify = nodeimg(args!["verify", "--bundle", &p(&release.join("bundle.json")), "--pubkey", &p(&pubkey)]);
     assert_eq!(verify.code, 0, "{verify:?}");
 
-    let offline = Command::new("unshare")
-        .arg("--net")
-        .arg(env!("CARGO_BIN_EXE_nodeimg"))
-        .arg("rebuild")
-        .arg(&release)
-        .arg("--pubkey")
-        .arg(&pubkey)
-        .arg("--profiles")
-        .arg(&profiles)
-        .output()
-        .unwrap();
-    let offline: Run = offline.into();
+    let offline = rebuild_offline(&release, &pubkey, &profiles);
     assert_eq!(offline.code, 0, "offline rebuild from the release's packages:\n{offline:?}");
     assert!(offline.stdout.contains("identical: nodeimg 0.1.0 rebuilt from the package archive"), "{offline:?}");
 
@@ -166,18 +155,8 @@ fn lock_then_build_then_offline_rebuild_of_a_release() {
         &p(&profiles)
     ]);
     assert_eq!(r.code, 0, "release of the edited build:\n{r:?}");
-    let differs: Run = Command::new("unshare")
-        .arg("--net")
-        .arg(env!("CARGO_BIN_EXE_nodeimg"))
-        .arg("rebuild")
-        .arg(rel2.join("nodeimg-0.1.0"))
-        .arg("--pubkey")
-        .arg(rel2.join("insecure-dev-key/nodeimg-dev.pub"))
-        .arg("--profiles")
-        .arg(&profiles)
-        .output()
-        .unwrap()
-        .into();
+    let differs =
+        rebuild_offline(&rel2.join("nodeimg-0.1.0"), &rel2.join("insecure-dev-key/nodeimg-dev.pub"), &profiles);
     assert_eq!(differs.code, 1, "{differs:?}");
     for want in ["DIFFERS  artefact qemu/uki.efi", "section .cmdline differs", "DIFFERENT: nodeimg 0.1.0"] {
         assert!(differs.stdout.contains(want), "{want:?}: {differs:?}");
@@ -227,6 +206,22 @@ fn lock_then_build_then_offline_rebuild_of_a_release() {
     assert!(r.stderr.contains("content hash"), "{r:?}");
 
     let _ = fs::remove_dir_all(&tmp);
+}
+
+/// `nodeimg rebuild RELEASE` in a network namespace without routes: no mirror can be reached.
+fn rebuild_offline(release: &Path, pubkey: &Path, profiles: &Path) -> Run {
+    Command::new("unshare")
+        .arg("--net")
+        .arg(env!("CARGO_BIN_EXE_nodeimg"))
+        .arg("rebuild")
+        .arg(release)
+        .arg("--pubkey")
+        .arg(pubkey)
+        .arg("--profiles")
+        .arg(profiles)
+        .output()
+        .expect("unshare (util-linux)")
+        .into()
 }
 
 /// Copies a directory tree (files as copies, never links), leaving out top-level `skip` names.

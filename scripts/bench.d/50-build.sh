@@ -4,6 +4,7 @@
 #   cold: a new, empty cache directory (tools tree, packages, everything from the mirror).
 # One run each (a build takes minutes); BENCH_BUILD_COLD=0 skips the two cold builds (~11 min).
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 MKOSI=$ROOT/tools/bin/mkosi
@@ -12,15 +13,6 @@ OUT=$BENCH_DIR/build
 WARM=${NODEIMG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nodeimg}
 rm -rf "$OUT"
 mkdir -p "$OUT"
-
-secs() { # CMD…: runs it quietly, prints the wall-clock seconds
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$@" >"$OUT/last.log" 2>&1 || { tail -20 "$OUT/last.log" >&2; echo "bench: $* failed" >&2; exit 1; }
-  t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc -l
-}
-row() { printf '%-44s %8.1f s\n' "$1" "$2"; }
 
 "$NODEIMG" -q build --cache-dir "$WARM" --out "$OUT/prime" >/dev/null 2>&1 || true # warm the cache
 one_warm=$(secs "$NODEIMG" -q build --cache-dir "$WARM" --out "$OUT/w1")

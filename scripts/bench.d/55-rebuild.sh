@@ -4,20 +4,13 @@
 # The rebuild runs twice: the first is cold (a package archive is a new source, so a new cache
 # key, by design), the second reuses that cache as a verifier rebuilding several releases would.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 OUT=$BENCH_DIR/rebuild
 WARM=${NODEIMG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/nodeimg}
 rm -rf "$OUT"
 mkdir -p "$OUT"
-secs() { # CMD…: runs it quietly, prints the wall-clock seconds
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$@" >"$OUT/last.log" 2>&1 || { tail -20 "$OUT/last.log" >&2; echo "bench: $* failed" >&2; exit 1; }
-  t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc -l
-}
-row() { printf '%-52s %8.1f s\n' "$1" "$2"; }
 
 "$NODEIMG" -q build --cache-dir "$WARM" --out "$OUT/prime" >/dev/null 2>&1 # warm the cache
 build=$(secs "$NODEIMG" -q build --cache-dir "$WARM" --out "$OUT/b")

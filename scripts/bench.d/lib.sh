@@ -13,3 +13,16 @@ compare() {
   printf 'ratio %s / %s = %.2fx\n' "$nb" "$na" "$(echo "$mb / $ma" | bc -l)"
   rm -f "$json"
 }
+
+# secs CMD…: runs CMD quietly (its output in $OUT/last.log, shown if it fails) and prints the
+# wall-clock seconds it took. For the image builds, which run once each (they take minutes).
+secs() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >"$OUT/last.log" 2>&1 || { tail -20 "$OUT/last.log" >&2; echo "bench: $* failed" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+
+# row NAME SECONDS: one line of a build table.
+row() { printf '%-52s %8.1f s\n' "$1" "$2"; }
