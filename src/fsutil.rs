@@ -207,22 +207,24 @@ pub mod limits {
 /// refused at once).
 pub fn read_input(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
-    let ctx = || format!("reading {} ({what})", path.display());
+    // The name as the user gave it, but one line: a newline in it must not split the message.
+    let shown = crate::text::clean(&path.display().to_string()).into_owned();
+    let ctx = || format!("reading {shown} ({what})");
     let f = File::open(path).with_context(ctx)?;
     let meta = f.metadata().with_context(ctx)?;
     if meta.is_dir() {
-        anyhow::bail!("{} is a directory, not {what}", path.display());
+        anyhow::bail!("{} is a directory, not {what}", shown);
     }
     if meta.is_file() && meta.len() > limit {
-        anyhow::bail!("{} is {} bytes, too large for {what} (limit {limit})", path.display(), meta.len());
+        anyhow::bail!("{} is {} bytes, too large for {what} (limit {limit})", shown, meta.len());
     }
     if !meta.is_file() && limit > STREAMED_LIMIT {
-        anyhow::bail!("{} is not a regular file ({what} is read from a file)", path.display());
+        anyhow::bail!("{} is not a regular file ({what} is read from a file)", shown);
     }
     let mut bytes = Vec::new();
     f.take(limit + 1).read_to_end(&mut bytes).with_context(ctx)?;
     if bytes.len() as u64 > limit {
-        anyhow::bail!("{}: more than {limit} bytes, too large for {what}", path.display());
+        anyhow::bail!("{}: more than {limit} bytes, too large for {what}", shown);
     }
     Ok(bytes)
 }

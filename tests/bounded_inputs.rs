@@ -56,3 +56,13 @@ fn dev_zero_as_any_input_exits_2_within_bounds() {
     }
     assert!(!d.join("out.efi").exists(), "no output from a refused input");
 }
+
+/// A newline in an input's name does not split the error line about it.
+#[test]
+fn a_newline_in_a_name_stays_on_one_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = common::nodeimg(dir.path(), &["eventlog", "show", "no\nsuch\u{1b}[2J.log"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(run.stderr.contains("no\\nsuch\\u{1b}[2J.log"), "{run:?}");
+}
