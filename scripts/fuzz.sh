@@ -9,11 +9,18 @@ export PATH=$HOME/.cargo/bin:$PATH
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 if ! rustup toolchain list | grep -q '^nightly'; then
   echo "+ rustup toolchain install nightly --profile minimal" >&2
-  rustup toolchain install nightly --profile minimal
+  rustup toolchain install nightly --profile minimal || {
+    echo "fuzz: no nightly Rust toolchain, and installing one failed: cargo-fuzz needs nightly" \
+      "(libFuzzer's sanitizer flags). Install it ('rustup toolchain install nightly') and run make fuzz again." >&2
+    exit 2
+  }
 fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "+ cargo +nightly install cargo-fuzz --locked" >&2
-  cargo +nightly install cargo-fuzz --locked
+  cargo +nightly install cargo-fuzz --locked || {
+    echo "fuzz: cargo-fuzz is missing and 'cargo +nightly install cargo-fuzz --locked' failed" >&2
+    exit 2
+  }
 fi
 cd "$ROOT/fuzz"
 for target in fuzz_targets/*.rs; do
