@@ -1,8 +1,9 @@
 # Rebuilding a release: `nodeimg rebuild` from the release's own package archive (offline, the
 # packages served locally) against a warm `nodeimg build` of the same profiles, and the size of
 # what a release publishes with --with-packages (the image with its initrd, and the tools tree).
-# The rebuild runs twice: the first is cold (a package archive is a new source, so a new cache
-# key, by design), the second reuses that cache as a verifier rebuilding several releases would.
+# The rebuild runs twice: the first is cold unless a build from a package archive of this lock
+# ran before (a package archive is another source, so another cache key, by design), the
+# second reuses that cache as a verifier rebuilding several releases would.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
