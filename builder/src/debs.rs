@@ -13,27 +13,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use crate::lock::Lock;
 use crate::{read_err, write_err, Error};
 
 /// sha256 (lowercase hex) of a file, streamed.
 pub fn sha256_file(path: &Path) -> Result<String, Error> {
-    let mut f = fs::File::open(path).map_err(read_err(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(read_err(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
+    crate::build::hash_file(path).map(|(_, sha256)| sha256)
 }
 
 /// One problem with a package archive or a downloaded `.deb`.
@@ -171,6 +158,7 @@ impl DebStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn sha(data: &[u8]) -> String {
         hex::encode(Sha256::digest(data))
