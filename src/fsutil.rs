@@ -97,18 +97,8 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Renames `from` to `to` only if nothing is at `to` — atomically, so a target that appears
 /// meanwhile is refused, never replaced (`renameat2(RENAME_NOREPLACE)`).
-#[allow(unsafe_code)]
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other);
-    let (f, t) = (c(from)?, c(to)?);
-    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
-    let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    builder::build::rename2(from, to, libc::RENAME_NOREPLACE)
 }
 
 /// Gives every directory under `root` (itself included) mode 0755 and every file 0644, whatever

@@ -860,7 +860,7 @@ fn publish(partial: &Path, dest: &Path) -> Result<(), Error> {
     let parent = dest.parent().unwrap_or(Path::new("."));
     match fs::symlink_metadata(dest) {
         Ok(_) => {
-            exchange(partial, dest).map_err(write_err(dest))?;
+            rename2(partial, dest, libc::RENAME_EXCHANGE).map_err(write_err(dest))?;
             remove_dir_if_exists(partial)?;
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => fs::rename(partial, dest).map_err(write_err(dest))?,
@@ -869,14 +869,16 @@ fn publish(partial: &Path, dest: &Path) -> Result<(), Error> {
     File::open(parent).and_then(|d| d.sync_all()).map_err(write_err(parent))
 }
 
-/// Swaps the directory entries `a` and `b` atomically.
+/// `renameat2(2)` of `from` to `to` with `flags`: `libc::RENAME_EXCHANGE` swaps the two entries
+/// atomically, `libc::RENAME_NOREPLACE` refuses an existing `to` (even an empty directory)
+/// without a race.
 #[allow(unsafe_code)]
-fn exchange(a: &Path, b: &Path) -> io::Result<()> {
+pub fn rename2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(io::Error::other);
-    let (ca, cb) = (c(a)?, c(b)?);
+    let (ca, cb) = (c(from)?, c(to)?);
     // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
-    let r = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), libc::RENAME_EXCHANGE) };
+    let r = unsafe { libc::renameat2(libc::AT_FDCWD, ca.as_ptr(), libc::AT_FDCWD, cb.as_ptr(), flags) };
     if r == 0 {
         Ok(())
     } else {
