@@ -15,7 +15,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use builder::{BuildRequest, PackageSource, ProfileSet, SourceChoice};
+use builder::{BuildRequest, ProfileSet, SourceChoice};
 use clap::Args;
 use release::bundle::{Bundle, PcrStatus, Platform};
 use release::input::BuildOutput;
@@ -132,10 +132,8 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
             args.release.display()
         );
     }
+    // (A package archive is checked against the lock by the build itself, before mkosi runs.)
     let source = choice.resolve(lock.snapshot.as_ref()).map_err(anyhow::Error::msg)?;
-    if let PackageSource::Archive { dir } = &source {
-        builder::debs::check_archive(dir, &lock)?;
-    }
 
     // 4. The build, of every platform the bundle has.
     let set = ProfileSet::load(&profiles_dir)?;
