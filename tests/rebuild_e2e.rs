@@ -76,19 +76,7 @@ fn lock_then_build_then_offline_rebuild_of_a_release() {
 
     // 2. Release with packages, rebuild offline.
     let rel = tmp.join("release");
-    let r = nodeimg(args![
-        "release",
-        "--version",
-        "0.1.0",
-        "--input",
-        &p(&built),
-        "--out",
-        &p(&rel),
-        "--insecure-dev-key",
-        "--with-packages",
-        "--profiles-dir",
-        &p(&profiles)
-    ]);
+    let r = release_with_packages(&built, &rel, &profiles);
     assert_eq!(r.code, 0, "release --with-packages:\n{r:?}");
     let release = rel.join("nodeimg-0.1.0");
     let pubkey = rel.join("insecure-dev-key/nodeimg-dev.pub");
@@ -141,19 +129,7 @@ fn lock_then_build_then_offline_rebuild_of_a_release() {
     }
     fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
     let rel2 = tmp.join("release2");
-    let r = nodeimg(args![
-        "release",
-        "--version",
-        "0.1.0",
-        "--input",
-        &p(&edited),
-        "--out",
-        &p(&rel2),
-        "--insecure-dev-key",
-        "--with-packages",
-        "--profiles-dir",
-        &p(&profiles)
-    ]);
+    let r = release_with_packages(&edited, &rel2, &profiles);
     assert_eq!(r.code, 0, "release of the edited build:\n{r:?}");
     let differs =
         rebuild_offline(&rel2.join("nodeimg-0.1.0"), &rel2.join("insecure-dev-key/nodeimg-dev.pub"), &profiles);
@@ -206,6 +182,25 @@ fn lock_then_build_then_offline_rebuild_of_a_release() {
     assert!(r.stderr.contains("content hash"), "{r:?}");
 
     let _ = fs::remove_dir_all(&tmp);
+}
+
+/// `nodeimg release --with-packages` of the build output `input` into `out`, signed with a
+/// development key made under `out`.
+fn release_with_packages(input: &Path, out: &Path, profiles: &Path) -> Run {
+    let p = |x: &Path| x.as_os_str().to_owned();
+    nodeimg(args![
+        "release",
+        "--version",
+        "0.1.0",
+        "--input",
+        &p(input),
+        "--out",
+        &p(out),
+        "--insecure-dev-key",
+        "--with-packages",
+        "--profiles-dir",
+        &p(profiles)
+    ])
 }
 
 /// `nodeimg rebuild RELEASE` in a network namespace without routes: no mirror can be reached.

@@ -164,38 +164,13 @@ fn bad_input_exits_2_naming_the_problem_and_writes_nothing() {
     // An empty or non-PE kernel makes no bootable UKI.
     std::fs::write(d.join("not-a-kernel"), b"HALLO\n").unwrap();
     std::fs::write(d.join("empty-kernel"), b"").unwrap();
-    let run = nodeimg(
-        d,
-        &[
-            "uki",
-            "build",
-            "--stub",
-            &tools_uki("linuxx64.efi.stub"),
-            "--linux",
-            "/dev/null",
-            "--cmdline",
-            "x",
-            "-o",
-            "k.efi",
-        ],
-    );
-    assert_fails(&run, 2, &["/dev/null is not a regular file"]);
+    let build_with = |linux: &str| {
+        let stub = tools_uki("linuxx64.efi.stub");
+        nodeimg(d, &["uki", "build", "--stub", &stub, "--linux", linux, "--cmdline", "x", "-o", "k.efi"])
+    };
+    assert_fails(&build_with("/dev/null"), 2, &["/dev/null is not a regular file"]);
     for (linux, why) in [("empty-kernel", "the file is empty"), ("not-a-kernel", "no MZ header")] {
-        let run = nodeimg(
-            d,
-            &[
-                "uki",
-                "build",
-                "--stub",
-                &tools_uki("linuxx64.efi.stub"),
-                "--linux",
-                linux,
-                "--cmdline",
-                "x",
-                "-o",
-                "k.efi",
-            ],
-        );
+        let run = build_with(linux);
         assert_fails(&run, 2, &[&format!("--linux {linux}: the kernel is not a PE/COFF image ({why})")]);
         assert!(!d.join("k.efi").exists(), "no output for {linux}");
     }
