@@ -187,6 +187,8 @@ pub mod limits {
     pub const BUNDLE: u64 = 16 << 20;
     /// A measured-boot event log (real ones are tens of KiB; a 22k-event log is a few MiB).
     pub const EVENTLOG: u64 = 16 << 20;
+    /// Firmware code read whole for its volumes (OVMF's are 2–4 MiB).
+    pub const FIRMWARE: u64 = 64 << 20;
     /// A kernel, initrd, stub, UKI or file to sign: read whole, from a regular file only.
     pub const IMAGE: u64 = 4 << 30;
 }

@@ -66,6 +66,9 @@ fn capture(mode: &str, out: &Path) {
         "all-banks" => {
             cmd.args(["--banks", "sha1,sha256,sha384"]);
         }
+        "sb-setup" => {
+            cmd.args(["--ovmf", "2022.11-6+deb12u2"]);
+        }
         _ => {}
     }
     let o = cmd.output().expect("running tests/boot/boot-capture.sh");
@@ -78,7 +81,7 @@ fn capture(mode: &str, out: &Path) {
 
 #[test]
 fn real_boot_replays_and_matches_the_fixture() {
-    for mode in ["sb-off", "sb-on", "extras", "all-banks"] {
+    for mode in ["sb-off", "sb-on", "sb-setup", "extras", "all-banks"] {
         let dir = tempfile::tempdir().unwrap();
         capture(mode, dir.path());
         let log: PathBuf = dir.path().join("eventlog.bin");
@@ -114,12 +117,13 @@ fn real_boot_replays_and_matches_the_fixture() {
         }
 
         // 3. The boot-chain model's prediction == the vTPM, and its events == the captured log's.
-        let vars = match mode {
-            "sb-on" => "OVMF_VARS_4M.snakeoil.fd",
-            _ => "OVMF_VARS_4M.fd",
+        // Secure Boot support is read from the firmware code, as booted.
+        let (ovmf, code, vars) = match mode {
+            "sb-on" => ("2025.02-8+deb13u1", "OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.snakeoil.fd"),
+            "sb-setup" => ("2022.11-6+deb12u2", "OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"),
+            _ => ("2025.02-8+deb13u1", "OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"),
         };
-        let vars = root().join("tools/ovmf/2025.02-8+deb13u1/usr/share/OVMF").join(vars);
-        let secure_boot = if mode == "sb-on" { "on" } else { "off" };
+        let firmware = root().join("tools/ovmf").join(ovmf).join("usr/share/OVMF");
         let path = |f: &str| dir.path().join(f).to_str().unwrap().to_owned();
         let mut args = vec![
             "measure".to_string(),
@@ -127,9 +131,9 @@ fn real_boot_replays_and_matches_the_fixture() {
             "--uki".into(),
             path("uki.efi"),
             "--firmware-vars".into(),
-            vars.to_str().unwrap().into(),
-            "--secure-boot".into(),
-            secure_boot.into(),
+            firmware.join(vars).to_str().unwrap().into(),
+            "--firmware-code".into(),
+            firmware.join(code).to_str().unwrap().into(),
             "--disk".into(),
             path("gpt.bin"),
             "--banks".into(),

@@ -23,24 +23,38 @@ fn path(rel: &str) -> String {
 }
 
 const OVMF: &str = "tools/ovmf/2025.02-8+deb13u1/usr/share/OVMF";
+/// Debian bookworm's OVMF: its OVMF_CODE_4M.fd is built with Secure Boot support.
+const OVMF_BOOKWORM: &str = "tools/ovmf/2022.11-6+deb12u2/usr/share/OVMF";
 
-/// `pcrs`, `vars`, `--secure-boot` of a fixture.
-fn fixture(mode: &str) -> (BTreeMap<String, BTreeMap<String, String>>, String, &'static str) {
+/// `pcrs`, `vars`, the firmware code, and whether that code supports Secure Boot, of a fixture.
+fn fixture(mode: &str) -> (BTreeMap<String, BTreeMap<String, String>>, String, String, &'static str) {
     let real =
         serde_json::from_slice(&std::fs::read(root().join(format!("measure/testdata/boot/{mode}/pcrs.json"))).unwrap())
             .unwrap();
     match mode {
-        "sb-on" => (real, path(&format!("{OVMF}/OVMF_VARS_4M.snakeoil.fd")), "on"),
-        _ => (real, path(&format!("{OVMF}/OVMF_VARS_4M.fd")), "off"),
+        "sb-on" => (
+            real,
+            path(&format!("{OVMF}/OVMF_VARS_4M.snakeoil.fd")),
+            path(&format!("{OVMF}/OVMF_CODE_4M.secboot.fd")),
+            "with",
+        ),
+        "sb-setup" => (
+            real,
+            path(&format!("{OVMF_BOOKWORM}/OVMF_VARS_4M.fd")),
+            path(&format!("{OVMF_BOOKWORM}/OVMF_CODE_4M.fd")),
+            "with",
+        ),
+        _ => (real, path(&format!("{OVMF}/OVMF_VARS_4M.fd")), path(&format!("{OVMF}/OVMF_CODE_4M.fd")), "without"),
     }
 }
 
 #[test]
 fn predicts_the_real_boots() {
-    for mode in ["sb-off", "sb-on", "extras", "all-banks"] {
-        let (real, vars, sb) = fixture(mode);
-        // all-banks booted the sb-off inputs with a vTPM that also allocates sha1.
-        let inputs = if mode == "all-banks" { "sb-off" } else { mode };
+    for mode in ["sb-off", "sb-on", "sb-setup", "extras", "all-banks"] {
+        let (real, vars, code, _) = fixture(mode);
+        // all-banks booted the sb-off inputs with a vTPM that also allocates sha1; sb-setup the
+        // same UKI and disk on bookworm's firmware.
+        let inputs = if mode == "all-banks" || mode == "sb-setup" { "sb-off" } else { mode };
         let banks: &[&str] = if mode == "all-banks" { &["sha1", "sha256", "sha384"] } else { &["sha256", "sha384"] };
         let bank_list = banks.join(",");
         let uki = path(&format!("tools/boot/{inputs}/uki.efi"));
@@ -55,8 +69,9 @@ fn predicts_the_real_boots() {
             &uki,
             "--firmware-vars",
             &vars,
-            "--secure-boot",
-            sb,
+            // Secure Boot support is read from the firmware code (a note says so).
+            "--firmware-code",
+            &code,
             "--disk",
             &gpt,
             "--banks",
@@ -85,7 +100,19 @@ fn predicts_the_real_boots() {
             assert_eq!(v["pcr11_phases"][bank]["stub"], real["11"], "{mode}: {bank} PCR 11");
             assert_eq!(v["pcrs"][bank]["11"], v["pcr11_phases"][bank]["ready"], "{mode}: pcrs are at ready");
         }
-        assert_eq!(v["secure_boot"], if sb == "on" { "enforcing" } else { "not-supported" }, "{mode}");
+        let state = match mode {
+            "sb-on" => "enforcing",
+            "sb-setup" => "setup-mode",
+            _ => "not-supported",
+        };
+        assert_eq!(v["secure_boot"], state, "{mode}");
+        let support = if state == "not-supported" {
+            "built without Secure Boot support"
+        } else {
+            "built with Secure Boot support"
+        };
+        let notes = v["notes"].as_array().unwrap();
+        assert!(notes.iter().any(|n| n.as_str().unwrap().contains(support)), "{mode}: {notes:?}");
 
         // The written log, as tpm2_eventlog replays it: the predicted values (PCR 11 at "stub").
         let t = tool(&root(), "tpm2_eventlog", &[out.to_str().unwrap()]);
@@ -120,7 +147,7 @@ fn tpm2_eventlog_pcrs(yaml: &str) -> BTreeMap<String, BTreeMap<String, String>> 
 
 #[test]
 fn a_wrong_firmware_flavour_is_a_mismatch_that_is_explained() {
-    let (_, vars, _) = fixture("sb-on");
+    let (_, vars, _, _) = fixture("sb-on");
     let run = nodeimg(
         &root(),
         &[
@@ -183,7 +210,40 @@ fn bad_input_is_exit_2_and_says_what() {
         ),
         (
             vec!["--uki".into(), uki.clone(), "--firmware-vars".into(), path(&format!("{OVMF}/OVMF_VARS_4M.ms.fd"))],
-            vec!["enroll a PK", "--secure-boot on"],
+            vec!["enroll a PK", "--firmware-code", "--secure-boot with"],
+        ),
+        (
+            vec![
+                "--uki".into(),
+                uki.clone(),
+                "--firmware-code".into(),
+                path(&format!("{OVMF}/OVMF_CODE_4M.fd")),
+                "--secure-boot".into(),
+                "with".into(),
+            ],
+            vec![
+                "--secure-boot with contradicts the firmware code",
+                "OVMF_CODE_4M.fd is built without Secure Boot support",
+            ],
+        ),
+        (
+            vec![
+                "--uki".into(),
+                uki.clone(),
+                "--firmware-code".into(),
+                path(&format!("{OVMF_BOOKWORM}/OVMF_CODE_4M.fd")),
+                "--secure-boot".into(),
+                "off".into(),
+            ],
+            vec!["--secure-boot without contradicts", "built with Secure Boot support"],
+        ),
+        (
+            vec!["--uki".into(), uki.clone(), "--firmware-code".into(), path(&format!("{OVMF}/OVMF_VARS_4M.fd"))],
+            vec![
+                "OVMF_VARS_4M.fd",
+                "cannot tell whether this firmware supports Secure Boot",
+                "no UEFI firmware volume",
+            ],
         ),
         (
             vec![
@@ -269,7 +329,7 @@ fn tdx_rtmrs() {
 /// through tss-esapi by `nodeimg pcrs read`, gives the predicted PCRs in every bank.
 #[test]
 fn predicted_events_extended_into_a_swtpm_read_back_as_predicted() {
-    let (_, vars, sb) = fixture("sb-off");
+    let (_, vars, _, sb) = fixture("sb-off");
     let uki = path("tools/boot/sb-off/uki.efi");
     let gpt = path("tools/boot/sb-off/gpt.bin");
     let dir = tempfile::tempdir().unwrap();

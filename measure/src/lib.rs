@@ -9,6 +9,7 @@
 pub mod boot;
 pub mod eventlog;
 pub mod evidence;
+pub mod fv;
 pub mod ovmf;
 pub mod sha384x8;
 pub mod snp;

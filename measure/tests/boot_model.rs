@@ -51,6 +51,8 @@ struct Fixture {
     inputs: &'static str,
     /// The banks its vTPM allocated.
     banks: &'static [HashAlg],
+    /// The Debian OVMF build under `tools/`.
+    ovmf: &'static str,
     vars: &'static str,
     secure_boot_firmware: bool,
     /// Credentials and extensions next to the UKI (PCR 9, 12, 13).
@@ -59,11 +61,12 @@ struct Fixture {
 
 const TWO_BANKS: &[HashAlg] = &[HashAlg::Sha256, HashAlg::Sha384];
 
-const FIXTURES: [Fixture; 4] = [
+const FIXTURES: [Fixture; 5] = [
     Fixture {
         mode: "sb-off",
         inputs: "sb-off",
         banks: TWO_BANKS,
+        ovmf: OVMF,
         vars: "OVMF_VARS_4M.fd",
         secure_boot_firmware: false,
         extras: false,
@@ -72,6 +75,7 @@ const FIXTURES: [Fixture; 4] = [
         mode: "sb-on",
         inputs: "sb-on",
         banks: TWO_BANKS,
+        ovmf: OVMF,
         vars: "OVMF_VARS_4M.snakeoil.fd",
         secure_boot_firmware: true,
         extras: false,
@@ -80,6 +84,7 @@ const FIXTURES: [Fixture; 4] = [
         mode: "extras",
         inputs: "extras",
         banks: TWO_BANKS,
+        ovmf: OVMF,
         vars: "OVMF_VARS_4M.fd",
         secure_boot_firmware: false,
         extras: true,
@@ -89,8 +94,19 @@ const FIXTURES: [Fixture; 4] = [
         mode: "all-banks",
         inputs: "sb-off",
         banks: &[HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384],
+        ovmf: OVMF,
         vars: "OVMF_VARS_4M.fd",
         secure_boot_firmware: false,
+        extras: false,
+    },
+    // The sb-off UKI and disk on bookworm's firmware, built with Secure Boot support: setup mode.
+    Fixture {
+        mode: "sb-setup",
+        inputs: "sb-off",
+        banks: TWO_BANKS,
+        ovmf: "ovmf/2022.11-6+deb12u2/usr/share/OVMF",
+        vars: "OVMF_VARS_4M.fd",
+        secure_boot_firmware: true,
         extras: false,
     },
 ];
@@ -131,8 +147,8 @@ fn fixture_boots_are_predicted_exactly() {
         let mode = f.mode;
         let uki = read(&tools(&format!("boot/{}/uki.efi", f.inputs)));
         let gpt = read(&tools(&format!("boot/{}/gpt.bin", f.inputs)));
-        let vars = read(&tools(&format!("{OVMF}/{}", f.vars)));
-        assert_eq!(sha256_hex(&vars), input_sha256(mode, &format!("tools/{OVMF}/{}", f.vars)), "{mode}: VARS");
+        let vars = read(&tools(&format!("{}/{}", f.ovmf, f.vars)));
+        assert_eq!(sha256_hex(&vars), input_sha256(mode, &format!("tools/{}/{}", f.ovmf, f.vars)), "{mode}: VARS");
         if mode != "sb-on" {
             // Unsigned, the rebuilt UKI is the booted one byte for byte. (Signed, the signature's
             // time differs; the Authenticode digest the firmware measures does not, which the
@@ -150,7 +166,11 @@ fn fixture_boots_are_predicted_exactly() {
         }
         let p = boot::predict(&inputs).unwrap_or_else(|e| panic!("{mode}: {e}"));
         assert_eq!(p.stub_version, "257.13-1~deb13u1", "{mode}");
-        let state = if f.secure_boot_firmware { SecureBootState::Enforcing } else { SecureBootState::NotSupported };
+        let state = match (f.secure_boot_firmware, store.get("PK", &measure::uefi_vars::EFI_GLOBAL_VARIABLE)) {
+            (false, _) => SecureBootState::NotSupported,
+            (true, None) => SecureBootState::SetupMode,
+            (true, Some(_)) => SecureBootState::Enforcing,
+        };
         assert_eq!(p.secure_boot, state, "{mode}");
         assert_eq!(p.pcrs, [4, 5, 7, 9, 11, 12, 13], "{mode}");
 
@@ -179,10 +199,11 @@ fn fixture_boots_are_predicted_exactly() {
                 assert_eq!(replayed.value(*alg, *pcr), want, "{mode}: {alg} PCR {pcr} replayed");
             }
         }
-        // SB on: no kernel image in PCR 4, an authority event in PCR 7; SB off the reverse.
+        // SB enforcing: no kernel image in PCR 4, an authority event in PCR 7; otherwise (off,
+        // setup mode) the reverse.
         let count =
             |pcr: u32, t: EventType| p.events.iter().filter(|e| e.event.pcr == pcr && e.event.event_type == t).count();
-        let sb = usize::from(f.secure_boot_firmware);
+        let sb = usize::from(state == SecureBootState::Enforcing);
         assert_eq!(count(4, EventType::EV_EFI_BOOT_SERVICES_APPLICATION), 2 - sb, "{mode}");
         assert_eq!(count(7, EventType::EV_EFI_VARIABLE_AUTHORITY), sb, "{mode}");
         // Extras: credentials, global credentials and the confext in PCR 12, the sysext in 13.

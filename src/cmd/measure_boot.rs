@@ -23,14 +23,18 @@ use sha2::{Digest, Sha256};
 use crate::cmd::eventlog::emit;
 use crate::{Global, Outcome};
 
-/// `--secure-boot` values: whether the firmware code is built with Secure Boot.
+/// `--secure-boot` values: whether the firmware code is built with Secure Boot support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SecureBootArg {
-    /// Secure Boot firmware (Debian's OVMF_CODE_4M.secboot.fd, .ms.fd, .snakeoil.fd): with a
-    /// PK enrolled, SecureBoot is 1 and the UKI must be authorised by db.
-    On,
-    /// Firmware without Secure Boot (Debian's OVMF_CODE_4M.fd): no SecureBoot variable.
-    Off,
+    /// Firmware built with Secure Boot support (Debian trixie's OVMF_CODE_4M.secboot.fd, .ms.fd,
+    /// .snakeoil.fd; every bookworm OVMF_CODE*): it measures SecureBoot (1 with a PK enrolled,
+    /// 0 in setup mode) and, enforcing, the db entry that authorised the UKI.
+    #[value(name = "with", alias = "on")]
+    With,
+    /// Firmware built without Secure Boot support (Debian trixie's OVMF_CODE_4M.fd): SecureBoot
+    /// does not exist.
+    #[value(name = "without", alias = "off")]
+    Without,
 }
 
 /// What the firmware and the stubs see besides the UKI.
@@ -40,9 +44,15 @@ pub struct BootOptions {
     /// OVMF_VARS_4M.ms.fd). Default: an empty store.
     #[arg(long, value_name = "VARS")]
     firmware_vars: Option<PathBuf>,
-    /// Whether the firmware code is built with Secure Boot (it cannot be read from VARS).
-    /// Default: off, unless the variables enroll a PK, when it must be given.
-    #[arg(long, value_enum, value_name = "on|off")]
+    /// The firmware code (an OVMF CODE or full image, e.g. OVMF_CODE_4M.fd): whether it is
+    /// built with Secure Boot support is read from it (edk2's SecureBootConfigDxe module is in
+    /// its firmware volumes iff it was built with SECURE_BOOT_ENABLE).
+    #[arg(long, value_name = "CODE")]
+    firmware_code: Option<PathBuf>,
+    /// Firmware built with or without Secure Boot support, when --firmware-code is not given (it
+    /// cannot be read from VARS; "on"/"off" are accepted too). Default: without, unless the
+    /// variables enroll a PK, when it must be said. With --firmware-code it must agree.
+    #[arg(long, value_enum, value_name = "with|without")]
     secure_boot: Option<SecureBootArg>,
     /// PK as an EFI_SIGNATURE_LIST file (replaces the store's).
     #[arg(long, value_name = "ESL")]
@@ -79,6 +89,7 @@ pub struct BootOptions {
 impl BootOptions {
     fn any(&self) -> bool {
         self.firmware_vars.is_some()
+            || self.firmware_code.is_some()
             || self.secure_boot.is_some()
             || self.pk.is_some()
             || self.kek.is_some()
@@ -178,14 +189,43 @@ fn load(uki: &Path, o: &BootOptions) -> Result<Loaded> {
             *slot = Some(bytes);
         }
     }
-    sb.firmware_support = match o.secure_boot {
-        Some(SecureBootArg::On) => true,
-        Some(SecureBootArg::Off) => false,
-        None if sb.pk.is_some() => bail!(
-            "the variables enroll a PK: say whether the firmware is built with Secure Boot \
-             (--secure-boot on, e.g. OVMF_CODE_4M.secboot.fd) or not (--secure-boot off, OVMF_CODE_4M.fd)"
+    let detected = match &o.firmware_code {
+        Some(p) => {
+            let code = read_limited(p, crate::fsutil::limits::FIRMWARE, "firmware code")?;
+            let found = measure::fv::secure_boot_support(&code)
+                .with_context(|| format!("{}: cannot tell whether this firmware supports Secure Boot", p.display()))?;
+            notes.push(match &found.found_at {
+                Some(at) => format!(
+                    "{}: built with Secure Boot support (SecureBootConfigDxe at {at}, of {} firmware files)",
+                    p.display(),
+                    found.files
+                ),
+                None => format!(
+                    "{}: built without Secure Boot support (no SecureBootConfigDxe among its {} firmware files)",
+                    p.display(),
+                    found.files
+                ),
+            });
+            Some((found.supported, p))
+        }
+        None => None,
+    };
+    let said = o.secure_boot.map(|a| a == SecureBootArg::With);
+    sb.firmware_support = match (detected, said) {
+        (Some((found, p)), Some(said)) if found != said => bail!(
+            "--secure-boot {} contradicts the firmware code: {} is built {} Secure Boot support",
+            if said { "with" } else { "without" },
+            p.display(),
+            if found { "with" } else { "without" }
         ),
-        None => false,
+        (Some((found, _)), _) => found,
+        (None, Some(said)) => said,
+        (None, None) if sb.pk.is_some() => bail!(
+            "the variables enroll a PK: give the firmware code (--firmware-code OVMF_CODE_4M.fd) or say whether \
+             it is built with Secure Boot support (--secure-boot with, e.g. OVMF_CODE_4M.secboot.fd) or not \
+             (--secure-boot without, trixie's OVMF_CODE_4M.fd)"
+        ),
+        (None, None) => false,
     };
     match sb.state() {
         SecureBootState::SetupMode => {

@@ -5,7 +5,7 @@
 #
 #   tests/boot/boot-capture.sh --out DIR [--secure-boot] [--timeout SECONDS] [--accel tcg|kvm] [--keep-work]
 #   tests/boot/boot-capture.sh --out DIR [--secure-boot] --inputs-only
-#   … [--extras] [--banks sha1,sha256,sha384]
+#   … [--extras] [--banks sha1,sha256,sha384] [--ovmf VERSION]
 #
 # The chain: OVMF (Debian trixie's ovmf 2025.02, pinned by 31-ovmf.sh) → systemd-stub 257
 # (trixie's systemd-boot-efi) → Linux EFI stub (trixie's cloud kernel; both pinned by
@@ -24,6 +24,10 @@
 # console), uki.efi (the booted UKI), gpt.bin (the disk's first MiB: protective MBR, GPT header
 # and partition entries, what the firmware's GPT event covers). Needs `make setup`.
 #
+# --ovmf VERSION boots another of the pinned Debian OVMF builds in tools/ovmf/ (31-ovmf.sh), e.g.
+# bookworm's 2022.11-6+deb12u2, whose OVMF_CODE_4M.fd is built *with* Secure Boot support: with
+# its empty OVMF_VARS_4M.fd the firmware is in setup mode (SecureBoot = 0 is measured into PCR 7).
+#
 # --extras also puts files next to the UKI on the ESP, which systemd-stub packs into cpio
 # archives, appends to the initrd and measures: credentials (EFI/BOOT/BOOTX64.EFI.extra.d/*.cred,
 # PCR 12, and loader/credentials/*.cred, PCR 12), a system extension (*.raw, PCR 13) and a
@@ -39,7 +43,6 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/lib/vm.sh"
 TOOLS=$ROOT/tools
 OVMF_VERSION=2025.02-8+deb13u1
-OVMF_DIR=$TOOLS/ovmf/$OVMF_VERSION/usr/share/OVMF
 KERNEL=$TOOLS/uki/vmlinuz.signed
 STUB=$TOOLS/uki/linuxx64.efi.stub
 BUSYBOX=/bin/busybox
@@ -59,11 +62,13 @@ while [ $# -gt 0 ]; do
     --extras) extras=1; shift ;;
     --accel) accel=$2; shift 2 ;;
     --banks) banks=$2; shift 2 ;;
+    --ovmf) OVMF_VERSION=$2; shift 2 ;;
     *) echo "usage: $0 --out DIR [--secure-boot] [--timeout SECONDS] [--accel tcg|kvm] [--keep-work]" >&2; exit 2 ;;
   esac
 done
 [ -n "$out" ] || { echo "usage: $0 --out DIR [--secure-boot] [--timeout SECONDS] [--accel tcg|kvm] [--keep-work]" >&2; exit 2; }
 
+OVMF_DIR=$TOOLS/ovmf/$OVMF_VERSION/usr/share/OVMF
 die() { echo "boot-capture: $*" >&2; exit 1; }
 relpath() { echo "$1" | sed "s|$work/|WORK/|g; s|$ROOT/||g"; }
 need() { [ -e "$1" ] || die "$1 is missing; run 'make setup'"; }

@@ -224,7 +224,7 @@ impl Serialize for Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SecureBootState {
-    /// The firmware is built without Secure Boot (Debian's `OVMF_CODE_4M.fd`): there is no
+    /// The firmware is built without Secure Boot (Debian trixie's `OVMF_CODE_4M.fd`): there is no
     /// `SecureBoot` variable, and PCR 7 measures it empty.
     NotSupported,
     /// Secure Boot firmware without a `PK`: `SecureBoot` = 0, nothing is verified.
@@ -239,9 +239,10 @@ pub enum SecureBootState {
 /// variables PCR 7 measures.
 ///
 /// Whether the firmware supports Secure Boot cannot be read from the variable store: it is a
-/// build option of the firmware code (edk2 `SECURE_BOOT_ENABLE`; Debian's
-/// `OVMF_CODE_4M.secboot.fd`, `.ms.fd` and `.snakeoil.fd` have it, `OVMF_CODE_4M.fd` does not),
-/// so it is given explicitly.
+/// build option of the firmware code (edk2 `SECURE_BOOT_ENABLE`; Debian trixie's
+/// `OVMF_CODE_4M.secboot.fd`, `.ms.fd` and `.snakeoil.fd` have it, its `OVMF_CODE_4M.fd` does
+/// not, bookworm's `OVMF_CODE_4M.fd` does), so it is given explicitly, or read from the code
+/// by [`crate::fv::secure_boot_support`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SecureBootConfig {
     /// The firmware code is built with Secure Boot support.

@@ -2,7 +2,8 @@
 # Regenerates the real-boot fixtures: boots the capture UKI under QEMU + OVMF + swtpm with
 # tests/boot/boot-capture.sh (the harness; see its header and README.md here), Secure Boot off
 # and on, Secure Boot off with credentials and extensions next to the UKI (extras), and Secure
-# Boot off with a vTPM that also allocates the sha1 bank (all-banks), and keeps what the booted
+# Boot off with a vTPM that also allocates the sha1 bank (all-banks), and bookworm's firmware,
+# built with Secure Boot support, with an empty variable store (sb-setup: setup mode), and keeps what the booted
 # kernel read from the TPM: the firmware's event log and the PCR banks (sha256 + sha384; all-banks
 # also sha1). `boot.gen.sh MODE…` regenerates only those modes. tpm2_eventlog (tpm2-tools) renders each log as an independent parse.
 # The boot is deterministic: two runs with the same inputs give byte-identical logs.
@@ -14,14 +15,15 @@ command -v tpm2_eventlog >/dev/null || { echo "tpm2_eventlog is missing; run 'ma
 # Of tpm2_eventlog's YAML, keep what the tests compare: event number, PCR, type, digests, PCRs.
 keep='^(- EventNum:|  PCRIndex:|  EventType:|  - AlgorithmId:|    Digest:|  Digest:|pcrs:|  sha[0-9]+:|    [0-9]+ +:)'
 modes=("$@")
-[ ${#modes[@]} -gt 0 ] || modes=(sb-off sb-on extras all-banks)
+[ ${#modes[@]} -gt 0 ] || modes=(sb-off sb-on sb-setup extras all-banks)
 for mode in "${modes[@]}"; do
   case $mode in
     sb-off) args=() ;;
     sb-on) args=(--secure-boot) ;;
     extras) args=(--extras) ;;
     all-banks) args=(--banks sha1,sha256,sha384) ;;
-    *) echo "unknown mode $mode (sb-off, sb-on, extras, all-banks)" >&2; exit 2 ;;
+    sb-setup) args=(--ovmf 2022.11-6+deb12u2) ;;
+    *) echo "unknown mode $mode (sb-off, sb-on, sb-setup, extras, all-banks)" >&2; exit 2 ;;
   esac
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
