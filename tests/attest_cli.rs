@@ -203,7 +203,10 @@ fn fixture() -> &'static Fixture {
         // The VM shape fields are placeholders: the sources do not state them.
         let snp = json!({"attestation_variant": "gcp-sev-snp", "snp": [{
             "vcpus": 1, "vcpu_sig": 0, "vmm_type": "qemu", "guest_features": 1,
-            "launch_digest": turin["measurement"]}]});
+            "launch_digest": turin["measurement"]}], "snp_policy": {"smt": true}});
+        // The same release on hosts that must run it with SMT off.
+        let mut snp_no_smt = snp.clone();
+        snp_no_smt["snp_policy"]["smt"] = json!(false);
         let rtmr = quote["rtmr"].as_array().unwrap();
         let tdx = json!({"attestation_variant": "qemu-tdx", "tdx": {
             "mrtd": quote["mr_td"],
@@ -214,7 +217,12 @@ fn fixture() -> &'static Fixture {
         build_output(
             &d.join("build-p"),
             "2.0.0",
-            &[("snp-turin", snp, small()), ("tdx-cos", tdx_cos, small()), ("tdx-trustee", tdx, small())],
+            &[
+                ("snp-turin", snp, small()),
+                ("snp-turin-no-smt", snp_no_smt, small()),
+                ("tdx-cos", tdx_cos, small()),
+                ("tdx-trustee", tdx, small()),
+            ],
         );
         let published = release(&d, "build-p", "2.0.0", &[]);
         Fixture { dir: d, this_image, other_cmdline, published }
@@ -394,9 +402,12 @@ fn published_snp_reports_and_tdx_quotes() {
         assert_eq!(status_of(&all, v).status, "observed-only", "{v}");
     }
     // Not debuggable, VMPL 0, no migration agent: checks that pass.
-    for v in ["SNP POLICY.DEBUG", "SNP VMPL", "SNP POLICY.MIGRATE_MA"] {
+    for v in ["SNP POLICY.DEBUG", "SNP VMPL", "SNP POLICY.MIGRATE_MA", "SNP POLICY.SMT"] {
         assert_eq!(status_of(&all, v).status, "ok", "{v}");
     }
+    // Its policy (0x30000) allows SMT, which a release for SMT-off hosts forbids.
+    let no_smt = check(&f.published, "snp-turin-no-smt", &["--snp-report", s(&evidence("snp-report-v5-turin.bin"))]);
+    assert_fails(&no_smt, 1, &["mismatch       SNP POLICY.SMT", "which the release forbids"]);
     // A report from VMPL 0 is not one from VMPL 2 (a paravisor's guest).
     let vmpl2 =
         check(&f.published, "snp-turin", &["--snp-report", s(&evidence("snp-report-v5-turin.bin")), "--vmpl", "2"]);

@@ -80,7 +80,8 @@ pub const PLATFORM_CONFIG: &str = "nodeimg.json";
 ///   or `gce`, any case) with `guest_features` (SEV_FEATURES; a number or a `"0x…"` string;
 ///   default 0x1) and the vCPU model `vcpu_type` (QEMU's `-cpu` name, as `nodeimg measure snp
 ///   --vcpu-type` takes it) or signature `vcpu_sig` (CPUID 1 EAX) — at most one of them; QEMU
-///   needs one.
+///   needs one. `smt` (optional boolean): whether the VMs' guest policy may allow SMT, written
+///   to the bundle as `snp_policy.smt` for `attest check` to enforce.
 /// * `tdx` (optional): MRTD of `firmware` (`page_add_order` `single-pass`, the default, or
 ///   `two-pass`, as `nodeimg measure tdx --page-add-order`), and RTMR1 and RTMR2 of booting the
 ///   UKI from the disk image; RTMR0 is the platform's and is not written.
@@ -126,6 +127,10 @@ pub struct SnpConfig {
     /// SEV_FEATURES.
     #[serde(default = "snp_only", deserialize_with = "number")]
     pub guest_features: u64,
+    /// Whether the VMs' SNP guest policy may allow SMT (the bundle's `snp_policy.smt`; absent:
+    /// the bundle states no policy).
+    #[serde(default)]
+    pub smt: Option<bool>,
 }
 
 /// `tdx` of a [`PlatformConfig`].
@@ -588,14 +593,14 @@ mod tests {
         // Well-formed: firmware relative to the repository root, numbers as strings or numbers.
         let t = one_platform(Some(
             r#"{"attestation_variant": "x", "enforce_pcrs": [4], "snp": {"firmware": "fw.fd", "vmm_type": "ec2",
-                "vcpus": [1], "vcpu_sig": "0xa00f11", "guest_features": 33}, "tdx": {"firmware": "/abs/fw.fd", "page_add_order": "two-pass"}}"#,
+                "vcpus": [1], "vcpu_sig": "0xa00f11", "guest_features": 33, "smt": false}, "tdx": {"firmware": "/abs/fw.fd", "page_add_order": "two-pass"}}"#,
         ));
         let set = ProfileSet::load(t.path()).unwrap();
         let c = set.profiles["p"].config.as_ref().unwrap();
         let snp = c.snp.as_ref().unwrap();
         assert_eq!(
-            (snp.firmware.as_path(), snp.vcpu_sig, snp.guest_features),
-            (t.path().parent().unwrap().join("fw.fd").as_path(), Some(0xa00f11), 33)
+            (snp.firmware.as_path(), snp.vcpu_sig, snp.guest_features, snp.smt),
+            (t.path().parent().unwrap().join("fw.fd").as_path(), Some(0xa00f11), 33, Some(false))
         );
         let tdx = c.tdx.as_ref().unwrap();
         assert_eq!((tdx.firmware.as_path(), tdx.page_add_order), (Path::new("/abs/fw.fd"), PageAddOrder::TwoPass));

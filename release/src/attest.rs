@@ -847,11 +847,32 @@ fn check_snp(
         },
         events: None,
     });
-    if p.smt_allowed {
-        notes.push(
+    let smt = p.smt_allowed;
+    match platform.snp_policy {
+        Some(allowed) => checks.push(Check {
+            value: "SNP POLICY.SMT".into(),
+            status: if smt && !allowed.smt { Status::Mismatch } else { Status::Ok },
+            source: Source::SnpReport,
+            actual: if smt { "set" } else { "clear" }.into(),
+            expected: vec![if allowed.smt {
+                reference("set or clear", "the release allows SMT (snp_policy.smt)")
+            } else {
+                reference("clear", "the release requires SMT off (snp_policy.smt: false)")
+            }],
+            detail: match (smt, allowed.smt) {
+                (true, false) => "the policy allows SMT, which the release forbids: sibling hyperthreads may run \
+                                  other guests"
+                    .into(),
+                (true, true) => "the policy allows SMT, as the release does".into(),
+                (false, _) => "SMT is not allowed: no other guest shares the vCPUs' cores".into(),
+            },
+            events: None,
+        }),
+        None if smt => notes.push(
             "the SNP policy allows SMT: sibling hyperthreads may run other guests (the bundle states no SMT policy)"
                 .into(),
-        );
+        ),
+        None => {}
     }
 }
 
@@ -1108,5 +1129,47 @@ mod tests {
         assert_eq!(find(&r, "SNP POLICY.MIGRATE_MA").status, Status::Mismatch);
         let allow = GuestPolicy { allow_migration_agent: true, ..Default::default() };
         assert!(check_with(&p, &ev(&ma), &allow).unwrap().ok());
+    }
+
+    /// SMT allowed by the guest's policy fails where the bundle forbids it, passes where it
+    /// allows it, and is only a note where the bundle says nothing.
+    #[test]
+    fn snp_smt_against_the_bundle() {
+        let with_smt = |on: bool| {
+            let mut b = include_bytes!("../../measure/testdata/evidence/snp-report-v5-turin.bin").to_vec();
+            let mut v = u64::from_le_bytes(b[8..16].try_into().unwrap()) & !(1 << 16);
+            if on {
+                v |= 1 << 16;
+            }
+            b[8..16].copy_from_slice(&v.to_le_bytes());
+            measure::evidence::snp_report::parse(&b).unwrap()
+        };
+        let digest = |r: &SnpReport| SnpLaunchDigest {
+            vcpus: 1,
+            vcpu_type: None,
+            vcpu_sig: 0,
+            vmm_type: "qemu".into(),
+            guest_features: 1,
+            launch_digest: Hex::from(r.measurement),
+        };
+        for (report_smt, bundle_smt, want) in [
+            (true, Some(false), Some(Status::Mismatch)),
+            (true, Some(true), Some(Status::Ok)),
+            (false, Some(false), Some(Status::Ok)),
+            (true, None, None),
+        ] {
+            let r = with_smt(report_smt);
+            let p = Platform {
+                snp: vec![digest(&r)],
+                snp_policy: bundle_smt.map(|smt| crate::bundle::SnpPolicy { smt }),
+                ..Default::default()
+            };
+            let report = check(&p, &Evidence { snp: Some(&r), ..Default::default() }).unwrap();
+            let c = report.checks.iter().find(|c| c.value == "SNP POLICY.SMT");
+            assert_eq!(c.map(|c| c.status), want, "report SMT {report_smt}, bundle {bundle_smt:?}: {report:#?}");
+            assert_eq!(report.ok(), want != Some(Status::Mismatch), "report SMT {report_smt}, bundle {bundle_smt:?}");
+            let noted = report.notes.iter().any(|n| n.contains("the bundle states no SMT policy"));
+            assert_eq!(noted, bundle_smt.is_none(), "{:?}", report.notes);
+        }
     }
 }

@@ -134,6 +134,10 @@ pub struct Platform {
     /// SEV-SNP launch digests, one per VM shape, sorted by [`SnpLaunchDigest::shape`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snp: Vec<SnpLaunchDigest>,
+    /// What the SEV-SNP guest policy of this platform's VMs may allow, where the release states
+    /// it (absent: `attest check` only observes those bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snp_policy: Option<SnpPolicy>,
     /// TDX measurement registers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tdx: Option<Tdx>,
@@ -178,6 +182,17 @@ impl SnpLaunchDigest {
     pub fn shape(&self) -> (u32, u32, &str, u64) {
         (self.vcpus, self.vcpu_sig, &self.vmm_type, self.guest_features)
     }
+}
+
+/// The SEV-SNP guest policy bits a release allows its VMs (debug and migration agents are never
+/// allowed by a bundle: `attest check` refuses them unless its caller allows them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnpPolicy {
+    /// The policy may allow SMT (POLICY bit 16): the host may run other guests on the vCPUs'
+    /// sibling hyperthreads. The clouds' SNP VMs (and QEMU's default policy, 0x30000) allow it;
+    /// `false` requires hosts with SMT off.
+    pub smt: bool,
 }
 
 /// Intel TDX measurement registers.
@@ -351,6 +366,9 @@ impl Platform {
                 return Err(invalid(format!("{at}/pcr11/{bank}"), "two phases are equally late; which comes last?"));
             }
         }
+        if self.snp_policy.is_some() && self.snp.is_empty() {
+            return Err(invalid(format!("{at}/snp_policy"), "an SNP policy without SNP launch digests"));
+        }
         for (i, d) in self.snp.iter().enumerate() {
             if d.launch_digest.len() != 48 {
                 return Err(invalid(format!("{at}/snp/{i}/launch_digest"), "expected 48 bytes"));
@@ -442,8 +460,14 @@ pub(crate) mod tests {
                 launch_digest: h(0xc2, 48),
             },
         ];
-        let snp_platform =
-            Platform { attestation_variant: "qemu-vtpm".into(), vtpm, pcr11, snp, tdx: None, eventlog: None };
+        let snp_platform = Platform {
+            attestation_variant: "qemu-vtpm".into(),
+            vtpm,
+            pcr11,
+            snp,
+            snp_policy: Some(SnpPolicy { smt: true }),
+            ..Default::default()
+        };
         let tdx_platform = Platform {
             attestation_variant: "qemu-tdx".into(),
             tdx: Some(Tdx {
@@ -513,6 +537,11 @@ pub(crate) mod tests {
                 "/platforms/qemu-snp/vtpm/sha256/11",
             ),
             ("not semver", |b| b.image.version = "1.2".into(), "/image/version"),
+            (
+                "snp policy without snp",
+                |b| b.platforms.get_mut("qemu-tdx").unwrap().snp_policy = Some(SnpPolicy { smt: false }),
+                "/platforms/qemu-tdx/snp_policy",
+            ),
             (
                 "short tdx rtmr",
                 |b| {

@@ -140,6 +140,7 @@ pub fn vtpm_reference_values(
         vtpm,
         pcr11,
         snp: Vec::new(),
+        snp_policy: None,
         tdx: None,
         eventlog: Some(Hex(measure::eventlog::write(&prediction.eventlog())?)),
     })

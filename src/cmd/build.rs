@@ -260,6 +260,8 @@ struct PlatformPlan {
     enforce_pcrs: Vec<u32>,
     /// SEV-SNP launch digests, one per VM shape, sorted.
     snp: Vec<release::bundle::SnpLaunchDigest>,
+    /// What the SNP guest policy may allow (nodeimg.json `snp.smt`).
+    snp_policy: Option<release::bundle::SnpPolicy>,
     /// MRTD, when the platform carries TDX values (RTMR1 and RTMR2 then follow from the image).
     mrtd: Option<[u8; 48]>,
 }
@@ -295,6 +297,7 @@ fn plan(set: &ProfileSet, platform: &str) -> Result<PlatformPlan> {
         attestation_variant: c.attestation_variant.clone(),
         enforce_pcrs: c.enforce_pcrs.clone(),
         snp: Vec::new(),
+        snp_policy: None,
         mrtd: None,
     };
     if let Some(s) = &c.snp {
@@ -326,6 +329,7 @@ fn plan(set: &ProfileSet, platform: &str) -> Result<PlatformPlan> {
             });
         }
         plan.snp.sort_by(|a, b| a.shape().cmp(&b.shape()));
+        plan.snp_policy = s.smt.map(|smt| release::bundle::SnpPolicy { smt });
     }
     if let Some(t) = &c.tdx {
         use measure::tdx::{self, PageAddOrder, TdvfMetadata};
@@ -360,6 +364,7 @@ fn write_reference_values(plan: &PlatformPlan, dir: &Path) -> Result<()> {
     }
     let mut values = release::input::vtpm_reference_values(&prediction, &plan.attestation_variant, &plan.enforce_pcrs)?;
     values.snp = plan.snp.clone();
+    values.snp_policy = plan.snp_policy;
     if let Some(mrtd) = plan.mrtd {
         // A TD boots the same UKI from the same disk; RTMR0 (TD HOB, ACPI tables, boot
         // variables) is the platform's and stays out.
