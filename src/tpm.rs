@@ -15,8 +15,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ::eventlog::{AlgId, HashAlg};
 use anyhow::{anyhow, bail, Context as _, Result};
-use measure::eventlog::{AlgId, HashAlg};
 use measure::tpm::{self as proto, PcrSelection};
 
 /// The simulator protocol's "send a TPM command" word.

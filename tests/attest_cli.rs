@@ -21,7 +21,6 @@ use std::sync::OnceLock;
 
 use common::swtpm::{extend_spec, Swtpm};
 use common::{assert_fails, nodeimg, Run};
-use measure::eventlog;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 

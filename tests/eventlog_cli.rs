@@ -1,6 +1,6 @@
 //! `nodeimg eventlog show|replay|diff` run as a user would, on the measure crate's fixtures:
 //! real boots under QEMU + OVMF + swtpm (`measure/testdata/boot/`, PCRs read by the booted
-//! kernel) and published logs (`measure/testdata/eventlogs/`, PCRs read from real TPMs).
+//! kernel) and published logs (`eventlog/testdata/`, PCRs read from real TPMs).
 
 mod common;
 
@@ -13,8 +13,13 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `eventlogs/NAME`: the published logs in `eventlog/testdata/`; `boot/…`: the real boots in
+/// `measure/testdata/`.
 fn fixture(rel: &str) -> PathBuf {
-    root().join("measure/testdata").join(rel)
+    match rel.strip_prefix("eventlogs/") {
+        Some(name) => root().join("eventlog/testdata").join(name),
+        None => root().join("measure/testdata").join(rel),
+    }
 }
 
 fn arg(p: &Path) -> &str {
@@ -128,8 +133,8 @@ fn diff_explains_differences() {
 fn diff_names_what_changed() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(fixture("boot/sb-on/eventlog.bin")).unwrap();
-    let log = measure::eventlog::parse(&bytes).unwrap();
-    type Pick = dyn Fn(&measure::eventlog::Event) -> bool;
+    let log = ::eventlog::parse(&bytes).unwrap();
+    type Pick = dyn Fn(&::eventlog::Event) -> bool;
     let cases: [(&str, &Pick, &str); 4] = [
         (
             "cmdline",
@@ -144,7 +149,7 @@ fn diff_names_what_changed() {
         ("db", &|e| e.pcr == 7 && e.decode().to_string().starts_with("db ("), "PCR 7: Secure Boot db differs"),
         (
             "authority",
-            &|e| e.pcr == 7 && e.event_type == measure::eventlog::EventType::EV_EFI_VARIABLE_AUTHORITY,
+            &|e| e.pcr == 7 && e.event_type == ::eventlog::EventType::EV_EFI_VARIABLE_AUTHORITY,
             "PCR 7: The Secure Boot db entry that authorized an image (its signing certificate) differs",
         ),
     ];
@@ -155,7 +160,7 @@ fn diff_names_what_changed() {
             d.bytes[0] ^= 1;
         }
         let path = dir.path().join(format!("{name}.bin"));
-        std::fs::write(&path, measure::eventlog::write(&edited).unwrap()).unwrap();
+        std::fs::write(&path, ::eventlog::write(&edited).unwrap()).unwrap();
         let orig = fixture("boot/sb-on/eventlog.bin");
         let run = nodeimg(root(), &["eventlog", "diff", arg(&orig), arg(&path)]);
         assert_eq!(run.code, 1, "{name}: {run:?}");

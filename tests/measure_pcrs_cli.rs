@@ -359,7 +359,7 @@ fn predicted_events_extended_into_a_swtpm_read_back_as_predicted() {
 
     let tpm = common::swtpm::Swtpm::start("sha1,sha256,sha384");
     let tcti = tpm.tcti();
-    let log = measure::eventlog::parse(&std::fs::read(&log_path).unwrap()).unwrap();
+    let log = ::eventlog::parse(&std::fs::read(&log_path).unwrap()).unwrap();
     let specs: Vec<String> = log.events.iter().filter(|e| e.is_extended()).map(common::swtpm::extend_spec).collect();
     assert!(specs.len() > 20, "the predicted log has the boot's events: {specs:?}");
     tpm.extend(&specs);

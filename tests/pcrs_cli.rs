@@ -2,7 +2,7 @@
 //! TPM: a swtpm started here with sha1, sha256 and sha384 banks; known events extended by
 //! `tpm2_pcrextend` (tpm2-tools); the banks read back by `nodeimg pcrs read` and by
 //! `tpm2_pcrread` (the oracle) must agree; the same events written as a log by
-//! `measure::eventlog::write` must replay — by `nodeimg eventlog replay` and by `tpm2_eventlog`
+//! `::eventlog::write` must replay — by `nodeimg eventlog replay` and by `tpm2_eventlog`
 //! — to what the TPM holds. Needs `make setup` (swtpm, tpm2-tools).
 
 mod common;
@@ -10,9 +10,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ::eventlog::{self, Event, EventLog, EventType, HashAlg};
 use common::swtpm::{extend_spec, Swtpm};
 use common::{assert_fails, nodeimg, tool};
-use measure::eventlog::{self, Event, EventLog, EventType, HashAlg};
 
 type Banks = BTreeMap<String, BTreeMap<String, String>>;
 

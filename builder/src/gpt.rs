@@ -38,14 +38,7 @@ pub struct Partition {
 
 /// Formats a GUID stored mixed-endian as lowercase text.
 pub fn guid_string(b: &[u8; 16]) -> String {
-    format!(
-        "{:08x}-{:04x}-{:04x}-{}-{}",
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        u16::from_le_bytes([b[4], b[5]]),
-        u16::from_le_bytes([b[6], b[7]]),
-        hex::encode(&b[8..10]),
-        hex::encode(&b[10..16])
-    )
+    uuid::Uuid::from_bytes_le(*b).to_string()
 }
 
 /// Reads the partition table of the disk image at `path` (sector size 512 or 4096).
@@ -116,10 +109,7 @@ pub fn verity_partition_uuids(roothash: &[u8]) -> Option<(String, String)> {
     if roothash.len() < 32 {
         return None;
     }
-    let text = |b: &[u8]| {
-        let h = hex::encode(b);
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
-    };
+    let text = |b: &[u8]| uuid::Uuid::from_slice(b).map(|u| u.to_string()).unwrap_or_default();
     Some((text(&roothash[..16]), text(&roothash[roothash.len() - 16..])))
 }
 

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use measure::eventlog::{self, LogFormat};
+use eventlog::{self, LogFormat};
 
 fuzz_target!(|data: &[u8]| {
     let parsed = [

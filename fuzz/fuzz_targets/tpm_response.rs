@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use measure::eventlog::AlgId;
+use eventlog::AlgId;
 use measure::tpm::{parse_pcr_allocation, parse_pcr_read, read_pcrs, PcrSelection, TpmError};
 
 fuzz_target!(|data: &[u8]| {

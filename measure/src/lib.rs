@@ -7,7 +7,6 @@
 //! attestation reports, TDX quotes), so that the two can be put side by side.
 
 pub mod boot;
-pub mod eventlog;
 pub mod evidence;
 pub mod fv;
 pub mod ovmf;

@@ -35,6 +35,11 @@ impl Guid {
         Guid(*b)
     }
 
+    /// The same GUID as the `uuid` crate's type (its text form is the registry form).
+    pub fn uuid(&self) -> uuid::Uuid {
+        uuid::Uuid::from_bytes_le(self.0)
+    }
+
     /// The GUID stored at `b[at..at + 16]` (the caller has checked the bounds).
     pub(crate) fn at(b: &[u8], at: usize) -> Self {
         Guid(b[at..at + 16].try_into().expect("16 bytes"))
@@ -43,22 +48,7 @@ impl Guid {
 
 impl fmt::Display for Guid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = &self.0;
-        write!(
-            f,
-            "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            u16::from_le_bytes([b[4], b[5]]),
-            u16::from_le_bytes([b[6], b[7]]),
-            b[8],
-            b[9],
-            b[10],
-            b[11],
-            b[12],
-            b[13],
-            b[14],
-            b[15]
-        )
+        fmt::Display::fmt(&self.uuid(), f)
     }
 }
 

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::eventlog::AlgId;
+use eventlog::AlgId;
 
 /// `TPM_ST_NO_SESSIONS`: the tag of a command or response without authorization sessions.
 const TPM_ST_NO_SESSIONS: u16 = 0x8001;

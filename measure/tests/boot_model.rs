@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use eventlog::{self, EventLog, EventType, HashAlg};
 use measure::boot::{self, BootInputs, Phase, SecureBootConfig, SecureBootState};
-use measure::eventlog::{self, EventLog, EventType, HashAlg};
 use measure::uefi_vars::VarStore;
 
 fn crate_dir() -> &'static Path {
@@ -320,7 +320,9 @@ fn systemd_measure_vectors() {
 /// OVMF log (another OVMF build): the same five empty variables and the separator.
 #[test]
 fn pcr7_without_secure_boot_equals_fedora_ovmf() {
-    let log = eventlog::parse(&std::fs::read(testdata("eventlogs/event-sd-boot-fedora37.bin")).unwrap()).unwrap();
+    let log =
+        eventlog::parse(&std::fs::read(crate_dir().join("../eventlog/testdata/event-sd-boot-fedora37.bin")).unwrap())
+            .unwrap();
     let uki = read(&tools("boot/sb-off/uki.efi"));
     let mut inputs = BootInputs::new(&uki);
     inputs.banks = vec![HashAlg::Sha256];
@@ -337,9 +339,10 @@ fn pcr7_without_secure_boot_equals_fedora_ovmf() {
 /// RTMR0, the "dupe separator"), so separators are checked for their digest only.
 #[test]
 fn tdx_mapping_matches_the_ccel_vector() {
-    let log =
-        eventlog::parse(&std::fs::read(testdata("eventlogs/cos-113-intel-tdx-dupe-separator-unpadded.bin")).unwrap())
-            .unwrap();
+    let log = eventlog::parse(
+        &std::fs::read(crate_dir().join("../eventlog/testdata/cos-113-intel-tdx-dupe-separator-unpadded.bin")).unwrap(),
+    )
+    .unwrap();
     // The PFP's PCR for each event type in this log (shim's and grub's EV_IPL: 8, 9 or 14).
     let pcr_of = |t: EventType| match t {
         EventType::EV_EFI_HANDOFF_TABLES2

@@ -18,7 +18,7 @@
 //!
 //! A node is "running this release" when no check is a mismatch. When the evidence includes an
 //! event log and the bundle the predicted one ([`Platform::eventlog`]), each register whose events
-//! differ carries the first differing event and what it means ([`measure::eventlog::diff()`]):
+//! differ carries the first differing event and what it means ([`eventlog::diff()`]):
 //! "the UKI's .cmdline section differs" instead of "PCR 11 differs". Registers the prediction
 //! has no event for (the firmware's own PCRs, which the model does not predict) are left out of
 //! that comparison.
@@ -33,7 +33,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use measure::eventlog::{self, Diff, EventLog, HashAlg, LogFormat, Register, RegisterDiff, Replayed};
+use eventlog::{self, Diff, EventLog, HashAlg, LogFormat, Register, RegisterDiff, Replayed};
 use measure::evidence::{SnpReport, TdxQuote};
 use serde::Serialize;
 
@@ -880,7 +880,7 @@ fn check_snp(
 mod tests {
     use super::*;
     use crate::bundle::{Pcr, SnpLaunchDigest, Tdx};
-    use measure::eventlog::{Event, EventType};
+    use eventlog::{Event, EventType};
 
     const ALGS: [HashAlg; 2] = [HashAlg::Sha256, HashAlg::Sha384];
 

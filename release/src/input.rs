@@ -103,13 +103,13 @@ pub fn vtpm_reference_values(
     prediction: &measure::boot::Prediction,
     attestation_variant: &str,
     enforced: &[u32],
-) -> Result<ReferenceValues, measure::eventlog::WriteError> {
+) -> Result<ReferenceValues, eventlog::WriteError> {
     use measure::boot::Phase;
-    let bank = |alg: measure::eventlog::HashAlg| match alg {
-        measure::eventlog::HashAlg::Sha1 => Bank::Sha1,
-        measure::eventlog::HashAlg::Sha256 => Bank::Sha256,
-        measure::eventlog::HashAlg::Sha384 => Bank::Sha384,
-        measure::eventlog::HashAlg::Sha512 => Bank::Sha512,
+    let bank = |alg: eventlog::HashAlg| match alg {
+        eventlog::HashAlg::Sha1 => Bank::Sha1,
+        eventlog::HashAlg::Sha256 => Bank::Sha256,
+        eventlog::HashAlg::Sha384 => Bank::Sha384,
+        eventlog::HashAlg::Sha512 => Bank::Sha512,
     };
     let vtpm = prediction
         .pcrs_at(Phase::Ready)
@@ -142,7 +142,7 @@ pub fn vtpm_reference_values(
         snp: Vec::new(),
         snp_policy: None,
         tdx: None,
-        eventlog: Some(Hex(measure::eventlog::write(&prediction.eventlog())?)),
+        eventlog: Some(Hex(eventlog::write(&prediction.eventlog())?)),
     })
 }
 

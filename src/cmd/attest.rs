@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use ::eventlog::EventLog;
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args, Subcommand};
-use measure::eventlog::EventLog;
 use measure::evidence::{snp_report, tdx_quote, SnpReport, TdxQuote};
 use release::attest::{self, Evidence, PcrValues, Report, Source, Status};
 use serde::Serialize;

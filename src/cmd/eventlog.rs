@@ -3,15 +3,15 @@
 //! `show` prints every event with its digests and decoded data; `replay` the register values the
 //! log accounts for (what the TPM should report); `diff` compares an expected log (say, the
 //! boot-chain model's prediction) with an actual one and says, per register, where they part and
-//! what that means. Parsing lives in `measure::eventlog`.
+//! what that means. Parsing lives in `::eventlog`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use ::eventlog::{self, EventLog, LogFormat, RegisterDiff};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use measure::eventlog::{self, EventLog, LogFormat, RegisterDiff};
 use serde::Serialize;
 
 use crate::{Global, Outcome};

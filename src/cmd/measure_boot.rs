@@ -12,10 +12,10 @@ use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
+use ::eventlog::{self, HashAlg};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use measure::boot::{self, BootInputs, Phase, PredictedEvent, SecureBootConfig, SecureBootState, SidecarFile};
-use measure::eventlog::{self, HashAlg};
 use measure::uefi_vars::VarStore;
 use serde::Serialize;
 use sha2::{Digest, Sha256};

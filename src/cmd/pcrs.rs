@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use ::eventlog::HashAlg;
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use measure::eventlog::HashAlg;
 use serde::Serialize;
 
 use crate::cmd::eventlog::emit;

@@ -99,7 +99,7 @@ fn spawn(dir: &str, server: &str, ctrl: &str, startup: bool, ready: impl Fn() ->
 }
 
 /// One event's digests as `tpm2_pcrextend` takes them: `PCR:alg=hex,alg=hex`.
-pub fn extend_spec(e: &measure::eventlog::Event) -> String {
+pub fn extend_spec(e: &::eventlog::Event) -> String {
     let digests: Vec<String> = e.digests.iter().map(|d| format!("{}={}", d.alg, hex::encode(&d.bytes))).collect();
     format!("{}:{}", e.pcr, digests.join(","))
 }

@@ -171,19 +171,16 @@ fn check_block_size(what: &'static str, size: u32) -> Result<(), Error> {
 
 /// Formats a UUID the way `veritysetup` prints it: lowercase, 8-4-4-4-12.
 pub fn format_uuid(uuid: &[u8; 16]) -> String {
-    let h = hex::encode(uuid);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    uuid::Uuid::from_bytes(*uuid).hyphenated().to_string()
 }
 
-/// Parses an 8-4-4-4-12 hex UUID (either case).
+/// Parses an 8-4-4-4-12 hex UUID (either case; not the other forms the `uuid` crate reads).
 pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
-    let groups: Vec<&str> = s.split('-').collect();
-    if groups.iter().map(|g| g.len()).collect::<Vec<_>>() != [8, 4, 4, 4, 12] {
+    let groups: Vec<usize> = s.split('-').map(str::len).collect();
+    if groups != [8, 4, 4, 4, 12] {
         return None;
     }
-    let mut out = [0u8; 16];
-    hex::decode_to_slice(groups.concat(), &mut out).ok()?;
-    Some(out)
+    uuid::Uuid::try_parse(s).ok().map(|u| *u.as_bytes())
 }
 
 /// A hex digest for display.

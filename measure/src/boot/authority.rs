@@ -17,11 +17,11 @@
 use uki::Pe;
 
 use super::BootError;
-use crate::eventlog::HashAlg;
 use crate::ovmf::Guid;
 use crate::uefi_vars::{
     SignatureData, SignatureList, EFI_CERT_SHA1, EFI_CERT_SHA256, EFI_CERT_SHA384, EFI_CERT_SHA512, EFI_CERT_X509,
 };
+use eventlog::HashAlg;
 
 /// `WIN_CERT_TYPE_PKCS_SIGNED_DATA` (PE/COFF "The Attribute Certificate Table").
 const WIN_CERT_TYPE_PKCS_SIGNED_DATA: u16 = 0x0002;

@@ -10,8 +10,8 @@
 
 use std::borrow::Cow;
 
-use crate::eventlog::EventType;
 use crate::ovmf::Guid;
+use eventlog::EventType;
 
 use super::{BootError, Pending, Source, Subject};
 

@@ -62,8 +62,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 use uki::{Pe, PeError, Uki, UkiError};
 
-use crate::eventlog::{self, Diff, DiffError, Digest, Event, EventLog, EventType, HashAlg, Register};
 use crate::uefi_vars::{self, SignatureListError, VarStore, EFI_GLOBAL_VARIABLE, EFI_IMAGE_SECURITY_DATABASE};
+use eventlog::{self, Diff, DiffError, Digest, Event, EventLog, EventType, HashAlg, Register};
 
 pub use firmware::{gpt_event_data, GptError};
 pub use stub::pcr11_from_sections;

@@ -13,7 +13,7 @@ use uki::{Pe, Section, UNIFIED_SECTIONS};
 
 use super::cpio;
 use super::{BootError, Pending, SidecarFile, Source, Subject};
-use crate::eventlog::EventType;
+use eventlog::EventType;
 
 /// PCR 9: what the Linux EFI stub measures (`TPM_PCR_INDEX_KERNEL_INITRD`).
 pub(crate) const PCR_LINUX: u32 = 9;
@@ -447,7 +447,7 @@ pub(crate) fn run<'a>(pe: &Pe<'a>, env: &StubEnv<'_>) -> Result<StubRun<'a>, Boo
 /// (`.pcrsig` and empty sections skipped; the first of a name counts), the hash of its name with
 /// a NUL, then the hash of its bytes. The rule `systemd-measure calculate` applies to section
 /// files.
-pub fn pcr11_from_sections(sections: &[(&str, &[u8])], words: &[&str], bank: crate::eventlog::HashAlg) -> Vec<u8> {
+pub fn pcr11_from_sections(sections: &[(&str, &[u8])], words: &[&str], bank: eventlog::HashAlg) -> Vec<u8> {
     let mut pcr = bank.zeros();
     for (i, name) in UNIFIED_SECTIONS.iter().enumerate() {
         if i == PCRSIG {
@@ -554,13 +554,12 @@ mod tests {
     /// systemd's EV_IPL encoding (UTF-16 description with NUL as data, digest over the
     /// measured UTF-16 bytes with NUL) against a real log: systemd-boot measuring its entry's
     /// command line into PCR 12 with the same `tpm_log_load_options` (tpm2-tools' Fedora 37
-    /// fixture, `testdata/eventlogs/`).
+    /// fixture, `eventlog/testdata/`).
     #[test]
     fn load_options_event_encoding_matches_a_real_log() {
-        let log =
-            crate::eventlog::parse(include_bytes!("../../testdata/eventlogs/event-sd-boot-fedora37.bin")).unwrap();
+        let log = eventlog::parse(include_bytes!("../../../eventlog/testdata/event-sd-boot-fedora37.bin")).unwrap();
         let real = log.events.iter().find(|e| e.pcr == PCR_KERNEL_CONFIG).expect("a PCR 12 event");
-        let crate::eventlog::EventData::Text { text } = real.decode() else { panic!("{real:?}") };
+        let eventlog::EventData::Text { text } = real.decode() else { panic!("{real:?}") };
         assert_eq!(text, " console=ttyS0 console=tty0 efi=debug ");
         let units: Vec<u16> = text.encode_utf16().collect();
         let ours = super::super::finish(
@@ -571,7 +570,7 @@ mod tests {
                 Source::SystemdStub,
                 String::new(),
             )],
-            &[crate::eventlog::HashAlg::Sha256],
+            &[eventlog::HashAlg::Sha256],
         );
         assert_eq!(ours[0].event, *real);
     }

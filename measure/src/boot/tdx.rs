@@ -23,7 +23,7 @@
 //! RTMR2 = the stub's sections and parameters followed by the kernel's command line and initrd.
 
 use super::{common, finish, firmware, image_events, stub, BootError, BootInputs, Pending, PredictedEvent};
-use crate::eventlog::{EventLog, HashAlg, LogFormat, SpecIdEvent};
+use eventlog::{EventLog, HashAlg, LogFormat, SpecIdEvent};
 
 /// The CC measurement register index a PCR's events go to in a TD (edk2
 /// `OvmfPkg/IntelTdx/TdxMeasurementLib/TdxMeasurementCommon.c:TdxMeasurementMapPcrToMrIndex`):

@@ -1,6 +1,6 @@
 //! Reading a binary event log.
 
-use super::types::{AlgId, AlgorithmSize, Digest, Event, EventLog, EventType, LogFormat, SpecIdEvent};
+use crate::types::{AlgId, AlgorithmSize, Digest, Event, EventLog, EventType, LogFormat, SpecIdEvent};
 
 /// Why a log could not be read. Offsets are bytes from the start of the log; event numbers
 /// count the header as 0, as `tpm2_eventlog` does.
@@ -355,7 +355,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eventlog::{write, HashAlg};
+    use crate::{write, HashAlg};
 
     /// A small crypto-agile log (sha256 + sha384): a separator in PCR 7 and an action in PCR 4.
     fn sample() -> Vec<u8> {
@@ -502,7 +502,7 @@ mod tests {
         let log = EventLog { spec_id: Some(spec), ..EventLog::crypto_agile(&[], vec![e]) };
         let parsed = parse(&write(&log).unwrap()).unwrap();
         assert_eq!(parsed.events, log.events);
-        let r = crate::eventlog::replay(&parsed).unwrap();
+        let r = crate::replay(&parsed).unwrap();
         assert_eq!(r.unsupported, vec![AlgId(0x7777)]);
         assert_eq!(
             r.value(HashAlg::Sha256, 4).unwrap(),

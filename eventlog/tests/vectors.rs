@@ -1,16 +1,21 @@
 //! The event-log parser and replay against logs and values from elsewhere: PCRs read from real
 //! TPMs (go-eventlog's GCE logs), published TDX RTMRs (go-eventlog's CCEL test), our own real
-//! boots under QEMU + OVMF + swtpm (`testdata/boot/`, values read from the TPM by the booted
-//! kernel), and `tpm2_eventlog`'s rendering of every TPM log. Provenance in the testdata
-//! READMEs.
+//! boots under QEMU + OVMF + swtpm (`measure/testdata/boot/`, the boot-chain model's ground
+//! truth, values read from the TPM by the booted kernel), and `tpm2_eventlog`'s rendering of
+//! every TPM log. Provenance in the testdata READMEs (`testdata/` here for `eventlogs/…`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use measure::eventlog::{self, AlgId, EventLog, HashAlg, LogFormat, Replayed};
+use eventlog::{self, AlgId, EventLog, HashAlg, LogFormat, Replayed};
 
+/// `eventlogs/NAME` is this crate's `testdata/NAME`; `boot/…` the real boots in `measure`'s.
 fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(rel)
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match rel.strip_prefix("eventlogs/") {
+        Some(name) => root.join("testdata").join(name),
+        None => root.join("../measure/testdata").join(rel),
+    }
 }
 
 fn read(rel: &str) -> Vec<u8> {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use super::types::{AlgId, EventLog, EventType, HashAlg, LogFormat, Register};
+use crate::types::{AlgId, EventLog, EventType, HashAlg, LogFormat, Register};
 
 /// Why a log cannot be replayed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -270,7 +270,7 @@ pub struct Digest {
     /// The bank.
     pub alg: AlgId,
     /// The digest, `alg`'s size.
-    #[serde(rename = "digest", serialize_with = "crate::serde_hex::bytes")]
+    #[serde(rename = "digest", serialize_with = "hex::serde::serialize")]
     pub bytes: Vec<u8>,
 }
 
@@ -287,7 +287,7 @@ pub struct Event {
     /// The event data (`Event` / `EventSize` in the specification). It describes the
     /// measurement; for some types (`EV_SEPARATOR`, `EV_EFI_ACTION`, variables) the digest is
     /// the hash of exactly these bytes, for others (images, sections) of something else.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub data: Vec<u8>,
 }
 
@@ -418,7 +418,7 @@ pub struct SpecIdEvent {
     /// The banks every later event carries digests for, with their sizes.
     pub algorithms: Vec<AlgorithmSize>,
     /// Vendor information (usually empty).
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub vendor_info: Vec<u8>,
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::types::{Event, EventType, HashAlg};
+use crate::types::{Event, EventType, HashAlg};
 
 /// An event's data, decoded according to its type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,7 +40,7 @@ pub enum EventData {
         #[serde(skip_serializing_if = "Option::is_none")]
         description: Option<String>,
         /// Physical base address.
-        #[serde(serialize_with = "crate::serde_hex::u64")]
+        #[serde(serialize_with = "address")]
         base: u64,
         /// Length in bytes.
         length: u64,
@@ -55,7 +55,7 @@ pub enum EventData {
     /// Bytes this crate does not decode.
     Raw {
         /// The data, hex.
-        #[serde(serialize_with = "crate::serde_hex::bytes")]
+        #[serde(serialize_with = "hex::serde::serialize")]
         bytes: Vec<u8>,
     },
 }
@@ -69,7 +69,7 @@ pub struct UefiVariableData {
     /// The variable name.
     pub name: String,
     /// The variable's contents.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub data: Vec<u8>,
 }
 
@@ -78,12 +78,12 @@ pub struct UefiVariableData {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UefiImageLoadEvent {
     /// Where the image was loaded.
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "address")]
     pub location: u64,
     /// Its length in memory (for a UKI read from disk: the file size).
     pub length: u64,
     /// Its link-time base address.
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "address")]
     pub link_time_address: u64,
     /// The device path it was loaded from, as text (the UEFI specification's text forms, for
     /// the node types this crate knows).
@@ -289,9 +289,14 @@ fn tagged(data: &[u8]) -> Option<TaggedEvent> {
     })
 }
 
+/// A memory address as `0x`-prefixed lowercase hex, as firmware logs print them.
+fn address<S: serde::Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("{n:#x}"))
+}
+
 /// The EFI_GUID in `b[..16]` in registry form.
 pub(crate) fn guid(b: &[u8]) -> String {
-    crate::ovmf::Guid::at(b, 0).to_string()
+    uuid::Uuid::from_bytes_le(b[..16].try_into().expect("16 bytes")).to_string()
 }
 
 fn le64(b: &[u8], o: usize) -> u64 {

@@ -1,6 +1,6 @@
-//! Writing a binary event log, in the encoding [`super::parse`] reads and `tpm2_eventlog` shows.
+//! Writing a binary event log, in the encoding [`crate::parse()`] reads and `tpm2_eventlog` shows.
 
-use super::types::{AlgId, Event, EventLog, EventType, LogFormat};
+use crate::types::{AlgId, Event, EventLog, EventType, LogFormat};
 
 /// Why a log cannot be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +64,7 @@ pub enum WriteError {
 }
 
 /// Encodes `log`. A crypto-agile log gets a `TCG_PCR_EVENT` header carrying its Spec ID event
-/// (the parsed header verbatim, if the log came from [`super::parse`]; else index 0, or 1 for a
+/// (the parsed header verbatim, if the log came from [`crate::parse()`]; else index 0, or 1 for a
 /// CCEL, `EV_NO_ACTION`, a zero SHA-1 digest), then one `TCG_PCR_EVENT2` per event with its
 /// digests in the order the event holds them. A parsed log writes back byte for byte (trailing
 /// padding excepted).
@@ -93,7 +93,7 @@ pub fn write(log: &EventLog) -> Result<Vec<u8>, WriteError> {
             let header = Event::with_digests(
                 u32::from(log.format == LogFormat::Ccel),
                 EventType::EV_NO_ACTION,
-                vec![super::types::Digest { alg: AlgId::SHA1, bytes: vec![0; 20] }],
+                vec![crate::types::Digest { alg: AlgId::SHA1, bytes: vec![0; 20] }],
                 spec.to_bytes(),
             );
             write_legacy(&mut out, &header, 0)?;

@@ -8,10 +8,12 @@
 //! log is an honest account of the boot and each event can be checked against what it claims to
 //! be: the UKI's Authenticode digest, the `.cmdline` section, the Secure Boot `db`.
 //!
-//! This module is the log half of the boot-chain model. The model predicts a list of [`Event`]s
-//! for an image; [`write`] turns them into the binary log `tpm2_eventlog` reads; [`replay`] turns
-//! them into PCR values; [`diff()`] explains, register by register, where a real boot's log
-//! departs from the prediction ("`.cmdline` section differs", "Secure Boot db differs").
+//! This crate is the log half of the boot-chain model (`measure` predicts a list of [`Event`]s
+//! for an image) and of the verifier (which replays a node's log): [`write`] turns events into
+//! the binary log `tpm2_eventlog` reads; [`replay`] turns them into PCR values; [`diff()`]
+//! explains, register by register, where a real boot's log departs from the prediction
+//! ("`.cmdline` section differs", "Secure Boot db differs"). It depends on no other crate of
+//! the workspace: a verifier can take it alone.
 //!
 //! Three encodings exist, all from the "Event Logging" chapter of the TCG PC Client Platform
 //! Firmware Profile (PFP) specification, version 1.05:

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use serde::{Serialize, Serializer};
 
-use super::describe::{EventData, TAG_LINUX_INITRD, TAG_LINUX_LOAD_OPTIONS};
-use super::types::{AlgId, Digest, Event, EventLog, EventType, LogFormat, Register};
+use crate::describe::{EventData, TAG_LINUX_INITRD, TAG_LINUX_LOAD_OPTIONS};
+use crate::types::{AlgId, Digest, Event, EventLog, EventType, LogFormat, Register};
 
 /// Why two logs cannot be compared.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
