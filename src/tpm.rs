@@ -1,6 +1,6 @@
 //! Moving TPM 2.0 commands to a TPM and back: a Linux TPM character device or a swtpm socket.
 //!
-//! The command bytes come from [`measure::tpm`]; this module only carries them. Which TPM is
+//! The command bytes come from [`attest::tpm`]; this module only carries them. Which TPM is
 //! named with TCG TSS TCTI syntax, so the strings users already pass to tpm2-tools work here:
 //! `device:PATH` (default `/dev/tpmrm0`, else `/dev/tpm0`) and `swtpm:host=H,port=P` or
 //! `swtpm:path=SOCKET` (default `localhost:2321`). The swtpm framing is the TPM simulator's
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use ::eventlog::{AlgId, HashAlg};
 use anyhow::{anyhow, bail, Context as _, Result};
-use measure::tpm::{self as proto, PcrSelection};
+use attest::tpm::{self as proto, PcrSelection};
 
 /// The simulator protocol's "send a TPM command" word.
 const TPM_SEND_COMMAND: u32 = 8;

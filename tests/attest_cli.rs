@@ -7,7 +7,7 @@
 //!   release engineer would (`release --observed`). The evidence passes, from the files and from a
 //!   swtpm the test extends with the log's events; against the release of the same UKI with
 //!   another command line (`nodeimg uki set-cmdline`) it fails, naming the `.cmdline` event.
-//! * Public SEV-SNP reports and TDX quotes (`measure/testdata/evidence`) against a bundle whose
+//! * Public SEV-SNP reports and TDX quotes (`attest/testdata`) against a bundle whose
 //!   reference values are the measurements their sources state (`expected.json` there).
 //! * Malformed reports and quotes: exit 2, naming the file and what is wrong.
 //!
@@ -47,7 +47,7 @@ fn boot(file: &str) -> PathBuf {
 }
 
 fn evidence(file: &str) -> PathBuf {
-    need(&format!("measure/testdata/evidence/{file}"))
+    need(&format!("attest/testdata/{file}"))
 }
 
 fn s(p: &Path) -> &str {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use sha1::Sha1;
 use sha2::{Sha256, Sha384, Sha512};
 
@@ -76,8 +76,10 @@ impl Serialize for AlgId {
     }
 }
 
-/// A hash algorithm this crate computes: the banks it can replay and predict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// A hash algorithm this crate computes: the banks it can replay and predict — and the one
+/// name every crate of the workspace uses for a TPM PCR bank (the bundle's `vtpm` keys, PCR
+/// values read from a TPM, reference values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HashAlg {
     /// SHA-1 (legacy logs, and the sha1 bank of TPMs that still allocate it).

@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use measure::evidence::snp_report;
-use release::attest::{check, Evidence};
-use release::Platform;
+use attest::evidence::snp_report;
+use attest::{check, Evidence};
+use attest::ReferenceValues;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(report) = snp_report::parse(data) else { return };
@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     assert!((2..=5).contains(&report.version));
     assert_eq!(report.cpuid.is_some(), report.version >= 3);
     assert_eq!(report.launch_mit_vector.is_some(), report.version >= 5);
-    let r = check(&Platform::default(), &Evidence { snp: Some(&report), ..Default::default() })
+    let r = check(&ReferenceValues::default(), &Evidence { snp: Some(&report), ..Default::default() })
         .expect("a report is evidence");
     assert!(r.ok(), "nothing is enforced without reference values");
 });

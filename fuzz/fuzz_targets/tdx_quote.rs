@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use measure::evidence::tdx_quote::{self, TdReportVersion};
-use release::attest::{check, Evidence};
-use release::Platform;
+use attest::evidence::tdx_quote::{self, TdReportVersion};
+use attest::{check, Evidence};
+use attest::ReferenceValues;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(quote) = tdx_quote::parse(data) else { return };
@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     let descriptor = if quote.version == 5 { 6 } else { 0 };
     let end = tdx_quote::HEADER_LEN + descriptor + body + 4 + quote.signature_data_len as usize;
     assert_eq!(end + quote.trailing_bytes, data.len());
-    let r = check(&Platform::default(), &Evidence { tdx: Some(&quote), ..Default::default() })
+    let r = check(&ReferenceValues::default(), &Evidence { tdx: Some(&quote), ..Default::default() })
         .expect("a quote is evidence");
     assert!(r.ok(), "nothing is enforced without reference values");
 });

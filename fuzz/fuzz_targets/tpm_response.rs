@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use eventlog::AlgId;
-use measure::tpm::{parse_pcr_allocation, parse_pcr_read, read_pcrs, PcrSelection, TpmError};
+use attest::tpm::{parse_pcr_allocation, parse_pcr_read, read_pcrs, PcrSelection, TpmError};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(banks) = parse_pcr_allocation(data) {

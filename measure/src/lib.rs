@@ -3,17 +3,15 @@
 //! A verifier admits a node when the values its hardware and vTPM report equal reference values
 //! published for the image. This crate computes those values from the image's bytes and the
 //! platform's firmware: it never runs anything and never prints. Each module follows one
-//! specification and cites it. It also reads what a running node reports ([`evidence`]: SEV-SNP
-//! attestation reports, TDX quotes), so that the two can be put side by side.
+//! specification and cites it. What a running node reports, and the comparison of the two, is
+//! the `attest` crate's.
 
 pub mod boot;
-pub mod evidence;
 pub mod fv;
 pub mod ovmf;
 pub mod sha384x8;
 pub mod snp;
 pub mod tdx;
-pub mod tpm;
 pub mod uefi_vars;
 
 mod serde_hex;

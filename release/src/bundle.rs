@@ -5,7 +5,6 @@
 //! lengths per bank, sort order, semantic versions, the canonical byte form).
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -13,6 +12,8 @@ use sha2::{Digest, Sha256};
 use crate::canonical;
 use crate::hex::Hex;
 use crate::schema;
+pub use attest::reference::{Pcr, PcrBank, PcrStatus, SnpLaunchDigest, SnpPolicy, Tdx};
+pub use eventlog::HashAlg;
 
 /// The value of `schema_version` this crate reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -55,68 +56,6 @@ pub struct Artefact {
     pub sha256: Hex,
 }
 
-/// A TPM PCR bank (TCG algorithm), as the key of `vtpm` and `pcr11`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Bank {
-    Sha1,
-    Sha256,
-    Sha384,
-    Sha512,
-}
-
-impl Bank {
-    /// Digest length in bytes.
-    pub fn digest_len(self) -> usize {
-        match self {
-            Bank::Sha1 => 20,
-            Bank::Sha256 => 32,
-            Bank::Sha384 => 48,
-            Bank::Sha512 => 64,
-        }
-    }
-
-    /// The name used in JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Bank::Sha1 => "sha1",
-            Bank::Sha256 => "sha256",
-            Bank::Sha384 => "sha384",
-            Bank::Sha512 => "sha512",
-        }
-    }
-}
-
-impl fmt::Display for Bank {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Who vouches for a PCR value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PcrStatus {
-    /// Computed from the image by the build: a mismatch means a different image.
-    Enforced,
-    /// Read from a running instance by a release engineer (firmware-owned PCRs we cannot
-    /// compute): it documents what the platform reported, and changes with its firmware.
-    Observed,
-}
-
-/// One expected PCR value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Pcr {
-    /// The PCR value.
-    pub value: Hex,
-    /// Computed or observed.
-    pub status: PcrStatus,
-}
-
-/// PCRs of one bank by index.
-pub type PcrBank = BTreeMap<u8, Pcr>;
-
 /// The reference values of one platform. This is also the input type a build hands to a
 /// release ([`crate::input`]): the build writes one per platform.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -127,10 +66,10 @@ pub struct Platform {
     pub attestation_variant: String,
     /// Expected vTPM PCRs by bank, then index (never 11: see `pcr11`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub vtpm: BTreeMap<Bank, PcrBank>,
+    pub vtpm: BTreeMap<HashAlg, PcrBank>,
     /// Expected PCR 11 by bank, then boot phase (systemd-measure's `--phase` path).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub pcr11: BTreeMap<Bank, BTreeMap<String, Hex>>,
+    pub pcr11: BTreeMap<HashAlg, BTreeMap<String, Hex>>,
     /// SEV-SNP launch digests, one per VM shape, sorted by [`SnpLaunchDigest::shape`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snp: Vec<SnpLaunchDigest>,
@@ -149,60 +88,26 @@ pub struct Platform {
     pub eventlog: Option<Hex>,
 }
 
+impl From<&Platform> for attest::ReferenceValues {
+    /// The platform's values as the verifier takes them.
+    fn from(p: &Platform) -> Self {
+        attest::ReferenceValues {
+            vtpm: p.vtpm.clone(),
+            pcr11: p.pcr11.clone(),
+            snp: p.snp.clone(),
+            snp_policy: p.snp_policy,
+            tdx: p.tdx.clone(),
+            eventlog: p.eventlog.clone(),
+        }
+    }
+}
+
 impl Platform {
     /// The latest boot phase with a PCR 11 value in `bank`: the one with the most components
     /// (`enter-initrd:leave-initrd:sysinit:ready` comes after `enter-initrd`).
-    pub fn latest_pcr11(&self, bank: Bank) -> Option<(&str, &Hex)> {
+    pub fn latest_pcr11(&self, bank: HashAlg) -> Option<(&str, &Hex)> {
         self.pcr11.get(&bank)?.iter().max_by_key(|(phase, _)| phase.split(':').count()).map(|(p, v)| (p.as_str(), v))
     }
-}
-
-/// The SEV-SNP launch digest of one VM shape (the inputs of sev-snp-measure besides firmware,
-/// kernel, initrd and command line, which the image fixes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnpLaunchDigest {
-    /// Number of vCPUs (one VMSA each).
-    pub vcpus: u32,
-    /// Name of the vCPU model, informative (sev-snp-measure `--vcpu-type`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vcpu_type: Option<String>,
-    /// CPUID(1).EAX signature in the VMSAs.
-    pub vcpu_sig: u32,
-    /// VMM type as sev-snp-measure names it, lower case (`qemu`, `ec2`).
-    pub vmm_type: String,
-    /// SEV_FEATURES in the VMSAs.
-    pub guest_features: u64,
-    /// The 48-byte launch digest (MEASUREMENT of the attestation report).
-    pub launch_digest: Hex,
-}
-
-impl SnpLaunchDigest {
-    /// The sort key: what distinguishes one VM shape from another.
-    pub fn shape(&self) -> (u32, u32, &str, u64) {
-        (self.vcpus, self.vcpu_sig, &self.vmm_type, self.guest_features)
-    }
-}
-
-/// The SEV-SNP guest policy bits a release allows its VMs (debug and migration agents are never
-/// allowed by a bundle: `attest check` refuses them unless its caller allows them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnpPolicy {
-    /// The policy may allow SMT (POLICY bit 16): the host may run other guests on the vCPUs'
-    /// sibling hyperthreads. The clouds' SNP VMs (and QEMU's default policy, 0x30000) allow it;
-    /// `false` requires hosts with SMT off.
-    pub smt: bool,
-}
-
-/// Intel TDX measurement registers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tdx {
-    /// MRTD: the TD's initial contents (the firmware).
-    pub mrtd: Hex,
-    /// RTMR 0–3 by index (those the image determines).
-    pub rtmr: BTreeMap<u8, Hex>,
 }
 
 /// How the image was built.
@@ -344,20 +249,20 @@ impl Platform {
                         "PCR index must be 0-23 and not 11 (PCR 11 goes under pcr11, per phase)",
                     ));
                 }
-                if pcr.value.len() != bank.digest_len() {
+                if pcr.value.len() != bank.size() {
                     return Err(invalid(
                         format!("{at}/vtpm/{bank}/{index}"),
-                        format!("{} bytes, a {bank} PCR has {}", pcr.value.len(), bank.digest_len()),
+                        format!("{} bytes, a {bank} PCR has {}", pcr.value.len(), bank.size()),
                     ));
                 }
             }
         }
         for (bank, phases) in &self.pcr11 {
             for (phase, value) in phases {
-                if value.len() != bank.digest_len() {
+                if value.len() != bank.size() {
                     return Err(invalid(
                         format!("{at}/pcr11/{bank}/{phase}"),
-                        format!("{} bytes, a {bank} PCR has {}", value.len(), bank.digest_len()),
+                        format!("{} bytes, a {bank} PCR has {}", value.len(), bank.size()),
                     ));
                 }
             }
@@ -428,7 +333,7 @@ pub(crate) mod tests {
         let h = |b: u8, n: usize| Hex(vec![b; n]);
         let mut vtpm = BTreeMap::new();
         vtpm.insert(
-            Bank::Sha256,
+            HashAlg::Sha256,
             BTreeMap::from([
                 (0, Pcr { value: h(0xa0, 32), status: PcrStatus::Observed }),
                 (4, Pcr { value: h(0xa4, 32), status: PcrStatus::Enforced }),
@@ -436,7 +341,7 @@ pub(crate) mod tests {
             ]),
         );
         let pcr11 = BTreeMap::from([(
-            Bank::Sha256,
+            HashAlg::Sha256,
             BTreeMap::from([
                 ("enter-initrd".to_owned(), h(0xb1, 32)),
                 ("enter-initrd:leave-initrd:sysinit:ready".to_owned(), h(0xb4, 32)),
@@ -531,8 +436,8 @@ pub(crate) mod tests {
                 "pcr 11 in vtpm",
                 |b| {
                     let p = b.platforms.get_mut("qemu-snp").unwrap();
-                    let pcr = p.vtpm[&Bank::Sha256][&4].clone();
-                    p.vtpm.get_mut(&Bank::Sha256).unwrap().insert(11, pcr);
+                    let pcr = p.vtpm[&HashAlg::Sha256][&4].clone();
+                    p.vtpm.get_mut(&HashAlg::Sha256).unwrap().insert(11, pcr);
                 },
                 "/platforms/qemu-snp/vtpm/sha256/11",
             ),
@@ -562,7 +467,7 @@ pub(crate) mod tests {
     #[test]
     fn latest_phase_is_the_longest_path() {
         let b = sample();
-        let (phase, value) = b.platforms["qemu-snp"].latest_pcr11(Bank::Sha256).unwrap();
+        let (phase, value) = b.platforms["qemu-snp"].latest_pcr11(HashAlg::Sha256).unwrap();
         assert_eq!(phase, "enter-initrd:leave-initrd:sysinit:ready");
         assert_eq!(value.0, vec![0xb4; 32]);
     }

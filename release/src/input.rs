@@ -49,7 +49,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::bundle::{Artefact, Bank, Bundle, Image, Pcr, PcrStatus, Platform, Provenance, SCHEMA_VERSION};
+use crate::bundle::{Artefact, Bundle, HashAlg, Image, Pcr, PcrStatus, Platform, Provenance, SCHEMA_VERSION};
 use crate::hex::Hex;
 use crate::verify::hash;
 
@@ -105,12 +105,6 @@ pub fn vtpm_reference_values(
     enforced: &[u32],
 ) -> Result<ReferenceValues, eventlog::WriteError> {
     use measure::boot::Phase;
-    let bank = |alg: eventlog::HashAlg| match alg {
-        eventlog::HashAlg::Sha1 => Bank::Sha1,
-        eventlog::HashAlg::Sha256 => Bank::Sha256,
-        eventlog::HashAlg::Sha384 => Bank::Sha384,
-        eventlog::HashAlg::Sha512 => Bank::Sha512,
-    };
     let vtpm = prediction
         .pcrs_at(Phase::Ready)
         .into_iter()
@@ -120,7 +114,7 @@ pub fn vtpm_reference_values(
                 .filter(|(i, _)| *i != 11 && enforced.contains(i))
                 .map(|(i, v)| (i as u8, Pcr { value: Hex(v), status: PcrStatus::Enforced }))
                 .collect();
-            (bank(alg), pcrs)
+            (alg, pcrs)
         })
         .collect();
     let pcr11 = prediction
@@ -132,7 +126,7 @@ pub fn vtpm_reference_values(
                 .filter(|(phase, _)| *phase != Phase::Stub)
                 .map(|(phase, v)| (phase.systemd_measure_phase(), Hex(v)))
                 .collect();
-            (bank(alg), by_path)
+            (alg, by_path)
         })
         .collect();
     Ok(Platform {
@@ -147,7 +141,7 @@ pub fn vtpm_reference_values(
 }
 
 /// PCR values read from a running instance, by bank then index, added as `observed`.
-pub type ObservedPcrs = BTreeMap<Bank, BTreeMap<u8, Hex>>;
+pub type ObservedPcrs = BTreeMap<HashAlg, BTreeMap<u8, Hex>>;
 
 /// A problem with the build output.
 #[derive(Debug, thiserror::Error)]
@@ -367,16 +361,16 @@ pub(crate) mod tests {
         assert_eq!(seen, ["qemu-snp/disk.raw", "qemu-snp/uki.efi", "qemu-tdx/disk.raw", "qemu-tdx/uki.efi"]);
         let observed = BTreeMap::from([(
             "qemu-tdx".to_owned(),
-            BTreeMap::from([(Bank::Sha256, BTreeMap::from([(1u8, Hex(vec![7; 32]))]))]),
+            BTreeMap::from([(HashAlg::Sha256, BTreeMap::from([(1u8, Hex(vec![7; 32]))]))]),
         )]);
         let bundle = out.bundle(artefacts.clone(), &observed).unwrap();
-        assert_eq!(bundle.platforms["qemu-tdx"].vtpm[&Bank::Sha256][&1].status, PcrStatus::Observed);
+        assert_eq!(bundle.platforms["qemu-tdx"].vtpm[&HashAlg::Sha256][&1].status, PcrStatus::Observed);
         assert_eq!(bundle.platforms["qemu-snp"], sample().platforms["qemu-snp"]);
 
         // An observed value may not replace a computed one.
         let clash = BTreeMap::from([(
             "qemu-snp".to_owned(),
-            BTreeMap::from([(Bank::Sha256, BTreeMap::from([(4u8, Hex(vec![7; 32]))]))]),
+            BTreeMap::from([(HashAlg::Sha256, BTreeMap::from([(4u8, Hex(vec![7; 32]))]))]),
         )]);
         let err = out.bundle(artefacts, &clash).unwrap_err().to_string();
         assert!(err.contains("PCR 4 (sha256) is computed by the build"), "{err}");

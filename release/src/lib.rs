@@ -20,8 +20,8 @@
 //!   hashes and a rollback floor, each failure with its own error.
 //! * **Exporters** ([`export`]) into the formats attestation services already read: Constellation's
 //!   measurements v2, Trustee RVPS sample messages, an in-toto Statement with SLSA provenance.
-//! * **Attestation checks** ([`attest`]): a node's evidence (PCRs, event log, SNP report, TDX
-//!   quote) against a verified bundle, value by value, with mismatches explained event by event.
+//! * **Reference values for the verifier**: a verified bundle's platform converts into the
+//!   `attest` crate's `ReferenceValues` (a node's evidence is checked there).
 //! * **A reproducible archive** ([`archive`]): tar + zstd with sorted entries, fixed metadata and
 //!   fixed compression parameters, so two releases of the same build are byte-identical.
 //!
@@ -30,19 +30,18 @@
 //! The crate never prints and never runs processes; it reads and writes the paths it is given.
 
 pub mod archive;
-pub mod attest;
 pub mod bundle;
 pub mod canonical;
 pub mod export;
-pub mod hex;
+pub use attest::hex;
 pub mod input;
 pub mod publish;
 pub mod schema;
 pub mod verify;
 
 pub use bundle::{
-    trusted_comment, Artefact, Bank, Bundle, BundleError, Image, Pcr, PcrStatus, Platform, Provenance, SnpLaunchDigest,
-    Tdx, SCHEMA_VERSION,
+    trusted_comment, Artefact, Bundle, BundleError, HashAlg, Image, Pcr, PcrStatus, Platform, Provenance,
+    SnpLaunchDigest, Tdx, SCHEMA_VERSION,
 };
 pub use hex::Hex;
 pub use verify::{extract_artefact, verify_artefacts, verify_bundle, verify_sums, Verified, VerifyError};

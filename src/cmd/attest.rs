@@ -2,7 +2,7 @@
 //!
 //! Verifies the bundle (as `nodeimg verify`), gathers the evidence the user points at — an event
 //! log, PCR values from a file or a live TPM, an SEV-SNP report, a TDX quote —, parses it with
-//! `measure`, and prints `release::attest::check`'s verdict value by value. Parsing and comparing
+//! `attest`, and prints `attest::check`'s verdict value by value. Parsing and comparing
 //! are the libraries'; this module reads files, talks to the TPM and formats.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use ::eventlog::EventLog;
 use anyhow::{bail, Context, Result};
+use attest::evidence::{snp_report, tdx_quote, SnpReport, TdxQuote};
+use attest::{Evidence, PcrValues, Report, Source, Status};
 use clap::{ArgGroup, Args, Subcommand};
-use measure::evidence::{snp_report, tdx_quote, SnpReport, TdxQuote};
-use release::attest::{self, Evidence, PcrValues, Report, Source, Status};
 use serde::Serialize;
 
 use super::eventlog::{emit, load, register_diff, FormatArg};
@@ -213,7 +213,7 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
         vmpl: a.vmpl,
         allow_migration_agent: a.allow_migration_agent,
     };
-    let mut report = attest::check_with(platform, &evidence, &guest)
+    let mut report = attest::check_with(&attest::ReferenceValues::from(platform), &evidence, &guest)
         .with_context(|| format!("checking the evidence against platform {}", a.platform))?;
     for b in skipped_banks {
         report

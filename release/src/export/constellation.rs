@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{ExportError, Options};
-use crate::bundle::{Bank, Bundle, PcrStatus};
+use crate::bundle::{Bundle, HashAlg, PcrStatus};
 use crate::canonical;
 use crate::hex::Hex;
 
@@ -100,7 +100,7 @@ pub fn export(bundle: &Bundle, opts: &Options, reference: &str, stream: &str) ->
                 measurements.insert(u32::from(*i) + 1, Measurement { expected: rtmr.clone(), warn_only: false });
             }
         } else {
-            if let Some(pcrs) = platform.vtpm.get(&Bank::Sha256) {
+            if let Some(pcrs) = platform.vtpm.get(&HashAlg::Sha256) {
                 for (index, pcr) in pcrs {
                     measurements.insert(
                         u32::from(*index),

@@ -12,7 +12,7 @@
 //! Exporters read a bundle; they do not verify its signature (run `nodeimg verify` first).
 //! Their output is canonical JSON, so exporting the same bundle twice gives the same bytes.
 
-use crate::bundle::{Bank, Bundle, Platform};
+use crate::bundle::{Bundle, HashAlg, Platform};
 use crate::hex::Hex;
 
 pub mod constellation;
@@ -63,13 +63,13 @@ impl Options {
 
     /// The sha256 PCR 11 reference of `platform`, if it has PCR 11 values.
     pub fn pcr11<'a>(&self, name: &str, platform: &'a Platform) -> Result<Option<&'a Hex>, ExportError> {
-        let Some(phases) = platform.pcr11.get(&Bank::Sha256) else { return Ok(None) };
+        let Some(phases) = platform.pcr11.get(&HashAlg::Sha256) else { return Ok(None) };
         match &self.pcr11_phase {
             Some(phase) => phases
                 .get(phase)
                 .map(Some)
                 .ok_or_else(|| ExportError::NoPhase { platform: name.into(), phase: phase.clone() }),
-            None => Ok(platform.latest_pcr11(Bank::Sha256).map(|(_, v)| v)),
+            None => Ok(platform.latest_pcr11(HashAlg::Sha256).map(|(_, v)| v)),
         }
     }
 }

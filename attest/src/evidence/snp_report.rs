@@ -329,10 +329,10 @@ pub struct SnpReport {
     /// POLICY.
     pub policy: GuestPolicy,
     /// FAMILY_ID.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub family_id: [u8; 16],
     /// IMAGE_ID.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub image_id: [u8; 16],
     /// VMPL.
     pub vmpl: u32,
@@ -349,32 +349,32 @@ pub struct SnpReport {
     /// SIGNING_KEY.
     pub signing_key: SigningKey,
     /// REPORT_DATA.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub report_data: [u8; 64],
     /// MEASUREMENT.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub measurement: [u8; 48],
     /// HOST_DATA.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub host_data: [u8; 32],
     /// ID_KEY_DIGEST.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub id_key_digest: [u8; 48],
     /// AUTHOR_KEY_DIGEST.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub author_key_digest: [u8; 48],
     /// REPORT_ID.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub report_id: [u8; 32],
     /// REPORT_ID_MA.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub report_id_ma: [u8; 32],
     /// REPORTED_TCB.
     pub reported_tcb: TcbVersion,
     /// CPUID_FAM_ID, CPUID_MOD_ID, CPUID_STEP (version 3+).
     pub cpuid: Option<Cpuid>,
     /// CHIP_ID.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub chip_id: [u8; 64],
     /// COMMITTED_TCB.
     pub committed_tcb: TcbVersion,
@@ -472,10 +472,10 @@ pub fn parse(bytes: &[u8]) -> Result<SnpReport, SnpReportError> {
 mod tests {
     use super::*;
 
-    /// A version 5 Turin report (project-oak/oak via routex-client-lua; see testdata/evidence).
-    const TURIN: &[u8] = include_bytes!("../../testdata/evidence/snp-report-v5-turin.bin");
+    /// A version 5 Turin report (project-oak/oak via routex-client-lua; see testdata/README.md).
+    const TURIN: &[u8] = include_bytes!("../../testdata/snp-report-v5-turin.bin");
     /// A version 2 Milan report (google/go-sev-guest).
-    const MILAN: &[u8] = include_bytes!("../../testdata/evidence/snp-report-v2-milan.bin");
+    const MILAN: &[u8] = include_bytes!("../../testdata/snp-report-v2-milan.bin");
 
     fn with(base: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
         let mut b = base.to_vec();

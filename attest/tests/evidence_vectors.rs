@@ -1,16 +1,16 @@
 //! Known answers for the evidence parsers: public SEV-SNP reports and TDX quotes, each with the
-//! values its source states for it (`testdata/evidence/expected.json`; provenance in
-//! `testdata/evidence/README.md`). Every stated value must appear, unchanged, in what the parser
+//! values its source states for it (`testdata/expected.json`; provenance in
+//! `testdata/README.md`). Every stated value must appear, unchanged, in what the parser
 //! reports; the files must be the ones `SHA256SUMS` records.
 
 use std::path::{Path, PathBuf};
 
-use measure::evidence::{snp_report, tdx_quote};
+use attest::evidence::{snp_report, tdx_quote};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/evidence")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
 }
 
 /// Asserts that every key of `expected` is in `actual` with the same value (recursively for

@@ -233,47 +233,47 @@ pub struct TdxQuote {
     #[serde(serialize_with = "crate::serde_hex::u64")]
     pub tee_type: u32,
     /// QE vendor ID.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub qe_vendor_id: [u8; 16],
     /// User data.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub user_data: [u8; 20],
     /// Which TD report the body is.
     pub td_report: TdReportVersion,
     /// TEE_TCB_SVN.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub tee_tcb_svn: [u8; 16],
     /// MRSEAM.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub mr_seam: [u8; 48],
     /// MRSIGNERSEAM.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub mr_signer_seam: [u8; 48],
     /// SEAMATTRIBUTES.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub seam_attributes: [u8; 8],
     /// TDATTRIBUTES.
     pub td_attributes: TdAttributes,
     /// XFAM, as the bytes appear in the quote.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub xfam: [u8; 8],
     /// MRTD.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub mr_td: [u8; 48],
     /// MRCONFIGID.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub mr_config_id: [u8; 48],
     /// MROWNER.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub mr_owner: [u8; 48],
     /// MROWNERCONFIG.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub mr_owner_config: [u8; 48],
     /// RTMR0..RTMR3.
     #[serde(serialize_with = "hex_list")]
     pub rtmr: [[u8; 48]; 4],
     /// REPORTDATA.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub report_data: [u8; 64],
     /// TEE_TCB_SVN2 (TD report 1.5).
     #[serde(serialize_with = "opt_hex")]
@@ -394,10 +394,10 @@ pub fn parse(bytes: &[u8]) -> Result<TdxQuote, TdxQuoteError> {
 mod tests {
     use super::*;
 
-    /// A version 4 quote (confidential-containers/trustee; see testdata/evidence).
-    const V4: &[u8] = include_bytes!("../../testdata/evidence/tdx-quote-v4-trustee.dat");
+    /// A version 4 quote (confidential-containers/trustee; see testdata/README.md).
+    const V4: &[u8] = include_bytes!("../../testdata/tdx-quote-v4-trustee.dat");
     /// A version 5 quote with a TD report 1.5 (trustee).
-    const V5: &[u8] = include_bytes!("../../testdata/evidence/tdx-quote-v5-trustee.dat");
+    const V5: &[u8] = include_bytes!("../../testdata/tdx-quote-v5-trustee.dat");
 
     fn with(base: &[u8], edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
         let mut b = base.to_vec();

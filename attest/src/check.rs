@@ -17,7 +17,7 @@
 //!   the record.
 //!
 //! A node is "running this release" when no check is a mismatch. When the evidence includes an
-//! event log and the bundle the predicted one ([`Platform::eventlog`]), each register whose events
+//! event log and the bundle the predicted one ([`ReferenceValues::eventlog`]), each register whose events
 //! differ carries the first differing event and what it means ([`eventlog::diff()`]):
 //! "the UKI's .cmdline section differs" instead of "PCR 11 differs". Registers the prediction
 //! has no event for (the firmware's own PCRs, which the model does not predict) are left out of
@@ -29,19 +29,20 @@
 //! events, not the phases, so it is compared with the TPM's PCR 11 only through the phases.
 //!
 //! The signatures of SNP reports and TDX quotes are not checked here (see
-//! [`measure::evidence`]); neither is a TPM quote. The function is pure: values in, report out.
+//! [`crate::evidence`]); neither is a TPM quote. The function is pure: values in, report out.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use eventlog::{self, Diff, EventLog, HashAlg, LogFormat, Register, RegisterDiff, Replayed};
-use measure::evidence::{SnpReport, TdxQuote};
 use serde::Serialize;
 
-use crate::bundle::{Bank, PcrStatus, Platform};
+use crate::evidence::{SnpReport, TdxQuote};
+
 use crate::hex::Hex;
+use crate::reference::{PcrStatus, ReferenceValues};
 
 /// PCR values by bank, then index.
-pub type PcrValues = BTreeMap<Bank, BTreeMap<u8, Hex>>;
+pub type PcrValues = BTreeMap<HashAlg, BTreeMap<u8, Hex>>;
 
 /// Where a value came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -183,19 +184,9 @@ pub enum AttestError {
     Replay(#[source] eventlog::ReplayError),
 }
 
-/// The bank of a log algorithm.
-fn bank_of(alg: HashAlg) -> Bank {
-    match alg {
-        HashAlg::Sha1 => Bank::Sha1,
-        HashAlg::Sha256 => Bank::Sha256,
-        HashAlg::Sha384 => Bank::Sha384,
-        HashAlg::Sha512 => Bank::Sha512,
-    }
-}
-
 /// A PCR's value after TPM2_Startup: zeros, except the DRTM PCRs 17–22, all ones.
-fn reset_value(bank: Bank, index: u8) -> Hex {
-    Hex(vec![if (17..=22).contains(&index) { 0xff } else { 0 }; bank.digest_len()])
+fn reset_value(bank: HashAlg, index: u8) -> Hex {
+    Hex(vec![if (17..=22).contains(&index) { 0xff } else { 0 }; bank.size()])
 }
 
 /// The PCR values a TCG log replays to, every PCR 0–23 of each bank it carries (registers no
@@ -203,7 +194,7 @@ fn reset_value(bank: Bank, index: u8) -> Hex {
 fn replayed_pcrs(r: &Replayed, algorithms: &[HashAlg]) -> PcrValues {
     let mut out = PcrValues::new();
     for alg in algorithms {
-        let bank = bank_of(*alg);
+        let bank = *alg;
         let values = out.entry(bank).or_default();
         for index in 0..=23u8 {
             let v = r.value(*alg, u32::from(index)).map(Hex::from).unwrap_or_else(|| reset_value(bank, index));
@@ -255,7 +246,8 @@ pub fn pcr_values(banks: BTreeMap<String, BTreeMap<String, String>>) -> Result<(
     let mut out = PcrValues::new();
     let mut skipped = Vec::new();
     for (name, pcrs) in banks {
-        let Some(b) = [Bank::Sha1, Bank::Sha256, Bank::Sha384, Bank::Sha512].into_iter().find(|b| b.name() == name)
+        let Some(b) =
+            [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512].into_iter().find(|b| b.name() == name)
         else {
             skipped.push(name);
             continue;
@@ -268,8 +260,8 @@ pub fn pcr_values(banks: BTreeMap<String, BTreeMap<String, String>>) -> Result<(
                 .filter(|i| *i <= 23)
                 .ok_or_else(|| format!("{name} PCR {index:?} is not a PCR index (0-23)"))?;
             let v = Hex::parse(&value).map_err(|e| format!("{name} PCR {i}: {e}"))?;
-            if v.len() != b.digest_len() {
-                return Err(format!("{name} PCR {i} has {} bytes, a {name} PCR has {}", v.len(), b.digest_len()));
+            if v.len() != b.size() {
+                return Err(format!("{name} PCR {i} has {} bytes, a {name} PCR has {}", v.len(), b.size()));
             }
             values.insert(i, v);
         }
@@ -295,13 +287,17 @@ pub fn pcr_values_from_json(bytes: &[u8]) -> Result<(PcrValues, Vec<String>), St
 
 /// Compares `evidence` with `platform`'s reference values, with the default [`GuestPolicy`]
 /// (no debug, VMPL 0, no migration agent).
-pub fn check(platform: &Platform, evidence: &Evidence) -> Result<Report, AttestError> {
+pub fn check(platform: &ReferenceValues, evidence: &Evidence) -> Result<Report, AttestError> {
     check_with(platform, evidence, &GuestPolicy::default())
 }
 
 /// Compares `evidence` with `platform`'s reference values and the guest's configuration with
 /// `policy`.
-pub fn check_with(platform: &Platform, evidence: &Evidence, policy: &GuestPolicy) -> Result<Report, AttestError> {
+pub fn check_with(
+    platform: &ReferenceValues,
+    evidence: &Evidence,
+    policy: &GuestPolicy,
+) -> Result<Report, AttestError> {
     if evidence.pcrs.is_none() && evidence.eventlog.is_none() && evidence.snp.is_none() && evidence.tdx.is_none() {
         return Err(AttestError::NoEvidence);
     }
@@ -388,7 +384,7 @@ pub fn check_with(platform: &Platform, evidence: &Evidence, policy: &GuestPolicy
 }
 
 fn check_pcrs(
-    platform: &Platform,
+    platform: &ReferenceValues,
     source: Source,
     values: &PcrValues,
     logs: &Logs,
@@ -396,12 +392,12 @@ fn check_pcrs(
     notes: &mut Vec<String>,
 ) {
     // The predicted log's PCR 11: the value before any boot phase.
-    let predicted_pcr11 = |bank: Bank| -> Option<Hex> {
+    let predicted_pcr11 = |bank: HashAlg| -> Option<Hex> {
         let (format, r) = logs.predicted.as_ref()?;
         if *format == LogFormat::Ccel {
             return None;
         }
-        let alg = HashAlg::ALL.into_iter().find(|a| bank_of(*a) == bank)?;
+        let alg = bank;
         r.value(alg, 11).map(Hex::from)
     };
     for (bank, pcrs) in values {
@@ -499,14 +495,14 @@ fn check_pcrs(
         }
     }
     // Enforced references the evidence lacks.
-    let mut enforced_banks: BTreeSet<Bank> = platform
+    let mut enforced_banks: BTreeSet<HashAlg> = platform
         .vtpm
         .iter()
         .filter(|(_, pcrs)| pcrs.values().any(|p| p.status == PcrStatus::Enforced))
         .map(|(b, _)| *b)
         .collect();
     enforced_banks.extend(platform.pcr11.keys());
-    let common: Vec<&Bank> = enforced_banks.iter().filter(|b| values.contains_key(b)).collect();
+    let common: Vec<&HashAlg> = enforced_banks.iter().filter(|b| values.contains_key(b)).collect();
     if !enforced_banks.is_empty() && common.is_empty() {
         checks.push(Check {
             value: "PCR banks".into(),
@@ -540,7 +536,7 @@ fn check_pcrs(
     }
 }
 
-fn missing_pcr(bank: Bank, index: u8, source: Source, expected: Reference) -> Check {
+fn missing_pcr(bank: HashAlg, index: u8, source: Source, expected: Reference) -> Check {
     Check {
         value: format!("PCR {index} ({bank})"),
         status: Status::Mismatch,
@@ -564,7 +560,7 @@ fn check_log_against_tpm(
 ) {
     let mut agreed = BTreeSet::new();
     for alg in algorithms(log) {
-        let bank = bank_of(alg);
+        let bank = alg;
         let Some(tpm) = quoted.get(&bank) else { continue };
         let Some(registers) = replayed.banks.get(&alg) else { continue };
         for (register, value) in registers {
@@ -602,7 +598,7 @@ fn check_log_against_tpm(
 }
 
 fn check_tdx(
-    platform: &Platform,
+    platform: &ReferenceValues,
     quote: Option<&TdxQuote>,
     ccel: Option<&Replayed>,
     logs: &Logs,
@@ -687,8 +683,8 @@ fn check_tdx(
         }
     }
     let td_version = match q.td_report {
-        measure::evidence::tdx_quote::TdReportVersion::V10 => "1.0",
-        measure::evidence::tdx_quote::TdReportVersion::V15 => "1.5",
+        crate::evidence::tdx_quote::TdReportVersion::V10 => "1.0",
+        crate::evidence::tdx_quote::TdReportVersion::V15 => "1.5",
     };
     checks.extend([
         observed("quote version", q.version.to_string(), &format!("TD report {td_version}")),
@@ -729,7 +725,7 @@ fn debug_check(source: Source, value: &str, debuggable: bool, allowed: bool) -> 
 }
 
 fn check_snp(
-    platform: &Platform,
+    platform: &ReferenceValues,
     report: &SnpReport,
     guest: &GuestPolicy,
     checks: &mut Vec<Check>,
@@ -737,7 +733,7 @@ fn check_snp(
 ) {
     let actual = Hex::from(report.measurement);
     let shapes = &platform.snp;
-    let shape = |d: &crate::bundle::SnpLaunchDigest| {
+    let shape = |d: &crate::reference::SnpLaunchDigest| {
         format!(
             "{} vCPU(s){}, signature {:#x}, vmm {}, guest features {:#x}",
             d.vcpus,
@@ -796,7 +792,7 @@ fn check_snp(
             policy.push(name.into());
         }
     }
-    let tcb = |t: measure::evidence::snp_report::TcbVersion| (format!("{:#018x}", t.raw), t.to_string());
+    let tcb = |t: crate::evidence::snp_report::TcbVersion| (format!("{:#018x}", t.raw), t.to_string());
     let mut add_tcb = |name: &str, t| {
         let (raw, words) = tcb(t);
         checks.push(observed(name, raw, words));
@@ -879,7 +875,7 @@ fn check_snp(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::{Pcr, SnpLaunchDigest, Tdx};
+    use crate::reference::{Pcr, SnpLaunchDigest, Tdx};
     use eventlog::{Event, EventType};
 
     const ALGS: [HashAlg; 2] = [HashAlg::Sha256, HashAlg::Sha384];
@@ -904,12 +900,12 @@ mod tests {
 
     /// The platform a build would describe for `log(cmdline)`: PCR 4 and 9 enforced, PCR 0
     /// observed, the predicted log.
-    fn platform(cmdline: &str) -> Platform {
+    fn platform(cmdline: &str) -> ReferenceValues {
         let l = log(cmdline);
         let r = eventlog::replay(&l).unwrap();
         let mut vtpm = BTreeMap::new();
         for alg in ALGS {
-            let pcrs = vtpm.entry(bank_of(alg)).or_insert_with(BTreeMap::new);
+            let pcrs = vtpm.entry(alg).or_insert_with(BTreeMap::new);
             for i in [4u8, 9] {
                 pcrs.insert(
                     i,
@@ -918,12 +914,7 @@ mod tests {
             }
             pcrs.insert(0, Pcr { value: Hex(vec![0x77; alg.size()]), status: PcrStatus::Observed });
         }
-        Platform {
-            attestation_variant: "qemu-vtpm".into(),
-            vtpm,
-            eventlog: Some(Hex(eventlog::write(&l).unwrap())),
-            ..Default::default()
-        }
+        ReferenceValues { vtpm, eventlog: Some(Hex(eventlog::write(&l).unwrap())), ..Default::default() }
     }
 
     fn pcrs_of(l: &EventLog) -> PcrValues {
@@ -979,7 +970,7 @@ mod tests {
     fn a_log_that_is_not_the_tpms_story_is_a_mismatch() {
         let l = log("console=ttyS0");
         let mut pcrs = pcrs_of(&l);
-        pcrs.get_mut(&Bank::Sha256).unwrap().insert(4, Hex(vec![1; 32]));
+        pcrs.get_mut(&HashAlg::Sha256).unwrap().insert(4, Hex(vec![1; 32]));
         let r = check(
             &platform("console=ttyS0"),
             &Evidence { pcrs: Some((Source::Tpm, &pcrs)), eventlog: Some(&l), ..Default::default() },
@@ -994,12 +985,12 @@ mod tests {
     fn banks_the_evidence_lacks() {
         let l = log("x");
         let mut pcrs = pcrs_of(&l);
-        pcrs.remove(&Bank::Sha384);
+        pcrs.remove(&HashAlg::Sha384);
         let r = check(&platform("x"), &Evidence { pcrs: Some((Source::Tpm, &pcrs)), ..Default::default() }).unwrap();
         assert!(r.ok());
         assert!(r.notes.iter().any(|n| n.contains("sha384 PCRs were not checked")), "{:?}", r.notes);
         let mut sha1 = PcrValues::new();
-        sha1.insert(Bank::Sha1, BTreeMap::from([(4, Hex(vec![0; 20]))]));
+        sha1.insert(HashAlg::Sha1, BTreeMap::from([(4, Hex(vec![0; 20]))]));
         let r = check(&platform("x"), &Evidence { pcrs: Some((Source::Tpm, &sha1)), ..Default::default() }).unwrap();
         assert_eq!(find(&r, "PCR banks").status, Status::Mismatch);
         assert!(matches!(check(&platform("x"), &Evidence::default()), Err(AttestError::NoEvidence)));
@@ -1010,13 +1001,13 @@ mod tests {
         let mut p = platform("x");
         p.eventlog = None;
         p.pcr11.insert(
-            Bank::Sha256,
+            HashAlg::Sha256,
             BTreeMap::from([
                 ("enter-initrd".to_owned(), Hex(vec![1; 32])),
                 ("enter-initrd:leave-initrd".to_owned(), Hex(vec![2; 32])),
             ]),
         );
-        let values = |v: u8| PcrValues::from([(Bank::Sha256, BTreeMap::from([(11, Hex(vec![v; 32]))]))]);
+        let values = |v: u8| PcrValues::from([(HashAlg::Sha256, BTreeMap::from([(11, Hex(vec![v; 32]))]))]);
         let (two, three) = (values(2), values(3));
         let r = check(&p, &Evidence { pcrs: Some((Source::Tpm, &two)), ..Default::default() }).unwrap();
         assert_eq!(find(&r, "PCR 11 (sha256)").detail, "boot phase enter-initrd:leave-initrd");
@@ -1026,9 +1017,9 @@ mod tests {
     }
 
     fn snp_report() -> SnpReport {
-        let mut bytes = include_bytes!("../../measure/testdata/evidence/snp-report-v5-turin.bin").to_vec();
+        let mut bytes = include_bytes!("../testdata/snp-report-v5-turin.bin").to_vec();
         bytes[0x90..0xc0].copy_from_slice(&[0xc2; 48]);
-        measure::evidence::snp_report::parse(&bytes).unwrap()
+        crate::evidence::snp_report::parse(&bytes).unwrap()
     }
 
     #[test]
@@ -1042,7 +1033,7 @@ mod tests {
             launch_digest: Hex(vec![b; 48]),
         };
         let report = snp_report();
-        let mut p = Platform { snp: vec![digest(0xc1), digest(0xc2)], ..Default::default() };
+        let mut p = ReferenceValues { snp: vec![digest(0xc1), digest(0xc2)], ..Default::default() };
         let r = check(&p, &Evidence { snp: Some(&report), ..Default::default() }).unwrap();
         let m = find(&r, "SNP MEASUREMENT");
         assert_eq!(m.status, Status::Ok);
@@ -1061,11 +1052,8 @@ mod tests {
 
     #[test]
     fn tdx_registers() {
-        let q = measure::evidence::tdx_quote::parse(include_bytes!(
-            "../../measure/testdata/evidence/tdx-quote-v4-trustee.dat"
-        ))
-        .unwrap();
-        let mut p = Platform {
+        let q = crate::evidence::tdx_quote::parse(include_bytes!("../testdata/tdx-quote-v4-trustee.dat")).unwrap();
+        let mut p = ReferenceValues {
             tdx: Some(Tdx {
                 mrtd: Hex::from(q.mr_td),
                 rtmr: BTreeMap::from([(0, Hex::from(q.rtmr[0])), (1, Hex(vec![9; 48]))]),
@@ -1097,13 +1085,13 @@ mod tests {
     #[test]
     fn snp_guest_policy() {
         let good = snp_report();
-        let p = Platform::default();
+        let p = ReferenceValues::default();
         let ev = |r| Evidence { snp: Some(r), ..Default::default() };
         assert!(check(&p, &ev(&good)).unwrap().ok());
         let with = |f: &dyn Fn(&mut Vec<u8>)| {
-            let mut bytes = include_bytes!("../../measure/testdata/evidence/snp-report-v5-turin.bin").to_vec();
+            let mut bytes = include_bytes!("../testdata/snp-report-v5-turin.bin").to_vec();
             f(&mut bytes);
-            measure::evidence::snp_report::parse(&bytes).unwrap()
+            crate::evidence::snp_report::parse(&bytes).unwrap()
         };
         let policy_bit = |bit: u32| {
             with(&move |b: &mut Vec<u8>| {
@@ -1136,13 +1124,13 @@ mod tests {
     #[test]
     fn snp_smt_against_the_bundle() {
         let with_smt = |on: bool| {
-            let mut b = include_bytes!("../../measure/testdata/evidence/snp-report-v5-turin.bin").to_vec();
+            let mut b = include_bytes!("../testdata/snp-report-v5-turin.bin").to_vec();
             let mut v = u64::from_le_bytes(b[8..16].try_into().unwrap()) & !(1 << 16);
             if on {
                 v |= 1 << 16;
             }
             b[8..16].copy_from_slice(&v.to_le_bytes());
-            measure::evidence::snp_report::parse(&b).unwrap()
+            crate::evidence::snp_report::parse(&b).unwrap()
         };
         let digest = |r: &SnpReport| SnpLaunchDigest {
             vcpus: 1,
@@ -1159,9 +1147,9 @@ mod tests {
             (true, None, None),
         ] {
             let r = with_smt(report_smt);
-            let p = Platform {
+            let p = ReferenceValues {
                 snp: vec![digest(&r)],
-                snp_policy: bundle_smt.map(|smt| crate::bundle::SnpPolicy { smt }),
+                snp_policy: bundle_smt.map(|smt| crate::reference::SnpPolicy { smt }),
                 ..Default::default()
             };
             let report = check(&p, &Evidence { snp: Some(&r), ..Default::default() }).unwrap();

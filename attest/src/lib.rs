@@ -1,0 +1,55 @@
+//! The verifier: is this node genuine, and is it running this release?
+//!
+//! A confidential VM proves what it runs with *evidence*: the PCRs of its (v)TPM and the event
+//! log that explains them, an AMD SEV-SNP attestation report, an Intel TDX quote. A verifier
+//! compares that evidence with *reference values* — what a genuine node of one platform reports,
+//! computed before any node booted and published in a release's signed bundle. This crate is
+//! that comparison, and nothing of building or releasing: it depends on the event-log crate and
+//! small parsing crates only, so a verifier can take it without mkosi, compression or archives.
+//!
+//! * [`evidence`] reads SNP reports (v2, v3, v5) and TDX quotes (v4, v5): every field, checked
+//!   lengths, reserved bytes, versions.
+//! * [`tpm`] builds and reads the TPM 2.0 commands that read PCRs (`TPM2_PCR_Read`,
+//!   `TPM2_GetCapability`): a verifier's tools talk to a TPM without a TSS library.
+//! * [`check`] compares evidence with [`ReferenceValues`] value by value, and explains a PCR
+//!   that differs by the first event that differs ("the UKI's .cmdline section").
+//!
+//! # Trust model: what a passing check proves, and what it assumes
+//!
+//! * **Values.** A check that passes proves the evidence *carries* the release's values: each
+//!   enforced PCR, PCR 11 in one of the release's boot phases, an SNP launch digest of one of its
+//!   VM shapes, MRTD and the RTMRs the image determines. Values marked *observed* (firmware-owned
+//!   PCRs) are reported, never enforced.
+//! * **The event log** is checked against the PCRs it claims to explain (each register it extends
+//!   must replay to the TPM's value, each RTMR to the quote's): a log that does not is a mismatch,
+//!   not an explanation.
+//! * **Guest configuration.** A debuggable guest (SNP policy DEBUG, TDX TDATTRIBUTES.DEBUG), an
+//!   SNP report from another VMPL than expected, a policy that lets a migration agent in, or SMT
+//!   where the release forbids it fail on their own, whatever the measurements say: the host can
+//!   read such a guest's memory.
+//! * **Assumed, not yet proven here:** that the evidence is *authentic*. The signatures of SNP
+//!   reports (VCEK/VLEK chains to AMD's root), of TDX quotes (PCK chains to Intel's root) and of
+//!   TPM quotes (an attestation key) are not checked by this crate today, so PCR values read from
+//!   a file or a local TPM, and reports and quotes taken as given, prove only what the party
+//!   that handed them over vouches for. Every report says so in a note; an attestation service
+//!   (Trustee, Keylime, Intel's QVL, go-sev-guest) must verify the signatures until this crate
+//!   does.
+//! * **The reference values** are trusted as given: [`ReferenceValues`] should come from a bundle
+//!   whose minisign signature, trusted comment and schema were verified (`release::verify`).
+//!
+//! Everything here is pure: bytes and values in, typed values out; nothing prints, nothing runs.
+
+pub mod check;
+pub mod evidence;
+pub mod hex;
+pub mod reference;
+pub mod tpm;
+
+mod serde_hex;
+
+pub use check::{
+    check, check_with, pcr_values, pcr_values_from_json, AttestError, Check, Evidence, GuestPolicy, PcrValues, Report,
+    Source, Status,
+};
+pub use hex::Hex;
+pub use reference::ReferenceValues;
