@@ -192,6 +192,8 @@ struct Digests {
     sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sha384: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha512: Option<String>,
 }
 
 impl Digests {
@@ -200,12 +202,13 @@ impl Digests {
             HashAlg::Sha1 => &mut self.sha1,
             HashAlg::Sha256 => &mut self.sha256,
             HashAlg::Sha384 => &mut self.sha384,
+            HashAlg::Sha512 => &mut self.sha512,
         };
         *slot = Some(hex::encode(digest));
     }
 
     fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [("sha1", &self.sha1), ("sha256", &self.sha256), ("sha384", &self.sha384)]
+        [("sha1", &self.sha1), ("sha256", &self.sha256), ("sha384", &self.sha384), ("sha512", &self.sha512)]
             .into_iter()
             .filter_map(|(n, d)| d.as_deref().map(|d| (n, d)))
     }
@@ -254,7 +257,7 @@ fn inspect(path: &Path, json: bool, banks: &[String]) -> Result<()> {
     let pe = Pe::parse(&data).with_context(|| format!("{}", path.display()))?;
     let kernel = pe.section(".linux").and_then(|s| Pe::parse(pe.section_file_bytes(s)).ok());
     let wanted = |alg: HashAlg| banks.is_empty() || banks.iter().any(|b| b == alg.name());
-    let authenticode_algs: Vec<HashAlg> = HashAlg::ALL.into_iter().filter(|&a| wanted(a)).collect();
+    let authenticode_algs: Vec<HashAlg> = uki::AUTHENTICODE_ALGS.into_iter().filter(|&a| wanted(a)).collect();
     let section_algs: Vec<HashAlg> = [HashAlg::Sha256, HashAlg::Sha384].into_iter().filter(|&a| wanted(a)).collect();
 
     // One parallel batch: the Authenticode digests, each section's, the inner kernel's.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use verity::{HashAlgorithm, HashSink, HashType, Layout, Params, Superblock, SUPERBLOCK_SIZE};
+use verity::{HashSink, HashType, Layout, Params, Superblock, SUPERBLOCK_SIZE};
 
 use crate::fsutil::AtomicFile;
 use crate::{Global, Outcome};
@@ -148,7 +148,7 @@ pub fn run(cmd: Command, global: Global) -> Result<Outcome> {
 
 impl TreeArgs {
     fn params(&self, data: &Path, salt: Vec<u8>, superblock_uuid: Option<[u8; 16]>) -> Result<Params> {
-        let hash: HashAlgorithm = self.hash.parse()?;
+        let hash = verity::parse_algorithm(&self.hash)?;
         let hash_type = HashType::from_number(self.hash_type)
             .with_context(|| format!("--format {} is not supported (0 or 1)", self.hash_type))?;
         let mut params = Params {

@@ -8,51 +8,11 @@
 
 use rayon::prelude::*;
 
-/// A hash algorithm of a TPM PCR bank (TCG Algorithm Registry), as used by UEFI firmware for
-/// the Authenticode digest and by systemd for PCR 11.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum HashAlg {
-    /// SHA-1 (TPM_ALG_SHA1).
-    Sha1,
-    /// SHA-256 (TPM_ALG_SHA256).
-    Sha256,
-    /// SHA-384 (TPM_ALG_SHA384), the TDX RTMR algorithm.
-    Sha384,
-}
+pub use digest_alg::HashAlg;
 
-impl HashAlg {
-    /// Every supported algorithm.
-    pub const ALL: [HashAlg; 3] = [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384];
-
-    /// The lowercase name (`sha256`), as used in JSON and by systemd-measure.
-    pub fn name(self) -> &'static str {
-        match self {
-            HashAlg::Sha1 => "sha1",
-            HashAlg::Sha256 => "sha256",
-            HashAlg::Sha384 => "sha384",
-        }
-    }
-
-    /// The digest length in bytes.
-    pub fn digest_len(self) -> usize {
-        match self {
-            HashAlg::Sha1 => 20,
-            HashAlg::Sha256 => 32,
-            HashAlg::Sha384 => 48,
-        }
-    }
-
-    /// The digest of one byte string.
-    pub fn digest(self, bytes: &[u8]) -> Vec<u8> {
-        HashInput { slices: vec![bytes], zero_fill: 0 }.digest(self)
-    }
-}
-
-impl std::fmt::Display for HashAlg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+/// The algorithms of the Authenticode digests UEFI firmware measures (the PCR banks a vTPM
+/// allocates; SHA-384 is also the TDX RTMR algorithm).
+pub const AUTHENTICODE_ALGS: [HashAlg; 3] = [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384];
 
 /// Bytes to hash: the slices in order, then `zero_fill` zero bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,6 +52,7 @@ impl HashInput<'_> {
             HashAlg::Sha1 => self.run::<sha1::Sha1>(),
             HashAlg::Sha256 => self.run::<sha2::Sha256>(),
             HashAlg::Sha384 => self.run::<sha2::Sha384>(),
+            HashAlg::Sha512 => self.run::<sha2::Sha512>(),
         }
     }
 
@@ -134,26 +95,26 @@ mod tests {
         flat.resize(flat.len() + 70_000, 0);
         assert_eq!(input.to_vec(), flat);
         for alg in HashAlg::ALL {
-            assert_eq!(input.digest(alg), alg.digest(&flat), "{alg}");
-            assert_eq!(input.digest(alg).len(), alg.digest_len(), "{alg}");
+            assert_eq!(input.digest(alg), alg.hash(&flat), "{alg}");
+            assert_eq!(input.digest(alg).len(), alg.size(), "{alg}");
         }
         let jobs: Vec<(HashAlg, &HashInput)> = HashAlg::ALL.iter().map(|&a| (a, &input)).collect();
         let all = digest_all(&jobs);
         for (alg, d) in HashAlg::ALL.iter().zip(&all) {
-            assert_eq!(*d, alg.digest(&flat), "{alg} via digest_all");
+            assert_eq!(*d, alg.hash(&flat), "{alg} via digest_all");
         }
     }
 
     #[test]
     fn known_answers() {
         // FIPS 180-4 examples ("abc").
-        assert_eq!(hex::encode(HashAlg::Sha1.digest(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(hex::encode(HashAlg::Sha1.hash(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
         assert_eq!(
-            hex::encode(HashAlg::Sha256.digest(b"abc")),
+            hex::encode(HashAlg::Sha256.hash(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert_eq!(
-            hex::encode(HashAlg::Sha384.digest(b"abc")),
+            hex::encode(HashAlg::Sha384.hash(b"abc")),
             "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7"
         );
     }

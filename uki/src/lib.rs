@@ -30,6 +30,6 @@ pub mod pe;
 pub mod uki;
 
 pub use build::{check_kernel, kernel_release, normalize_cmdline, set_cmdline, BuildError, UkiBuilder, DEFAULT_SBAT};
-pub use hash::{digest_all, HashAlg, HashInput};
+pub use hash::{digest_all, HashAlg, HashInput, AUTHENTICODE_ALGS};
 pub use pe::{Pe, PeError, Section};
 pub use uki::{loader_info, stub_version, MeasuredSection, Uki, UkiError, UNIFIED_SECTIONS};

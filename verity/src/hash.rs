@@ -1,69 +1,22 @@
 //! The hash algorithms dm-verity trees are built with, and salted block hashing.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::{Error, HashType};
 
-/// A hash algorithm veritysetup accepts, by its kernel crypto API name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum HashAlgorithm {
-    Sha1,
-    Sha256,
-    Sha384,
-    Sha512,
+pub use digest_alg::HashAlg;
+
+/// The algorithm named `s`, as veritysetup and the superblock name it (any case: a superblock
+/// may carry `SHA256`).
+pub fn parse_algorithm(s: &str) -> Result<HashAlg, Error> {
+    s.parse().map_err(|_| Error::UnknownHash(s.to_owned()))
 }
 
-impl HashAlgorithm {
-    /// The name written into the superblock and printed by veritysetup.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sha1 => "sha1",
-            Self::Sha256 => "sha256",
-            Self::Sha384 => "sha384",
-            Self::Sha512 => "sha512",
-        }
-    }
-
-    /// Digest length in bytes.
-    pub fn digest_size(self) -> usize {
-        match self {
-            Self::Sha1 => 20,
-            Self::Sha256 => 32,
-            Self::Sha384 => 48,
-            Self::Sha512 => 64,
-        }
-    }
-
-    /// A hasher of data and hash blocks for this algorithm, salt and hash type.
-    pub(crate) fn block_hasher(self, salt: &[u8], hash_type: HashType) -> Box<dyn BlockHasher> {
-        match self {
-            Self::Sha1 => Box::new(Salted::<sha1::Sha1>::new(salt, hash_type)),
-            Self::Sha256 => Box::new(Salted::<sha2::Sha256>::new(salt, hash_type)),
-            Self::Sha384 => Box::new(Salted::<sha2::Sha384>::new(salt, hash_type)),
-            Self::Sha512 => Box::new(Salted::<sha2::Sha512>::new(salt, hash_type)),
-        }
-    }
-}
-
-impl fmt::Display for HashAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for HashAlgorithm {
-    type Err = Error;
-
-    /// Accepts the kernel names in any case, as the superblock may carry `SHA256`.
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "sha1" => Ok(Self::Sha1),
-            "sha256" => Ok(Self::Sha256),
-            "sha384" => Ok(Self::Sha384),
-            "sha512" => Ok(Self::Sha512),
-            _ => Err(Error::UnknownHash(s.to_owned())),
-        }
+/// A hasher of data and hash blocks for this algorithm, salt and hash type.
+pub(crate) fn block_hasher(alg: HashAlg, salt: &[u8], hash_type: HashType) -> Box<dyn BlockHasher> {
+    match alg {
+        HashAlg::Sha1 => Box::new(Salted::<sha1::Sha1>::new(salt, hash_type)),
+        HashAlg::Sha256 => Box::new(Salted::<sha2::Sha256>::new(salt, hash_type)),
+        HashAlg::Sha384 => Box::new(Salted::<sha2::Sha384>::new(salt, hash_type)),
+        HashAlg::Sha512 => Box::new(Salted::<sha2::Sha512>::new(salt, hash_type)),
     }
 }
 
@@ -105,11 +58,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for alg in [HashAlgorithm::Sha1, HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512] {
-            assert_eq!(alg.name().parse::<HashAlgorithm>().unwrap(), alg);
-            assert_eq!(alg.name().to_uppercase().parse::<HashAlgorithm>().unwrap(), alg);
+        for alg in HashAlg::ALL {
+            assert_eq!(parse_algorithm(alg.name()).unwrap(), alg);
+            assert_eq!(parse_algorithm(&alg.name().to_uppercase()).unwrap(), alg);
         }
-        assert!(matches!("md5".parse::<HashAlgorithm>(), Err(Error::UnknownHash(s)) if s == "md5"));
+        assert!(matches!(parse_algorithm("md5"), Err(Error::UnknownHash(s)) if s == "md5"));
     }
 
     #[test]
@@ -117,9 +70,9 @@ mod tests {
         // FIPS 180 "abc" vector: sha256("abc").
         let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
         let mut out = [0u8; 32];
-        HashAlgorithm::Sha256.block_hasher(b"a", HashType::Normal).digest_into(b"bc", &mut out);
+        block_hasher(HashAlg::Sha256, b"a", HashType::Normal).digest_into(b"bc", &mut out);
         assert_eq!(hex::encode(out), abc, "format 1 hashes salt first");
-        HashAlgorithm::Sha256.block_hasher(b"c", HashType::ChromeOs).digest_into(b"ab", &mut out);
+        block_hasher(HashAlg::Sha256, b"c", HashType::ChromeOs).digest_into(b"ab", &mut out);
         assert_eq!(hex::encode(out), abc, "format 0 hashes salt last");
     }
 }

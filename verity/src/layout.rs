@@ -44,7 +44,7 @@ impl Layout {
     /// Computes the layout, or says why these parameters cannot make a tree.
     pub fn new(params: &Params) -> Result<Self, Error> {
         params.validate()?;
-        let digest_size = params.hash.digest_size();
+        let digest_size = params.hash.size();
         let hbs = u64::from(params.hash_block_size);
         let slot_size = match params.hash_type {
             HashType::Normal => digest_size.next_power_of_two(),

@@ -37,7 +37,7 @@ mod seed;
 mod superblock;
 mod tree;
 
-pub use hash::HashAlgorithm;
+pub use hash::{parse_algorithm, HashAlg};
 pub use layout::{Layout, Level};
 pub use seed::{salt_from_seed, uuid_from_seed, DEFAULT_SALT_SIZE};
 pub use superblock::{Superblock, SUPERBLOCK_SIZE};
@@ -74,7 +74,7 @@ pub enum Error {
     #[error("bad superblock at byte {offset}: {reason}")]
     BadSuperblock { offset: u64, reason: String },
     #[error("root hash is {got} bytes; {algorithm} digests are {want} bytes")]
-    RootHashLength { algorithm: HashAlgorithm, got: usize, want: usize },
+    RootHashLength { algorithm: HashAlg, got: usize, want: usize },
     #[error("reading {what} at byte {offset}: {source}")]
     Read {
         what: &'static str,
@@ -119,7 +119,7 @@ impl HashType {
 /// Everything that determines a hash tree. Mirrors `struct crypt_params_verity`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Params {
-    pub hash: HashAlgorithm,
+    pub hash: HashAlg,
     pub hash_type: HashType,
     pub data_block_size: u32,
     pub hash_block_size: u32,

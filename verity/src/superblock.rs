@@ -17,7 +17,7 @@
 //! | 88  | 256 | salt, zero-padded |
 //! | 344 | 168 | padding |
 
-use crate::{Error, HashAlgorithm, HashType, Params};
+use crate::{Error, HashType, Params};
 
 /// Size of the on-disk superblock.
 pub const SUPERBLOCK_SIZE: usize = 512;
@@ -100,7 +100,7 @@ impl Superblock {
     /// The tree parameters this superblock describes, for a hash area at `hash_offset`.
     pub fn params(&self, hash_offset: u64) -> Result<Params, Error> {
         let p = Params {
-            hash: self.algorithm.parse::<HashAlgorithm>()?,
+            hash: crate::hash::parse_algorithm(&self.algorithm)?,
             hash_type: self.hash_type,
             data_block_size: self.data_block_size,
             hash_block_size: self.hash_block_size,

@@ -88,7 +88,7 @@ pub fn format(
 ) -> Result<FormatOutput, Error> {
     let layout = Layout::new(params)?;
     check_data_size(data, &layout)?;
-    let hasher = params.hash.block_hasher(&params.salt, params.hash_type);
+    let hasher = crate::hash::block_hasher(params.hash, &params.salt, params.hash_type);
     if let Some(sb) = params.superblock() {
         sink.write_at(params.hash_offset, &sb.to_bytes())
             .map_err(|source| Error::Write { offset: params.hash_offset, source })?;
@@ -208,7 +208,7 @@ pub fn verify(
     if hash_size < layout.hash_device_size {
         return Err(Error::HashDeviceTruncated { size: hash_size, needed: layout.hash_device_size });
     }
-    let hasher = params.hash.block_hasher(&params.salt, params.hash_type);
+    let hasher = crate::hash::block_hasher(params.hash, &params.salt, params.hash_type);
     let mut report = VerifyReport { bad_hash_blocks: vec![0; layout.levels.len()], ..Default::default() };
     let depth = layout.levels.len();
     if depth == 0 {

@@ -31,7 +31,7 @@ pub fn binary(name: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{}: {e}; run `make setup` (scripts/setup.d/40-uki-fixtures.sh)", path.display()));
     let want = debian()["binaries"][name]["sha256"].as_str().unwrap().to_owned();
     assert_eq!(
-        hex::encode(HashAlg::Sha256.digest(&bytes)),
+        hex::encode(HashAlg::Sha256.hash(&bytes)),
         want,
         "{} is not the binary testdata/debian.json was made from; run `make setup`",
         path.display()
@@ -123,10 +123,10 @@ impl Inputs {
 /// PCR 11 after systemd-stub's section measurements (no boot phase): for each measured section,
 /// extend with the digest of its name including the NUL, then with the digest of its bytes.
 pub fn pcr11(uki: &uki::Uki<'_>, alg: HashAlg) -> String {
-    let mut pcr = vec![0u8; alg.digest_len()];
+    let mut pcr = vec![0u8; alg.size()];
     for s in uki.measured_sections() {
-        for event in [alg.digest(format!("{}\0", s.name).as_bytes()), s.bytes.digest(alg)] {
-            pcr = alg.digest(&[pcr, event].concat());
+        for event in [alg.hash(format!("{}\0", s.name).as_bytes()), s.bytes.digest(alg)] {
+            pcr = alg.hash(&[pcr, event].concat());
         }
     }
     hex::encode(pcr)

@@ -1,0 +1,190 @@
+//! One name for a hash algorithm, in every crate of the workspace.
+//!
+//! The same four algorithms appear as TPM PCR banks (TCG Algorithm Registry `TPM_ALG_ID`s), as
+//! the digests of an event log, as Authenticode digests of a PE image, as dm-verity's tree hash
+//! and as the banks of a reference-value bundle. One type, [`HashAlg`], names them all, with its
+//! lowercase name (`sha256`: JSON, `tpm2_eventlog`, systemd-measure, veritysetup), its digest
+//! size, its registry ID and its digest; [`AlgId`] is a registry ID as it appears in a log, known
+//! or not. This crate has no other job and depends on nothing of the workspace.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize, Serializer};
+use sha1::Sha1;
+use sha2::{Sha256, Sha384, Sha512};
+
+/// A `TPM_ALG_ID` as it appears in a log, known to this crate or not.
+///
+/// Values from the TCG Algorithm Registry (`TPM_ALG_ID` constants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AlgId(pub u16);
+
+impl AlgId {
+    /// `TPM_ALG_SHA1`.
+    pub const SHA1: AlgId = AlgId(0x0004);
+    /// `TPM_ALG_SHA256`.
+    pub const SHA256: AlgId = AlgId(0x000b);
+    /// `TPM_ALG_SHA384`.
+    pub const SHA384: AlgId = AlgId(0x000c);
+    /// `TPM_ALG_SHA512`.
+    pub const SHA512: AlgId = AlgId(0x000d);
+    /// `TPM_ALG_SM3_256`.
+    pub const SM3_256: AlgId = AlgId(0x0012);
+    /// `TPM_ALG_SHA3_256`.
+    pub const SHA3_256: AlgId = AlgId(0x0027);
+    /// `TPM_ALG_SHA3_384`.
+    pub const SHA3_384: AlgId = AlgId(0x0028);
+    /// `TPM_ALG_SHA3_512`.
+    pub const SHA3_512: AlgId = AlgId(0x0029);
+
+    /// The registry's name in lowercase (`sha256`), if this is a hash algorithm it lists.
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            Self::SHA1 => "sha1",
+            Self::SHA256 => "sha256",
+            Self::SHA384 => "sha384",
+            Self::SHA512 => "sha512",
+            Self::SM3_256 => "sm3_256",
+            Self::SHA3_256 => "sha3_256",
+            Self::SHA3_384 => "sha3_384",
+            Self::SHA3_512 => "sha3_512",
+            _ => return None,
+        })
+    }
+
+    /// The digest size the registry gives for this algorithm, if it is a hash it lists.
+    pub fn registry_digest_size(self) -> Option<usize> {
+        Some(match self {
+            Self::SHA1 => 20,
+            Self::SHA256 | Self::SM3_256 | Self::SHA3_256 => 32,
+            Self::SHA384 | Self::SHA3_384 => 48,
+            Self::SHA512 | Self::SHA3_512 => 64,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for AlgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n),
+            None => write!(f, "algorithm {:#06x}", self.0),
+        }
+    }
+}
+
+impl Serialize for AlgId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.name() {
+            Some(n) => s.serialize_str(n),
+            None => s.collect_str(&format_args!("{:#06x}", self.0)),
+        }
+    }
+}
+
+/// A hash algorithm nodeimg computes: a TPM PCR bank (the bundle's `vtpm` keys, PCR values read
+/// from a TPM, an event log's digests), an Authenticode digest (`uki`), a dm-verity tree hash
+/// (`verity`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashAlg {
+    /// SHA-1 (legacy logs, and the sha1 bank of TPMs that still allocate it).
+    Sha1,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384 (also the only bank of TDX RTMRs).
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+impl HashAlg {
+    /// All of them, in bank order.
+    pub const ALL: [HashAlg; 4] = [Self::Sha1, Self::Sha256, Self::Sha384, Self::Sha512];
+
+    /// The `TPM_ALG_ID`.
+    pub fn id(self) -> AlgId {
+        match self {
+            Self::Sha1 => AlgId::SHA1,
+            Self::Sha256 => AlgId::SHA256,
+            Self::Sha384 => AlgId::SHA384,
+            Self::Sha512 => AlgId::SHA512,
+        }
+    }
+
+    /// The algorithm with this `TPM_ALG_ID`, if this crate computes it.
+    pub fn from_id(id: AlgId) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.id() == id)
+    }
+
+    /// Lowercase name, as in `--json` output and `tpm2_eventlog`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha1 => "sha1",
+            Self::Sha256 => "sha256",
+            Self::Sha384 => "sha384",
+            Self::Sha512 => "sha512",
+        }
+    }
+
+    /// Digest size in bytes.
+    pub fn size(self) -> usize {
+        match self {
+            Self::Sha1 => 20,
+            Self::Sha256 => 32,
+            Self::Sha384 => 48,
+            Self::Sha512 => 64,
+        }
+    }
+
+    /// The hash of `data`.
+    pub fn hash(self, data: &[u8]) -> Vec<u8> {
+        self.hash_parts(&[data])
+    }
+
+    /// The hash of the concatenation of `parts`.
+    pub fn hash_parts(self, parts: &[&[u8]]) -> Vec<u8> {
+        fn run<D: sha2::Digest>(parts: &[&[u8]]) -> Vec<u8> {
+            let mut h = D::new();
+            for p in parts {
+                h.update(p);
+            }
+            h.finalize().to_vec()
+        }
+        match self {
+            Self::Sha1 => run::<Sha1>(parts),
+            Self::Sha256 => run::<Sha256>(parts),
+            Self::Sha384 => run::<Sha384>(parts),
+            Self::Sha512 => run::<Sha512>(parts),
+        }
+    }
+
+    /// One extend operation: `H(register ‖ digest)` (TPM 2.0 Library Part 1, "PCR Extend";
+    /// TDX RTMRs extend the same way with SHA-384).
+    pub fn extend(self, register: &[u8], digest: &[u8]) -> Vec<u8> {
+        self.hash_parts(&[register, digest])
+    }
+
+    /// A register's value after reset: all zeros.
+    pub fn zeros(self) -> Vec<u8> {
+        vec![0; self.size()]
+    }
+}
+
+impl fmt::Display for HashAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for HashAlg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown hash algorithm {s:?} (expected sha1, sha256, sha384 or sha512)"))
+    }
+}
