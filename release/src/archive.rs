@@ -15,9 +15,10 @@
 //! (a test checks exactly that). zstd runs with a fixed level ([`ZSTD_LEVEL`]) and a fixed number
 //! of workers ([`ZSTD_WORKERS`]): zstd's output depends on both, never on timing.
 //!
-//! Header layout: POSIX.1-1988 ustar (IEEE Std 1003.1, "pax" utility, ustar Interchange Format):
-//! name[100] mode[8] uid[8] gid[8] size[12] mtime[12] chksum[8] typeflag[1] linkname[100]
-//! magic[6]="ustar\0" version[2]="00" uname[32] gname[32] devmajor[8] devminor[8] prefix[155].
+//! Headers are the `tar` crate's ustar headers (POSIX.1-1988, IEEE Std 1003.1 "pax" utility,
+//! ustar Interchange Format). What nodeimg adds: the tree walk and its order, the name/prefix
+//! split as GNU tar makes it, the padding to GNU's record size, GNU's spelling of the checksum
+//! field, and refusing (not re-encoding) a number its octal field cannot hold.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -81,40 +82,40 @@ impl<W: Write> TarWriter<W> {
         Ok(())
     }
 
-    fn header(&mut self, path: &str, mode: u32, size: u64, typeflag: u8) -> Result<(), ArchiveError> {
-        let mut h = [0u8; BLOCK];
+    fn header(&mut self, path: &str, mode: u32, size: u64, kind: tar::EntryType) -> Result<(), ArchiveError> {
         let (prefix, name) = split_name(path).ok_or_else(|| ArchiveError::NameTooLong { path: path.into() })?;
-        h[..name.len()].copy_from_slice(name.as_bytes());
-        let mut field = |range: std::ops::Range<usize>, name: &'static str, value: u64| {
-            octal(&mut h[range], value).map_err(|digits| ArchiveError::FieldOverflow {
-                path: path.into(),
-                field: name,
-                value,
-                digits,
-            })
-        };
-        field(100..108, "mode", u64::from(mode))?;
-        field(108..116, "uid", 0)?;
-        field(116..124, "gid", 0)?;
-        field(124..136, "size", size)?;
-        field(136..148, "mtime", self.mtime)?;
-        field(329..337, "devmajor", 0)?;
-        field(337..345, "devminor", 0)?;
-        h[156] = typeflag;
-        h[257..263].copy_from_slice(b"ustar\0");
-        h[263..265].copy_from_slice(b"00");
-        h[345..345 + prefix.len()].copy_from_slice(prefix.as_bytes());
-        // The checksum is computed with its own field as eight spaces, then written as six
-        // octal digits, NUL, space.
-        h[148..156].fill(b' ');
-        let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
-        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        self.write(&h).map_err(io_err(Path::new(path)))
+        // A value the octal field cannot hold is refused, never written in another encoding
+        // (the tar crate would fall back to GNU's base-256 numbers, which ustar readers reject).
+        for (field, value, digits) in [("size", size, 11), ("mtime", self.mtime, 11), ("mode", u64::from(mode), 7)] {
+            if value >= 1 << (3 * digits) {
+                return Err(ArchiveError::FieldOverflow { path: path.into(), field, value, digits });
+            }
+        }
+        let mut h = tar::Header::new_ustar();
+        let ustar = h.as_ustar_mut().expect("a ustar header");
+        ustar.name[..name.len()].copy_from_slice(name.as_bytes());
+        ustar.prefix[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        h.set_mode(mode);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_size(size);
+        h.set_mtime(self.mtime);
+        h.set_entry_type(kind);
+        let io = |e: io::Error| ArchiveError::Io { path: PathBuf::from(path), source: e };
+        h.set_device_major(0).map_err(io)?;
+        h.set_device_minor(0).map_err(io)?;
+        h.set_cksum();
+        // GNU tar writes the checksum as six octal digits, NUL, space; the tar crate as seven
+        // digits and a NUL. Both readers accept both; GNU's form keeps the archive byte-identical
+        // to `tar --format=ustar` (the oracle test).
+        let sum = h.cksum().map_err(io)?;
+        h.as_old_mut().cksum.copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        self.write(h.as_bytes()).map_err(io_err(Path::new(path)))
     }
 
     /// Adds a directory entry (`path` without a trailing slash; one is added).
     pub fn directory(&mut self, path: &str) -> Result<(), ArchiveError> {
-        self.header(&format!("{path}/"), 0o755, 0, b'5')
+        self.header(&format!("{path}/"), 0o755, 0, tar::EntryType::Directory)
     }
 
     /// Adds a regular file of exactly `size` bytes read from `data`.
@@ -122,7 +123,7 @@ impl<W: Write> TarWriter<W> {
         if size > MAX_SIZE {
             return Err(ArchiveError::TooLarge { path: path.into(), size });
         }
-        self.header(path, 0o644, size, b'0')?;
+        self.header(path, 0o644, size, tar::EntryType::Regular)?;
         let p = PathBuf::from(path);
         let copied = io::copy(&mut (&mut data).take(size), &mut self.out).map_err(io_err(&p))?;
         self.written += copied;
@@ -157,19 +158,6 @@ fn split_name(path: &str) -> Option<(&str, &str)> {
         .filter(|&(i, c)| c == '/' && i >= min_split && i <= 155)
         .map(|(i, _)| (&path[..i], &path[i + 1..]))
         .find(|(p, n)| !p.is_empty() && n.len() <= 100)
-}
-
-/// Writes `value` as zero-padded octal followed by a NUL, filling `field`; a value with more
-/// digits than the field holds is refused (`Err(digits)`), never cut to its low digits.
-fn octal(field: &mut [u8], value: u64) -> Result<(), usize> {
-    let digits = field.len() - 1;
-    let text = format!("{value:0digits$o}");
-    if text.len() > digits {
-        return Err(digits);
-    }
-    field[..digits].copy_from_slice(text.as_bytes());
-    field[digits] = 0;
-    Ok(())
 }
 
 /// Archives the tree at `root` under the name `top` (a directory entry `top/`, then its
@@ -235,16 +223,18 @@ mod tests {
 
     #[test]
     fn octal_fields() {
-        let mut f = [0xffu8; 8];
-        octal(&mut f, 0o644).unwrap();
-        assert_eq!(&f, b"0000644\0");
-        let mut f = [0u8; 12];
-        octal(&mut f, 1_700_000_000).unwrap();
-        assert_eq!(&f, b"14524770400\0");
-        // 8^11 seconds (the year 2242) no longer fits: refused, not truncated.
-        assert_eq!(octal(&mut f, 8u64.pow(11)), Err(11));
-        octal(&mut f, 8u64.pow(11) - 1).unwrap();
-        assert_eq!(&f, b"77777777777\0");
+        let mut t = TarWriter::new(Vec::new(), 1_700_000_000);
+        t.directory("d").unwrap();
+        let h = t.finish().unwrap();
+        assert_eq!(&h[100..108], b"0000755\0");
+        assert_eq!(&h[108..124], b"0000000\x000000000\x00");
+        assert_eq!(&h[136..148], b"14524770400\0");
+        assert_eq!(&h[148..156][6..], b"\0 ", "GNU's checksum spelling");
+        assert_eq!(&h[257..265], b"ustar\x0000");
+        // 8^11 - 1 seconds still fits the field; 8^11 (the year 2242) is refused (below).
+        let mut t = TarWriter::new(Vec::new(), 8u64.pow(11) - 1);
+        t.directory("d").unwrap();
+        assert_eq!(&t.finish().unwrap()[136..148], b"77777777777\0");
     }
 
     #[test]
