@@ -638,8 +638,8 @@ fn derive_platform(
     if verify::cmdline_is_nul_terminated(base_uki, &base.join("uki.efi"))? {
         text.push(0);
     }
-    let uki = uki::set_cmdline(base_uki, &text)
-        .map_err(|e| Error::Uki { path: base.join("uki.efi"), reason: e.to_string() })?;
+    let uki =
+        uki::set_cmdline(base_uki, &text).map_err(|error| Error::UkiEdit { path: base.join("uki.efi"), error })?;
     fs::write(&uki_path, &uki).map_err(write_err(&uki_path))?;
     let got = verify::cmdline_of(&uki, &uki_path)?;
     if got != cmdline {

@@ -77,11 +77,21 @@ pub use source::{PackageSource, SnapshotStamp, SourceChoice};
 /// Everything that can go wrong between the profiles and the finished output directory.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    // Messages carry their cause in the text (no `#[source]`), so a printed chain says it once.
-    #[error("reading {path}: {error}")]
-    Read { path: PathBuf, error: io::Error },
-    #[error("writing {path}: {error}")]
-    Write { path: PathBuf, error: io::Error },
+    // A cause from another crate or the OS is a `#[source]`, not text: the message names what
+    // failed, the error chain (`{:#}` in the CLI) adds why, and a caller can match the cause
+    // (`uki::PeError`, `io::Error`, `verity::Error`) with `source()`/`downcast_ref`.
+    #[error("reading {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        error: io::Error,
+    },
+    #[error("writing {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        error: io::Error,
+    },
     #[error("{0}")]
     Profile(String),
     /// A platform's `nodeimg.json` is missing or malformed.
@@ -110,12 +120,20 @@ pub enum Error {
     /// What mkosi installed into a tree cannot be read back.
     #[error("{path}: {reason}")]
     Installed { path: PathBuf, reason: String },
-    #[error("{path}: not an mkosi package manifest: {reason}")]
-    Manifest { path: PathBuf, reason: String },
+    #[error("{path}: not an mkosi package manifest")]
+    Manifest {
+        path: PathBuf,
+        #[source]
+        error: serde_json::Error,
+    },
     #[error("mkosi not found at {path}; run `make setup` (or set NODEIMG_MKOSI)")]
     MkosiMissing { path: PathBuf },
-    #[error("mkosi failed{hint}: {error}")]
-    Mkosi { hint: &'static str, error: CommandError },
+    #[error("mkosi failed{hint}")]
+    Mkosi {
+        hint: &'static str,
+        #[source]
+        error: CommandError,
+    },
     #[error("{platform}: {reason}")]
     Hook { platform: String, reason: String },
     #[error("interrupted (Ctrl-C); nothing was written to {out}")]
@@ -124,12 +142,31 @@ pub enum Error {
     Command(#[from] CommandError),
     #[error("mkosi produced no {what} in {dir} (expected a file named {pattern})")]
     MissingArtefact { what: &'static str, dir: PathBuf, pattern: String },
+    /// A UKI (or the ESP made from it) fails one of nodeimg's own checks.
     #[error("{path}: {reason}")]
     Uki { path: PathBuf, reason: String },
+    /// A UKI is not a PE image the `uki` crate reads.
+    #[error("{path}: not a UKI nodeimg can read")]
+    UkiParse {
+        path: PathBuf,
+        #[source]
+        error: uki::PeError,
+    },
+    /// The `uki` crate could not derive a UKI (a new command line).
+    #[error("{path}: cannot derive a UKI from it")]
+    UkiEdit {
+        path: PathBuf,
+        #[source]
+        error: uki::BuildError,
+    },
     #[error("{path}: {reason}")]
     Gpt { path: PathBuf, reason: String },
-    #[error("{path}: {error}")]
-    Verity { path: PathBuf, error: verity::Error },
+    #[error("{path}")]
+    Verity {
+        path: PathBuf,
+        #[source]
+        error: verity::Error,
+    },
     /// mkosi's output does not hold up to an independent check (exit 1 in the CLI).
     #[error("{0}")]
     Check(#[from] CheckFailure),

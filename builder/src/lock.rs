@@ -329,8 +329,8 @@ pub fn from_mkosi_manifest(json: &[u8], path: &Path) -> Result<Installed, Error>
         version: String,
         architecture: String,
     }
-    let m: Manifest = serde_json::from_slice(json)
-        .map_err(|e| Error::Manifest { path: path.to_path_buf(), reason: e.to_string() })?;
+    let m: Manifest =
+        serde_json::from_slice(json).map_err(|error| Error::Manifest { path: path.to_path_buf(), error })?;
     Ok(m.packages.into_iter().map(|p| (p.name, (p.version, p.architecture))).collect())
 }
 

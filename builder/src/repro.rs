@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::build::hash_file;
-use crate::run::{argv, CommandRunExt};
+use crate::run::{argv, CommandError, CommandRunExt};
 use crate::tools::ToolsTree;
 use crate::treediff::{diff_trees, DiffEntry};
 use crate::{gpt, read_err, Error, Event};
@@ -160,8 +160,13 @@ fn look_inside(
             extract(tools, kind, img, dir, on_event)?;
         }
         d.files = diff_trees(&ta, &tb)?;
-        if let Ok(out) = std::process::Command::new("diffoscope").arg("--text").arg("-").arg(&ta).arg(&tb).output() {
-            d.diffoscope = Some(String::from_utf8_lossy(&out.stdout).into_owned());
+        // diffoscope is optional: not installed, no report; exit 1 means "differs", its answer.
+        let mut diffoscope = std::process::Command::new("diffoscope");
+        diffoscope.arg("--text").arg("-").arg(&ta).arg(&tb);
+        match diffoscope.run_capture_accepting(&[1]) {
+            Ok(out) => d.diffoscope = Some(String::from_utf8_lossy(&out).into_owned()),
+            Err(CommandError::Spawn { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => d.diffoscope = Some(format!("(no diffoscope report: {e})")),
         }
         let _ = fs::remove_dir_all(work);
     }
@@ -212,8 +217,8 @@ fn extract(
 /// Names of the PE sections (and "headers") whose bytes differ between two UKIs.
 fn differing_sections(a: &Path, b: &Path) -> Result<Vec<String>, Error> {
     let (da, db) = (fs::read(a).map_err(read_err(a))?, fs::read(b).map_err(read_err(b))?);
-    let pa = uki::Pe::parse(&da).map_err(|e| Error::Uki { path: a.to_path_buf(), reason: e.to_string() })?;
-    let pb = uki::Pe::parse(&db).map_err(|e| Error::Uki { path: b.to_path_buf(), reason: e.to_string() })?;
+    let pa = uki::Pe::parse(&da).map_err(|error| Error::UkiParse { path: a.to_path_buf(), error })?;
+    let pb = uki::Pe::parse(&db).map_err(|error| Error::UkiParse { path: b.to_path_buf(), error })?;
     let mut out = Vec::new();
     let names: BTreeSet<&str> = pa.sections().iter().chain(pb.sections()).map(|s| s.name.as_str()).collect();
     for n in names {

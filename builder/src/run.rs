@@ -103,7 +103,13 @@ fn status_text(status: ExitStatus) -> String {
 /// Running a [`Command`] with errors that say what ran and what it printed.
 pub trait CommandRunExt {
     /// Runs to completion and returns stdout; stderr is kept for the error only.
-    fn run_capture(&mut self) -> Result<Vec<u8>, CommandError>;
+    fn run_capture(&mut self) -> Result<Vec<u8>, CommandError> {
+        self.run_capture_accepting(&[])
+    }
+
+    /// [`run_capture`](Self::run_capture) for a program whose exit codes `ok` (besides 0) are
+    /// answers, not failures (diffoscope and cmp exit 1 when the inputs differ).
+    fn run_capture_accepting(&mut self, ok: &[i32]) -> Result<Vec<u8>, CommandError>;
 
     /// Runs to completion, handing each line of stdout and stderr (merged, in arrival order) to
     /// `on_line` as it comes.
@@ -111,7 +117,7 @@ pub trait CommandRunExt {
 }
 
 impl CommandRunExt for Command {
-    fn run_capture(&mut self) -> Result<Vec<u8>, CommandError> {
+    fn run_capture_accepting(&mut self, ok: &[i32]) -> Result<Vec<u8>, CommandError> {
         let argv = argv_string(self);
         let out = self
             .stdin(Stdio::null())
@@ -119,7 +125,7 @@ impl CommandRunExt for Command {
             .stderr(Stdio::piped())
             .output()
             .map_err(|error| CommandError::Spawn { argv: argv.clone(), error })?;
-        if out.status.success() {
+        if out.status.success() || out.status.code().is_some_and(|c| ok.contains(&c)) {
             return Ok(out.stdout);
         }
         let mut tail = Tail::default();
@@ -239,6 +245,14 @@ mod tests {
         assert!(msg.contains("`sh -c 'echo out; echo '\\''it broke'\\'' >&2; exit 3'`"), "{msg}");
         assert!(msg.contains("exit status 3"), "{msg}");
         assert_eq!(err.tail(), "it broke");
+    }
+
+    #[test]
+    fn accepted_exit_codes_are_answers() {
+        let out = Command::new("sh").args(["-c", "echo differs; exit 1"]).run_capture_accepting(&[1]).unwrap();
+        assert_eq!(out, b"differs\n");
+        let err = Command::new("sh").args(["-c", "exit 2"]).run_capture_accepting(&[1]).unwrap_err();
+        assert!(err.to_string().contains("exit status 2"), "{err}");
     }
 
     #[test]

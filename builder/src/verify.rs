@@ -19,7 +19,7 @@ pub fn uki_cmdline(path: &Path) -> Result<String, Error> {
 /// [`uki_cmdline`] on bytes already read; `path` only names them in errors.
 pub fn cmdline_of(uki_bytes: &[u8], path: &Path) -> Result<String, Error> {
     let bad = |reason: String| Error::Uki { path: path.to_path_buf(), reason };
-    let pe = uki::Pe::parse(uki_bytes).map_err(|e| bad(e.to_string()))?;
+    let pe = uki::Pe::parse(uki_bytes).map_err(|error| Error::UkiParse { path: path.to_path_buf(), error })?;
     let section = pe.section(".cmdline").ok_or_else(|| bad("no .cmdline section".into()))?;
     let raw = pe.section_file_bytes(section);
     let text = std::str::from_utf8(raw)
@@ -30,7 +30,7 @@ pub fn cmdline_of(uki_bytes: &[u8], path: &Path) -> Result<String, Error> {
 /// Whether the `.cmdline` section's bytes (up to its VirtualSize) end with a NUL.
 pub fn cmdline_is_nul_terminated(uki_bytes: &[u8], path: &Path) -> Result<bool, Error> {
     let bad = |reason: String| Error::Uki { path: path.to_path_buf(), reason };
-    let pe = uki::Pe::parse(uki_bytes).map_err(|e| bad(e.to_string()))?;
+    let pe = uki::Pe::parse(uki_bytes).map_err(|error| Error::UkiParse { path: path.to_path_buf(), error })?;
     let s = pe.section(".cmdline").ok_or_else(|| bad("no .cmdline section".into()))?;
     let len = s.virtual_size.min(s.raw_size) as usize;
     let start = s.offset as usize;
@@ -142,6 +142,23 @@ pub fn check_partition_uuids(disk: &Path, roothash: &str) -> Result<Vec<gpt::Par
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Causes from other crates are sources a caller can match, and the chain reads as one line.
+    #[test]
+    fn causes_are_sources() {
+        use std::error::Error as _;
+        let err = cmdline_of(b"not a PE image", Path::new("x.efi")).unwrap_err();
+        assert!(matches!(err, Error::UkiParse { .. }), "{err:?}");
+        let cause = err.source().and_then(|s| s.downcast_ref::<uki::PeError>());
+        assert!(cause.is_some(), "{err:?}");
+        assert_eq!(
+            format!("{err}: {}", cause.unwrap()),
+            format!("x.efi: not a UKI nodeimg can read: {}", cause.unwrap())
+        );
+        let err = uki_cmdline(Path::new("/nonexistent/x.efi")).unwrap_err();
+        let kind = err.source().and_then(|s| s.downcast_ref::<io::Error>()).map(io::Error::kind);
+        assert_eq!(kind, Some(io::ErrorKind::NotFound), "{err:?}");
+    }
 
     #[test]
     fn roothash_is_found_among_words() {
