@@ -159,8 +159,16 @@ pub enum Error {
         #[source]
         error: uki::BuildError,
     },
+    /// A disk image's partitions are not what the build needs.
     #[error("{path}: {reason}")]
     Gpt { path: PathBuf, reason: String },
+    /// A disk image's partition table cannot be read.
+    #[error("{path}")]
+    GptRead {
+        path: PathBuf,
+        #[source]
+        error: ::gpt::GptError,
+    },
     #[error("{path}")]
     Verity {
         path: PathBuf,

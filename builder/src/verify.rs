@@ -126,11 +126,11 @@ pub fn check_partition_uuids(disk: &Path, roothash: &str) -> Result<Vec<gpt::Par
             path: disk.to_path_buf(),
             reason: format!("no {what} partition (type {type_guid})"),
         })?;
-        if p.uuid != expected {
+        if p.uuid.to_string() != expected {
             return Err(CheckFailure::PartitionUuid {
                 disk: disk.to_path_buf(),
                 partition: what.to_owned(),
-                actual: p.uuid.clone(),
+                actual: p.uuid.to_string(),
                 expected,
             }
             .into());

@@ -132,92 +132,16 @@ pub(crate) fn application<'a>(pcr: u32, data: Vec<u8>, authenticode: Vec<Cow<'a,
 }
 
 /// `EFI_PARTITION_TABLE_HEADER` size (UEFI 2.10, 5.3.2): what the GPT event copies of LBA 1.
-const GPT_HEADER: usize = 92;
+const GPT_HEADER: usize = gpt::HEADER_LEN;
 
-/// Why a disk image does not give a GPT event.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum GptError {
-    /// Too short for LBA 1.
-    #[error("{len} bytes hold no GPT header (it is at offset {offset:#x}, {GPT_HEADER} bytes)")]
-    Truncated {
-        /// The disk image's length.
-        len: usize,
-        /// Where the header would be.
-        offset: usize,
-    },
-    /// Not a GPT, or one edk2 rejects (`Tpm2SanitizeEfiPartitionTableHeader`).
-    #[error("the GPT header at offset {offset:#x} is not one the firmware measures: {reason}")]
-    BadHeader {
-        /// The header's offset.
-        offset: usize,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The partition entries lie past the end of the image.
-    #[error("the GPT partition entries {start:#x}..{end:#x} lie past the end of the disk image ({len:#x} bytes)")]
-    EntriesTruncated {
-        /// First byte.
-        start: u64,
-        /// End.
-        end: u64,
-        /// The image's length.
-        len: usize,
-    },
-}
+pub use gpt::GptError;
 
 /// `UEFI_GPT_DATA` as `Tcg2MeasureGptTable` builds it from a disk with `block_size`-byte
 /// sectors: the 92-byte header from LBA 1, the number of used entries (u64), and each entry
-/// whose partition type is not zero, `SizeOfPartitionEntry` bytes each, in table order.
+/// whose partition type is not zero, `SizeOfPartitionEntry` bytes each, in table order — read
+/// by the workspace's one GPT reader, with the header checks edk2 applies before measuring.
 pub fn gpt_event_data(disk: &[u8], block_size: usize) -> Result<Vec<u8>, GptError> {
-    let at = block_size;
-    let h = disk.get(at..at + GPT_HEADER).ok_or(GptError::Truncated { len: disk.len(), offset: at })?;
-    let u32_at = |o: usize| u32::from_le_bytes(h[o..o + 4].try_into().expect("4 bytes"));
-    let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().expect("8 bytes"));
-    let bad = |reason: String| GptError::BadHeader { offset: at, reason };
-    if &h[0..8] != b"EFI PART" {
-        return Err(bad("no \"EFI PART\" signature".into()));
-    }
-    if u32_at(8) != 0x0001_0000 {
-        return Err(bad(format!("revision {:#x}, not 1.0", u32_at(8))));
-    }
-    let header_size = u32_at(12) as usize;
-    if header_size < GPT_HEADER || header_size > block_size {
-        return Err(bad(format!(
-            "HeaderSize {header_size} is not between {GPT_HEADER} and the block size {block_size}"
-        )));
-    }
-    let (first_usable, entry_lba) = (u64_at(40), u64_at(72));
-    if first_usable <= entry_lba {
-        return Err(bad(format!("PartitionEntryLBA {entry_lba} is not below FirstUsableLBA {first_usable}")));
-    }
-    let (count, size) = (u32_at(80), u32_at(84));
-    if count == 0 {
-        return Err(bad("NumberOfPartitionEntries is 0".into()));
-    }
-    if size < 128 || !size.is_power_of_two() {
-        return Err(bad(format!("SizeOfPartitionEntry {size} is not 128 × 2^n")));
-    }
-    let start = entry_lba.checked_mul(block_size as u64);
-    let total = u64::from(count) * u64::from(size);
-    let end = start.and_then(|s| s.checked_add(total));
-    let entries = match (start, end) {
-        (Some(s), Some(e)) if e <= disk.len() as u64 => &disk[s as usize..e as usize],
-        _ => {
-            return Err(GptError::EntriesTruncated {
-                start: start.unwrap_or(u64::MAX),
-                end: end.unwrap_or(u64::MAX),
-                len: disk.len(),
-            })
-        }
-    };
-    let used: Vec<&[u8]> = entries.chunks_exact(size as usize).filter(|e| e[..16].iter().any(|b| *b != 0)).collect();
-    let mut data = h.to_vec();
-    data.extend_from_slice(&(used.len() as u64).to_le_bytes());
-    for e in used {
-        data.extend_from_slice(e);
-    }
-    Ok(data)
+    Ok(gpt::Gpt::read(disk, block_size as u64)?.event_data())
 }
 
 /// The `EV_EFI_GPT_EVENT` (PCR 5; the digest covers the whole `UEFI_GPT_DATA`).
@@ -285,9 +209,9 @@ mod tests {
     #[test]
     fn gpt_errors() {
         let good = disk(&[[1; 16]]);
-        assert_eq!(gpt_event_data(&good[..600], 512), Err(GptError::Truncated { len: 600, offset: 512 }));
+        assert_eq!(gpt_event_data(&good[..600], 512), Err(GptError::NoHeader { offset: 512 }));
         let mut d = good.clone();
-        d[512] = b'X';
+        d[512 + 8] = 2; // revision
         assert!(matches!(gpt_event_data(&d, 512), Err(GptError::BadHeader { offset: 512, .. })));
         let mut d = good.clone();
         d[512 + 84] = 100;
