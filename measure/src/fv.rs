@@ -22,22 +22,22 @@
 //! Untrusted input: every offset is checked, nesting is bounded, and decompression stops at a
 //! declared size bounded by [`MAX_DECOMPRESSED`].
 
-use crate::ovmf::Guid;
+use crate::ovmf::Uuid;
 
 /// `f0e6a44f-7195-41c3-ac64-54f202cd0a21`: edk2's `SecurityPkg/VariableAuthenticated/
 /// SecureBootConfigDxe` (FILE_GUID), in OVMF only when built with `SECURE_BOOT_ENABLE`.
-pub const SECURE_BOOT_CONFIG_DXE: Guid =
-    Guid::from_fields(0xf0e6_a44f, 0x7195, 0x41c3, [0xac, 0x64, 0x54, 0xf2, 0x02, 0xcd, 0x0a, 0x21]);
+pub const SECURE_BOOT_CONFIG_DXE: Uuid =
+    Uuid::from_fields(0xf0e6_a44f, 0x7195, 0x41c3, &[0xac, 0x64, 0x54, 0xf2, 0x02, 0xcd, 0x0a, 0x21]);
 /// `ee4e5898-3914-4259-9d6e-dc7bd79403cf`: edk2's LZMA GUIDed section (`LzmaCustomDecompress`).
-pub const LZMA_SECTION_GUID: Guid =
-    Guid::from_fields(0xee4e_5898, 0x3914, 0x4259, [0x9d, 0x6e, 0xdc, 0x7b, 0xd7, 0x94, 0x03, 0xcf]);
+pub const LZMA_SECTION_GUID: Uuid =
+    Uuid::from_fields(0xee4e_5898, 0x3914, 0x4259, &[0x9d, 0x6e, 0xdc, 0x7b, 0xd7, 0x94, 0x03, 0xcf]);
 
 /// `8c8ce578-8a3d-4f1c-9935-896185c32dd3`: a volume holding FFS files (`EFI_FIRMWARE_FILE_SYSTEM2_GUID`).
-pub const FFS2_GUID: Guid =
-    Guid::from_fields(0x8c8c_e578, 0x8a3d, 0x4f1c, [0x99, 0x35, 0x89, 0x61, 0x85, 0xc3, 0x2d, 0xd3]);
+pub const FFS2_GUID: Uuid =
+    Uuid::from_fields(0x8c8c_e578, 0x8a3d, 0x4f1c, &[0x99, 0x35, 0x89, 0x61, 0x85, 0xc3, 0x2d, 0xd3]);
 /// `5473c07a-3dcb-4dca-bd6f-1e9689e7349a`: the same with files over 16 MiB (`…FILE_SYSTEM3_GUID`).
-pub const FFS3_GUID: Guid =
-    Guid::from_fields(0x5473_c07a, 0x3dcb, 0x4dca, [0xbd, 0x6f, 0x1e, 0x96, 0x89, 0xe7, 0x34, 0x9a]);
+pub const FFS3_GUID: Uuid =
+    Uuid::from_fields(0x5473_c07a, 0x3dcb, 0x4dca, &[0xbd, 0x6f, 0x1e, 0x96, 0x89, 0xe7, 0x34, 0x9a]);
 
 /// The most bytes all decompressed sections of one image may add up to (OVMF's DXE volume is
 /// ~16 MB).
@@ -99,7 +99,7 @@ pub enum FvError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FfsFile {
     /// The file's name (edk2: the module's FILE_GUID).
-    pub name: Guid,
+    pub name: Uuid,
     /// `EFI_FV_FILETYPE_*` (7: DXE driver, 6: PEIM …).
     pub file_type: u8,
     /// Where it is: the volume's path of offsets (`0x0/0x90:lzma/0x0`), then the file's offset.
@@ -187,7 +187,7 @@ impl Walker {
         while at + FV_HEADER_MIN <= b.len() {
             match volume_at(b, at) {
                 Some(len) => {
-                    let file_system = Guid::at(b, at + 16);
+                    let file_system = crate::ovmf::guid_at(b, at + 16);
                     if file_system == FFS2_GUID || file_system == FFS3_GUID {
                         self.ffs_volumes += 1;
                         self.volume(&b[at..at + len], &format!("{path}{at:#x}"), depth)?;
@@ -224,7 +224,7 @@ impl Walker {
             if size < header || size > v.len() - at {
                 break; // not a file: the rest of the volume is not FFS
             }
-            let name = Guid::at(h, 0);
+            let name = crate::ovmf::guid_at(h, 0);
             let file_type = h[18];
             if file_type != FV_FILETYPE_FFS_PAD {
                 self.out.push(FfsFile { name, file_type, location: format!("{path}/{at:#x}") });
@@ -258,7 +258,7 @@ impl Walker {
                     self.scan(&body[header..], &format!("{path}/{at:#x}:fv/"), depth + 1)?;
                 }
                 SECTION_GUID_DEFINED if size >= header + 20 => {
-                    let guid = Guid::at(body, header);
+                    let guid = crate::ovmf::guid_at(body, header);
                     let data_offset = usize::from(u16_at(body, header + 16));
                     let attributes = u16_at(body, header + 18);
                     if data_offset >= header + 20 && data_offset <= size {
@@ -324,10 +324,10 @@ mod tests {
     }
 
     /// A minimal volume with one DXE driver file named `name`, checksummed.
-    fn volume_with(name: Guid) -> Vec<u8> {
+    fn volume_with(name: Uuid) -> Vec<u8> {
         let mut v = vec![0xffu8; 0x100];
         v[..40].fill(0);
-        v[16..32].copy_from_slice(&FFS2_GUID.0);
+        v[16..32].copy_from_slice(&FFS2_GUID.to_bytes_le());
         v[32..40].copy_from_slice(&0x100u64.to_le_bytes());
         v[40..44].copy_from_slice(FV_SIGNATURE);
         v[44..48].copy_from_slice(&0x800u32.to_le_bytes());
@@ -337,7 +337,7 @@ mod tests {
         let sum = v[..0x48].chunks_exact(2).fold(0u16, |s, w| s.wrapping_add(u16_at(w, 0)));
         v[50..52].copy_from_slice(&0u16.wrapping_sub(sum).to_le_bytes());
         let f = 0x48;
-        v[f..f + 16].copy_from_slice(&name.0);
+        v[f..f + 16].copy_from_slice(&name.to_bytes_le());
         v[f + 18] = 0x07;
         v[f + 19] = 0;
         v[f + 20..f + 23].copy_from_slice(&[0x20, 0, 0]);

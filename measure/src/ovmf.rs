@@ -13,87 +13,47 @@
 //! can be reported) and strict about *structure* (an entry that does not fit is an error naming
 //! its offset).
 
-use std::fmt;
+/// An EFI GUID: the `uuid` crate's type, the workspace's one GUID type. Firmware stores a GUID
+/// mixed-endian (the first three fields little-endian, UEFI 2.10 Appendix A): read one with
+/// [`guid_at`], write one with [`Uuid::to_bytes_le`]; constants come from [`Uuid::from_fields`]
+/// with the fields of the registry form.
+pub use uuid::Uuid;
 
-use serde::Serialize;
-
-/// An EFI GUID in its on-disk byte order (first three fields little-endian, the rest as is).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Guid(pub [u8; 16]);
-
-impl Guid {
-    /// Builds a GUID from the fields of its canonical text form `d1-d2-d3-d4[0..2]-d4[2..8]`.
-    pub const fn from_fields(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> Self {
-        let a = d1.to_le_bytes();
-        let b = d2.to_le_bytes();
-        let c = d3.to_le_bytes();
-        Guid([a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4], d4[5], d4[6], d4[7]])
-    }
-
-    /// Reads a GUID from 16 on-disk bytes.
-    pub fn from_bytes(b: &[u8; 16]) -> Self {
-        Guid(*b)
-    }
-
-    /// The same GUID as the `uuid` crate's type (its text form is the registry form).
-    pub fn uuid(&self) -> uuid::Uuid {
-        uuid::Uuid::from_bytes_le(self.0)
-    }
-
-    /// The GUID stored at `b[at..at + 16]` (the caller has checked the bounds).
-    pub(crate) fn at(b: &[u8], at: usize) -> Self {
-        Guid(b[at..at + 16].try_into().expect("16 bytes"))
-    }
-}
-
-impl fmt::Display for Guid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.uuid(), f)
-    }
-}
-
-impl fmt::Debug for Guid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl Serialize for Guid {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
+/// The GUID stored at `b[at..at + 16]` (the caller has checked the bounds).
+pub fn guid_at(b: &[u8], at: usize) -> Uuid {
+    Uuid::from_bytes_le(b[at..at + 16].try_into().expect("16 bytes"))
 }
 
 /// `96b582de-1fb2-45f7-baea-a366c55a082d`: marks the footer entry that closes the table
 /// (edk2 `ResetVectorVtf0.asm`, `OvmfTableFooterGuid`).
-pub const FOOTER_GUID: Guid =
-    Guid::from_fields(0x96b5_82de, 0x1fb2, 0x45f7, [0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08, 0x2d]);
+pub const FOOTER_GUID: Uuid =
+    Uuid::from_fields(0x96b5_82de, 0x1fb2, 0x45f7, &[0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08, 0x2d]);
 /// `00f771de-1a7e-4fcb-890e-68c77e2fb44e`: the SEV-ES AP reset block; its first `u32` is the
 /// reset address of application processors (edk2 `SEV_ES_AP_RESET_IP`).
-pub const SEV_ES_RESET_BLOCK_GUID: Guid =
-    Guid::from_fields(0x00f7_71de, 0x1a7e, 0x4fcb, [0x89, 0x0e, 0x68, 0xc7, 0x7e, 0x2f, 0xb4, 0x4e]);
+pub const SEV_ES_RESET_BLOCK_GUID: Uuid =
+    Uuid::from_fields(0x00f7_71de, 0x1a7e, 0x4fcb, &[0x89, 0x0e, 0x68, 0xc7, 0x7e, 0x2f, 0xb4, 0x4e]);
 /// `4c2eb361-7d9b-4cc3-8081-127c90d3d294`: where a SEV (not SNP) launch secret is injected
 /// (`u32` GPA, `u32` size).
-pub const SEV_SECRET_BLOCK_GUID: Guid =
-    Guid::from_fields(0x4c2e_b361, 0x7d9b, 0x4cc3, [0x80, 0x81, 0x12, 0x7c, 0x90, 0xd3, 0xd2, 0x94]);
+pub const SEV_SECRET_BLOCK_GUID: Uuid =
+    Uuid::from_fields(0x4c2e_b361, 0x7d9b, 0x4cc3, &[0x80, 0x81, 0x12, 0x7c, 0x90, 0xd3, 0xd2, 0x94]);
 /// `7255371f-3a3b-4b04-927b-1da6efa8d454`: where QEMU places the SEV kernel/initrd/cmdline
 /// hashes table for measured direct boot (`u32` GPA, `u32` size; zero when unsupported).
-pub const SEV_HASH_TABLE_RV_GUID: Guid =
-    Guid::from_fields(0x7255_371f, 0x3a3b, 0x4b04, [0x92, 0x7b, 0x1d, 0xa6, 0xef, 0xa8, 0xd4, 0x54]);
+pub const SEV_HASH_TABLE_RV_GUID: Uuid =
+    Uuid::from_fields(0x7255_371f, 0x3a3b, 0x4b04, &[0x92, 0x7b, 0x1d, 0xa6, 0xef, 0xa8, 0xd4, 0x54]);
 /// `dc886566-984a-4798-a75e-5585a7bf67cc`: a `u32` offset from the end of the image to the SEV
 /// metadata (`OvmfPkg/ResetVector/X64/OvmfSevMetadata.asm`).
-pub const SEV_METADATA_GUID: Guid =
-    Guid::from_fields(0xdc88_6566, 0x984a, 0x4798, [0xa7, 0x5e, 0x55, 0x85, 0xa7, 0xbf, 0x67, 0xcc]);
+pub const SEV_METADATA_GUID: Uuid =
+    Uuid::from_fields(0xdc88_6566, 0x984a, 0x4798, &[0xa7, 0x5e, 0x55, 0x85, 0xa7, 0xbf, 0x67, 0xcc]);
 /// `e47a6535-984a-4798-865e-4685a7bf8ec2`: a `u32` offset from the end of the image to the TDX
 /// (TDVF) metadata descriptor (`OvmfPkg/ResetVector/X64/IntelTdxMetadata.asm`).
-pub const TDX_METADATA_OFFSET_GUID: Guid =
-    Guid::from_fields(0xe47a_6535, 0x984a, 0x4798, [0x86, 0x5e, 0x46, 0x85, 0xa7, 0xbf, 0x8e, 0xc2]);
+pub const TDX_METADATA_OFFSET_GUID: Uuid =
+    Uuid::from_fields(0xe47a_6535, 0x984a, 0x4798, &[0x86, 0x5e, 0x46, 0x85, 0xa7, 0xbf, 0x8e, 0xc2]);
 /// `a789a612-0597-4c4b-a49f-cbb1fe9d1ddd`: the Coconut-SVSM information block.
-pub const SVSM_INFO_GUID: Guid =
-    Guid::from_fields(0xa789_a612, 0x0597, 0x4c4b, [0xa4, 0x9f, 0xcb, 0xb1, 0xfe, 0x9d, 0x1d, 0xdd]);
+pub const SVSM_INFO_GUID: Uuid =
+    Uuid::from_fields(0xa789_a612, 0x0597, 0x4c4b, &[0xa4, 0x9f, 0xcb, 0xb1, 0xfe, 0x9d, 0x1d, 0xdd]);
 
 /// A name for the table GUIDs this crate knows, for reports.
-pub fn guid_name(guid: &Guid) -> Option<&'static str> {
+pub fn guid_name(guid: &Uuid) -> Option<&'static str> {
     Some(match *guid {
         SEV_ES_RESET_BLOCK_GUID => "SEV_ES_RESET_BLOCK",
         SEV_SECRET_BLOCK_GUID => "SEV_SECRET_BLOCK",
@@ -129,7 +89,7 @@ pub enum TableError {
         /// File offset where the footer GUID belongs.
         offset: usize,
         /// What is there instead.
-        found: Guid,
+        found: Uuid,
     },
     /// The footer's total length does not fit the image.
     #[error("OVMF footer table length {len} (at offset {offset:#x}) is out of range")]
@@ -148,7 +108,7 @@ pub enum TableError {
         /// File offset of the entry's length field.
         offset: usize,
         /// The entry's GUID.
-        guid: Guid,
+        guid: Uuid,
         /// The length it gives.
         len: u16,
     },
@@ -158,7 +118,7 @@ pub enum TableError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableEntry {
     /// The entry's GUID.
-    pub guid: Guid,
+    pub guid: Uuid,
     /// File offset of the entry's data.
     pub offset: usize,
     /// The entry's data (its length minus the 18-byte header).
@@ -188,7 +148,7 @@ impl FooterTable {
             return Err(TableError::TooSmall { len });
         }
         let footer = len - FOOTER_END_FROM_IMAGE_END - ENTRY_HEADER_LEN;
-        let found = Guid::at(image, footer + 2);
+        let found = guid_at(image, footer + 2);
         if found != FOOTER_GUID {
             return Err(TableError::NoFooter { offset: footer + 2, found });
         }
@@ -205,7 +165,7 @@ impl FooterTable {
         let mut entries = Vec::new();
         while end - start >= ENTRY_HEADER_LEN {
             let header = end - ENTRY_HEADER_LEN;
-            let guid = Guid::at(image, header + 2);
+            let guid = guid_at(image, header + 2);
             let entry_len = u16_at(image, header);
             let n = entry_len as usize;
             if n < ENTRY_HEADER_LEN || n > end - start {
@@ -219,7 +179,7 @@ impl FooterTable {
     }
 
     /// The first entry with `guid`, as QEMU's `pc_system_ovmf_table_find` returns it.
-    pub fn get(&self, guid: &Guid) -> Option<&TableEntry> {
+    pub fn get(&self, guid: &Uuid) -> Option<&TableEntry> {
         self.entries.iter().find(|e| e.guid == *guid)
     }
 }
@@ -248,15 +208,15 @@ pub(crate) mod tests {
 
     /// Builds an image of `size` bytes whose footer table holds `entries` (first = nearest the
     /// footer), the way edk2 lays it out.
-    pub(crate) fn image_with_table(size: usize, entries: &[(Guid, Vec<u8>)]) -> Vec<u8> {
+    pub(crate) fn image_with_table(size: usize, entries: &[(Uuid, Vec<u8>)]) -> Vec<u8> {
         let mut table = Vec::new();
         for (guid, data) in entries.iter().rev() {
             table.extend_from_slice(data);
             table.extend_from_slice(&((data.len() + ENTRY_HEADER_LEN) as u16).to_le_bytes());
-            table.extend_from_slice(&guid.0);
+            table.extend_from_slice(&guid.to_bytes_le());
         }
         table.extend_from_slice(&((table.len() + ENTRY_HEADER_LEN) as u16).to_le_bytes());
-        table.extend_from_slice(&FOOTER_GUID.0);
+        table.extend_from_slice(&FOOTER_GUID.to_bytes_le());
         let mut img = vec![0u8; size];
         let end = size - FOOTER_END_FROM_IMAGE_END;
         img[end - table.len()..end].copy_from_slice(&table);
@@ -267,7 +227,7 @@ pub(crate) mod tests {
     fn guid_text_form() {
         assert_eq!(FOOTER_GUID.to_string(), "96b582de-1fb2-45f7-baea-a366c55a082d");
         assert_eq!(TDX_METADATA_OFFSET_GUID.to_string(), "e47a6535-984a-4798-865e-4685a7bf8ec2");
-        assert_eq!(&FOOTER_GUID.0[..4], &[0xde, 0x82, 0xb5, 0x96]);
+        assert_eq!(&FOOTER_GUID.to_bytes_le()[..4], &[0xde, 0x82, 0xb5, 0x96]);
     }
 
     #[test]
@@ -300,7 +260,7 @@ pub(crate) mod tests {
     fn structural_faults_name_the_offset() {
         assert_eq!(FooterTable::parse(&[0; 10]), Err(TableError::TooSmall { len: 10 }));
         let img = vec![0u8; 4096];
-        assert_eq!(FooterTable::parse(&img), Err(TableError::NoFooter { offset: 4096 - 0x30, found: Guid([0; 16]) }));
+        assert_eq!(FooterTable::parse(&img), Err(TableError::NoFooter { offset: 4096 - 0x30, found: Uuid::nil() }));
 
         let mut img = image_with_table(4096, &[(SEV_METADATA_GUID, vec![1, 2, 3, 4])]);
         let footer_len_at = 4096 - 0x32;

@@ -9,7 +9,7 @@
 //! file exactly as edk2's variable driver reads it at boot.
 //!
 //! The layout, all little-endian (edk2 `MdePkg/Include/Pi/PiFirmwareVolume.h`,
-//! `MdeModulePkg/Include/Guid/VariableFormat.h`, `OvmfPkg/Include/Fdf/VarStore.fdf.inc`):
+//! `MdeModulePkg/Include/Uuid/VariableFormat.h`, `OvmfPkg/Include/Fdf/VarStore.fdf.inc`):
 //!
 //! * an `EFI_FIRMWARE_VOLUME_HEADER` at offset 0 whose file system GUID is
 //!   `gEfiSystemNvDataFvGuid`;
@@ -35,44 +35,44 @@
 
 use std::fmt;
 
-use crate::ovmf::Guid;
+use crate::ovmf::Uuid;
 
 /// `EFI_GLOBAL_VARIABLE`: `SecureBoot`, `PK`, `KEK`, `SetupMode` (UEFI 2.10, 3.3).
-pub const EFI_GLOBAL_VARIABLE: Guid =
-    Guid::from_fields(0x8be4_df61, 0x93ca, 0x11d2, [0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c]);
+pub const EFI_GLOBAL_VARIABLE: Uuid =
+    Uuid::from_fields(0x8be4_df61, 0x93ca, 0x11d2, &[0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c]);
 /// `EFI_IMAGE_SECURITY_DATABASE_GUID`: `db`, `dbx`, `dbt`, `dbr` (UEFI 2.10, 32.6.1).
-pub const EFI_IMAGE_SECURITY_DATABASE: Guid =
-    Guid::from_fields(0xd719_b2cb, 0x3d3a, 0x4596, [0xa3, 0xbc, 0xda, 0xd0, 0x0e, 0x67, 0x65, 0x6f]);
+pub const EFI_IMAGE_SECURITY_DATABASE: Uuid =
+    Uuid::from_fields(0xd719_b2cb, 0x3d3a, 0x4596, &[0xa3, 0xbc, 0xda, 0xd0, 0x0e, 0x67, 0x65, 0x6f]);
 /// `gEfiSecureBootEnableDisableGuid`: edk2's non-volatile `SecureBootEnable` switch
-/// (`SecurityPkg/Include/Guid/AuthenticatedVariableFormat.h`).
-pub const SECURE_BOOT_ENABLE_DISABLE: Guid =
-    Guid::from_fields(0xf0a3_0bc7, 0xaf08, 0x4556, [0x99, 0xc4, 0x00, 0x10, 0x09, 0xc9, 0x3a, 0x44]);
+/// (`SecurityPkg/Include/Uuid/AuthenticatedVariableFormat.h`).
+pub const SECURE_BOOT_ENABLE_DISABLE: Uuid =
+    Uuid::from_fields(0xf0a3_0bc7, 0xaf08, 0x4556, &[0x99, 0xc4, 0x00, 0x10, 0x09, 0xc9, 0x3a, 0x44]);
 /// `gEfiSystemNvDataFvGuid`: the file system GUID of a firmware volume holding variables
-/// (`MdeModulePkg/Include/Guid/SystemNvDataGuid.h`).
-pub const SYSTEM_NV_DATA_FV: Guid =
-    Guid::from_fields(0xfff1_2b8d, 0x7696, 0x4c8b, [0xa9, 0x85, 0x27, 0x47, 0x07, 0x5b, 0x4f, 0x50]);
+/// (`MdeModulePkg/Include/Uuid/SystemNvDataGuid.h`).
+pub const SYSTEM_NV_DATA_FV: Uuid =
+    Uuid::from_fields(0xfff1_2b8d, 0x7696, 0x4c8b, &[0xa9, 0x85, 0x27, 0x47, 0x07, 0x5b, 0x4f, 0x50]);
 /// `gEfiAuthenticatedVariableGuid`: a store of `AUTHENTICATED_VARIABLE_HEADER`s.
-pub const AUTHENTICATED_VARIABLE_STORE: Guid =
-    Guid::from_fields(0xaaf3_2c78, 0x947b, 0x439a, [0xa1, 0x80, 0x2e, 0x14, 0x4e, 0xc3, 0x77, 0x92]);
+pub const AUTHENTICATED_VARIABLE_STORE: Uuid =
+    Uuid::from_fields(0xaaf3_2c78, 0x947b, 0x439a, &[0xa1, 0x80, 0x2e, 0x14, 0x4e, 0xc3, 0x77, 0x92]);
 /// `gEfiVariableGuid`: a store of plain `VARIABLE_HEADER`s.
-pub const VARIABLE_STORE: Guid =
-    Guid::from_fields(0xddcf_3616, 0x3275, 0x4164, [0x98, 0xb6, 0xfe, 0x85, 0x70, 0x7f, 0xfe, 0x7d]);
+pub const VARIABLE_STORE: Uuid =
+    Uuid::from_fields(0xddcf_3616, 0x3275, 0x4164, &[0x98, 0xb6, 0xfe, 0x85, 0x70, 0x7f, 0xfe, 0x7d]);
 
 /// `EFI_CERT_X509_GUID`: an entry holding a DER X.509 certificate (UEFI 2.10, 32.4.1).
-pub const EFI_CERT_X509: Guid =
-    Guid::from_fields(0xa5c0_59a1, 0x94e4, 0x4aa7, [0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72]);
+pub const EFI_CERT_X509: Uuid =
+    Uuid::from_fields(0xa5c0_59a1, 0x94e4, 0x4aa7, &[0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72]);
 /// `EFI_CERT_SHA1_GUID`: an entry holding a SHA-1 digest.
-pub const EFI_CERT_SHA1: Guid =
-    Guid::from_fields(0x826c_a512, 0xcf10, 0x4ac9, [0xb1, 0x87, 0xbe, 0x01, 0x49, 0x66, 0x31, 0xbd]);
+pub const EFI_CERT_SHA1: Uuid =
+    Uuid::from_fields(0x826c_a512, 0xcf10, 0x4ac9, &[0xb1, 0x87, 0xbe, 0x01, 0x49, 0x66, 0x31, 0xbd]);
 /// `EFI_CERT_SHA256_GUID`: an entry holding a SHA-256 digest.
-pub const EFI_CERT_SHA256: Guid =
-    Guid::from_fields(0xc1c4_1626, 0x504c, 0x4092, [0xac, 0xa9, 0x41, 0xf9, 0x36, 0x93, 0x43, 0x28]);
+pub const EFI_CERT_SHA256: Uuid =
+    Uuid::from_fields(0xc1c4_1626, 0x504c, 0x4092, &[0xac, 0xa9, 0x41, 0xf9, 0x36, 0x93, 0x43, 0x28]);
 /// `EFI_CERT_SHA384_GUID`: an entry holding a SHA-384 digest.
-pub const EFI_CERT_SHA384: Guid =
-    Guid::from_fields(0xff3e_5307, 0x9fd0, 0x48c9, [0x85, 0xf1, 0x8a, 0xd5, 0x6c, 0x70, 0x1e, 0x01]);
+pub const EFI_CERT_SHA384: Uuid =
+    Uuid::from_fields(0xff3e_5307, 0x9fd0, 0x48c9, &[0x85, 0xf1, 0x8a, 0xd5, 0x6c, 0x70, 0x1e, 0x01]);
 /// `EFI_CERT_SHA512_GUID`: an entry holding a SHA-512 digest.
-pub const EFI_CERT_SHA512: Guid =
-    Guid::from_fields(0x093e_0fae, 0xa6c4, 0x4f50, [0x9f, 0x1b, 0xd4, 0x1e, 0x2b, 0x89, 0xc1, 0x9a]);
+pub const EFI_CERT_SHA512: Uuid =
+    Uuid::from_fields(0x093e_0fae, 0xa6c4, 0x4f50, &[0x9f, 0x1b, 0xd4, 0x1e, 0x2b, 0x89, 0xc1, 0x9a]);
 
 /// `EFI_FIRMWARE_VOLUME_HEADER` up to the block map (PI 1.8, volume 3, 3.2.1): ZeroVector[16],
 /// FileSystemGuid (16), FvLength u64, Signature `_FVH`, Attributes u32, HeaderLength u16,
@@ -128,7 +128,7 @@ pub enum VarsError {
     #[error("the firmware volume's file system is {found}, not the NV variable store ({SYSTEM_NV_DATA_FV}); is this the CODE file instead of the VARS file?")]
     NotNvData {
         /// The file system GUID found (offset 0x10).
-        found: Guid,
+        found: Uuid,
     },
     /// The volume header's length is impossible.
     #[error(
@@ -146,7 +146,7 @@ pub enum VarsError {
         /// Where the store header is.
         offset: usize,
         /// The signature GUID found.
-        found: Guid,
+        found: Uuid,
     },
     /// The store is not formatted and healthy.
     #[error("the variable store at offset {offset:#x} is not formatted and healthy (format {format:#04x}, state {state:#04x}; expected 0x5a, 0xfe)")]
@@ -208,7 +208,7 @@ pub struct Variable {
     /// `Attributes` (`EFI_VARIABLE_NON_VOLATILE` = 1, …).
     pub attributes: u32,
     /// The vendor GUID.
-    pub guid: Guid,
+    pub guid: Uuid,
     /// The name, UTF-16 code units without the NUL.
     pub name_utf16: Vec<u16>,
     /// The data, as `GetVariable` returns it.
@@ -221,7 +221,7 @@ impl Variable {
         String::from_utf16_lossy(&self.name_utf16)
     }
 
-    fn is(&self, name: &str, guid: &Guid) -> bool {
+    fn is(&self, name: &str, guid: &Uuid) -> bool {
         self.guid == *guid && self.name_utf16.iter().copied().eq(name.encode_utf16())
     }
 }
@@ -269,7 +269,7 @@ impl VarStore {
         if &sig != FV_SIGNATURE {
             return Err(VarsError::NotFirmwareVolume { found: sig });
         }
-        let fs = Guid::at(file, 16);
+        let fs = crate::ovmf::guid_at(file, 16);
         if fs != SYSTEM_NV_DATA_FV {
             return Err(VarsError::NotNvData { found: fs });
         }
@@ -278,7 +278,7 @@ impl VarStore {
             return Err(VarsError::HeaderLength { header_length, len: file.len() });
         }
         let store_at = header_length;
-        let store_guid = Guid::at(file, store_at);
+        let store_guid = crate::ovmf::guid_at(file, store_at);
         let format = match store_guid {
             AUTHENTICATED_VARIABLE_STORE => StoreFormat::Authenticated,
             VARIABLE_STORE => StoreFormat::Plain,
@@ -308,8 +308,12 @@ impl VarStore {
             let state = file[at + 2];
             let attributes = u32_at(file, at + 4);
             let (name_size, data_size, guid) = match format {
-                StoreFormat::Authenticated => (u32_at(file, at + 36), u32_at(file, at + 40), Guid::at(file, at + 44)),
-                StoreFormat::Plain => (u32_at(file, at + 8), u32_at(file, at + 12), Guid::at(file, at + 16)),
+                StoreFormat::Authenticated => {
+                    (u32_at(file, at + 36), u32_at(file, at + 40), crate::ovmf::guid_at(file, at + 44))
+                }
+                StoreFormat::Plain => {
+                    (u32_at(file, at + 8), u32_at(file, at + 12), crate::ovmf::guid_at(file, at + 16))
+                }
             };
             let name_at = at + header;
             let name_end = name_at
@@ -348,7 +352,7 @@ impl VarStore {
 
     /// The variable `GetVariable(name, guid)` returns at boot: the first live copy, else the
     /// last copy in deleted transition, else none (edk2 `FindVariableEx`).
-    pub fn get(&self, name: &str, guid: &Guid) -> Option<&Variable> {
+    pub fn get(&self, name: &str, guid: &Uuid) -> Option<&Variable> {
         let matching = self.records.iter().filter(|v| v.is(name, guid));
         let mut transition = None;
         for v in matching {
@@ -373,7 +377,7 @@ pub struct SignatureList {
     /// Offset of the list in the variable's data.
     pub offset: usize,
     /// `SignatureType`: [`EFI_CERT_X509`], [`EFI_CERT_SHA256`], …
-    pub signature_type: Guid,
+    pub signature_type: Uuid,
     /// `SignatureHeader` (`SignatureHeaderSize` bytes; empty for every type UEFI defines).
     pub header: Vec<u8>,
     /// The entries.
@@ -384,7 +388,7 @@ pub struct SignatureList {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureData {
     /// `SignatureOwner`.
-    pub owner: Guid,
+    pub owner: Uuid,
     /// `SignatureData`: `SignatureSize - 16` bytes.
     pub data: Vec<u8>,
 }
@@ -393,7 +397,7 @@ impl SignatureData {
     /// The entry as stored: owner GUID then data (what an `EV_EFI_VARIABLE_AUTHORITY` event
     /// carries as its variable data).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut b = self.owner.0.to_vec();
+        let mut b = self.owner.to_bytes_le().to_vec();
         b.extend_from_slice(&self.data);
         b
     }
@@ -442,7 +446,7 @@ pub fn parse_signature_lists(data: &[u8]) -> Result<Vec<SignatureList>, Signatur
         if left < ESL_HEADER {
             return Err(SignatureListError::Truncated { offset: at, left });
         }
-        let signature_type = Guid::at(data, at);
+        let signature_type = crate::ovmf::guid_at(data, at);
         let list_size = u32_at(data, at + 16);
         let header_size = u32_at(data, at + 20);
         let signature_size = u32_at(data, at + 24);
@@ -465,7 +469,7 @@ pub fn parse_signature_lists(data: &[u8]) -> Result<Vec<SignatureList>, Signatur
         let entries_at = header_at + header_size as usize;
         let entries = data[entries_at..entries_at + body]
             .chunks_exact(signature_size as usize)
-            .map(|e| SignatureData { owner: Guid::at(e, 0), data: e[16..].to_vec() })
+            .map(|e| SignatureData { owner: crate::ovmf::guid_at(e, 0), data: e[16..].to_vec() })
             .collect();
         lists.push(SignatureList { offset: at, signature_type, header: data[header_at..entries_at].to_vec(), entries });
         at += list_size as usize;
@@ -478,14 +482,14 @@ mod tests {
     use super::*;
 
     /// A minimal authenticated store: FV header, store header, the given variables.
-    pub(crate) fn store(vars: &[(&str, Guid, u8, &[u8])]) -> Vec<u8> {
+    pub(crate) fn store(vars: &[(&str, Uuid, u8, &[u8])]) -> Vec<u8> {
         let mut f = vec![0u8; 0x48];
-        f[16..32].copy_from_slice(&SYSTEM_NV_DATA_FV.0);
+        f[16..32].copy_from_slice(&SYSTEM_NV_DATA_FV.to_bytes_le());
         f[32..40].copy_from_slice(&0x4000u64.to_le_bytes());
         f[40..44].copy_from_slice(b"_FVH");
         f[48..50].copy_from_slice(&0x48u16.to_le_bytes());
         f[55] = 2;
-        let mut s = AUTHENTICATED_VARIABLE_STORE.0.to_vec();
+        let mut s = AUTHENTICATED_VARIABLE_STORE.to_bytes_le().to_vec();
         s.extend_from_slice(&0x2000u32.to_le_bytes());
         s.extend_from_slice(&[STORE_FORMATTED, STORE_HEALTHY, 0, 0, 0, 0, 0, 0]);
         f.extend_from_slice(&s);
@@ -497,7 +501,7 @@ mod tests {
             h[4..8].copy_from_slice(&7u32.to_le_bytes());
             h[36..40].copy_from_slice(&(n.len() as u32).to_le_bytes());
             h[40..44].copy_from_slice(&(data.len() as u32).to_le_bytes());
-            h[44..60].copy_from_slice(&guid.0);
+            h[44..60].copy_from_slice(&guid.to_bytes_le());
             f.extend_from_slice(&h);
             f.append(&mut n);
             f.extend_from_slice(data);
@@ -552,8 +556,8 @@ mod tests {
                     f
                 },
                 VarsError::NotNvData {
-                    found: Guid({
-                        let mut g = SYSTEM_NV_DATA_FV.0;
+                    found: Uuid::from_bytes_le({
+                        let mut g = SYSTEM_NV_DATA_FV.to_bytes_le();
                         g[0] ^= 1;
                         g
                     }),
@@ -621,14 +625,14 @@ mod tests {
         }
     }
 
-    fn esl(ty: Guid, owner: Guid, entries: &[&[u8]]) -> Vec<u8> {
+    fn esl(ty: Uuid, owner: Uuid, entries: &[&[u8]]) -> Vec<u8> {
         let size = 16 + entries[0].len();
-        let mut b = ty.0.to_vec();
+        let mut b = ty.to_bytes_le().to_vec();
         b.extend_from_slice(&((28 + size * entries.len()) as u32).to_le_bytes());
         b.extend_from_slice(&0u32.to_le_bytes());
         b.extend_from_slice(&(size as u32).to_le_bytes());
         for e in entries {
-            b.extend_from_slice(&owner.0);
+            b.extend_from_slice(&owner.to_bytes_le());
             b.extend_from_slice(e);
         }
         b
@@ -636,14 +640,14 @@ mod tests {
 
     #[test]
     fn signature_lists() {
-        let owner = Guid::from_fields(0xa0ba_a8a3, 0x041d, 0x48a8, [0xbc, 0x87, 0xc3, 0x6d, 0x12, 0x1b, 0x5e, 0x3d]);
+        let owner = Uuid::from_fields(0xa0ba_a8a3, 0x041d, 0x48a8, &[0xbc, 0x87, 0xc3, 0x6d, 0x12, 0x1b, 0x5e, 0x3d]);
         let mut db = esl(EFI_CERT_X509, owner, &[b"cert"]);
         db.extend(esl(EFI_CERT_SHA256, owner, &[&[1; 32], &[2; 32]]));
         let lists = parse_signature_lists(&db).unwrap();
         assert_eq!(lists.len(), 2);
         assert_eq!(lists[0].signature_type, EFI_CERT_X509);
         assert_eq!(lists[0].entries[0].data, b"cert");
-        assert_eq!(lists[0].entries[0].to_bytes()[..16], owner.0);
+        assert_eq!(lists[0].entries[0].to_bytes()[..16], owner.to_bytes_le());
         assert_eq!(lists[1].offset, 48);
         assert_eq!(lists[1].entries.len(), 2);
         assert_eq!(parse_signature_lists(&db[..50]), Err(SignatureListError::Truncated { offset: 48, left: 2 }));

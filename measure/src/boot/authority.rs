@@ -17,7 +17,7 @@
 use uki::Pe;
 
 use super::BootError;
-use crate::ovmf::Guid;
+use crate::ovmf::Uuid;
 use crate::uefi_vars::{
     SignatureData, SignatureList, EFI_CERT_SHA1, EFI_CERT_SHA256, EFI_CERT_SHA384, EFI_CERT_SHA512, EFI_CERT_X509,
 };
@@ -28,8 +28,8 @@ const WIN_CERT_TYPE_PKCS_SIGNED_DATA: u16 = 0x0002;
 /// `WIN_CERT_TYPE_EFI_GUID` (UEFI 2.10, 32.2.4 `WIN_CERTIFICATE_UEFI_GUID`).
 const WIN_CERT_TYPE_EFI_GUID: u16 = 0x0ef1;
 /// `EFI_CERT_TYPE_PKCS7_GUID`: a `WIN_CERTIFICATE_UEFI_GUID` holding PKCS#7 `SignedData`.
-const EFI_CERT_TYPE_PKCS7: Guid =
-    Guid::from_fields(0x4aaf_d29d, 0x68df, 0x49ee, [0x8a, 0xa9, 0x34, 0x7d, 0x37, 0x56, 0x65, 0xa7]);
+const EFI_CERT_TYPE_PKCS7: Uuid =
+    Uuid::from_fields(0x4aaf_d29d, 0x68df, 0x49ee, &[0x8a, 0xa9, 0x34, 0x7d, 0x37, 0x56, 0x65, 0xa7]);
 
 /// The PKCS#7 blobs of the image's certificate table (edk2's loop over `WIN_CERTIFICATE`s, each
 /// 8-byte aligned).
@@ -47,7 +47,9 @@ fn signatures<'a>(pe: &Pe<'a>) -> Vec<&'a [u8]> {
         let cert = &table[at..at + len];
         match kind {
             WIN_CERT_TYPE_PKCS_SIGNED_DATA => out.push(&cert[8..]),
-            WIN_CERT_TYPE_EFI_GUID if cert.len() > 24 && cert[8..24] == EFI_CERT_TYPE_PKCS7.0 => out.push(&cert[24..]),
+            WIN_CERT_TYPE_EFI_GUID if cert.len() > 24 && cert[8..24] == EFI_CERT_TYPE_PKCS7.to_bytes_le() => {
+                out.push(&cert[24..])
+            }
             _ => {}
         }
         at += len.next_multiple_of(8);

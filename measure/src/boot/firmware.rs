@@ -10,7 +10,7 @@
 
 use std::borrow::Cow;
 
-use crate::ovmf::Guid;
+use crate::ovmf::Uuid;
 use eventlog::EventType;
 
 use super::{BootError, Pending, Source, Subject};
@@ -24,14 +24,14 @@ pub(crate) const EXIT_BOOT_SERVICES_SUCCEEDED: &str = "Exit Boot Services Return
 
 /// systemd's `STUB_PAYLOAD_GUID` (`src/boot/linux.c`): the vendor media device path the stub
 /// gives `LoadImage()` for the kernel.
-pub(crate) const STUB_PAYLOAD_GUID: Guid =
-    Guid::from_fields(0x55c5_d1f8, 0x04cd, 0x46b5, [0x8a, 0x20, 0xe5, 0x6c, 0xbb, 0x30, 0x52, 0xd0]);
+pub(crate) const STUB_PAYLOAD_GUID: Uuid =
+    Uuid::from_fields(0x55c5_d1f8, 0x04cd, 0x46b5, &[0x8a, 0x20, 0xe5, 0x6c, 0xbb, 0x30, 0x52, 0xd0]);
 
 /// `UEFI_VARIABLE_DATA`: VariableName (the vendor GUID), UnicodeNameLength u64 (characters,
 /// no NUL), VariableDataLength u64, UnicodeName (UTF-16LE, no NUL), VariableData.
-pub(crate) fn variable_data(guid: &Guid, name: &str, data: &[u8]) -> Vec<u8> {
+pub(crate) fn variable_data(guid: &Uuid, name: &str, data: &[u8]) -> Vec<u8> {
     let units: Vec<u16> = name.encode_utf16().collect();
-    let mut b = guid.0.to_vec();
+    let mut b = guid.to_bytes_le().to_vec();
     b.extend_from_slice(&(units.len() as u64).to_le_bytes());
     b.extend_from_slice(&(data.len() as u64).to_le_bytes());
     b.extend(units.iter().flat_map(|u| u.to_le_bytes()));
@@ -57,7 +57,7 @@ pub(crate) fn action(pcr: u32, text: &str) -> Pending<'static> {
 
 /// An `EV_EFI_VARIABLE_DRIVER_CONFIG` for PCR 7: the digest covers the whole
 /// `UEFI_VARIABLE_DATA`. Absent variables are measured with no data.
-pub(crate) fn driver_config(guid: &Guid, name: &str, data: Option<&[u8]>) -> Pending<'static> {
+pub(crate) fn driver_config(guid: &Uuid, name: &str, data: Option<&[u8]>) -> Pending<'static> {
     let what = match data {
         Some(d) => format!("Secure Boot variable {name} ({} bytes)", d.len()),
         None => format!("Secure Boot variable {name} (absent, measured empty)"),
@@ -81,9 +81,9 @@ fn file_path_node(path: &str) -> Vec<u8> {
 }
 
 /// A vendor-defined media node (type 4, subtype 3).
-fn vendor_media_node(guid: &Guid) -> Vec<u8> {
+fn vendor_media_node(guid: &Uuid) -> Vec<u8> {
     let mut n = vec![4, 3, 20, 0];
-    n.extend_from_slice(&guid.0);
+    n.extend_from_slice(&guid.to_bytes_le());
     n
 }
 

@@ -28,7 +28,7 @@
 use serde::Serialize;
 use sha2::{Digest, Sha384};
 
-use crate::ovmf::{le_u32, le_u64, FooterTable, Guid, TableError, TDX_METADATA_OFFSET_GUID};
+use crate::ovmf::{le_u32, le_u64, FooterTable, TableError, Uuid, TDX_METADATA_OFFSET_GUID};
 
 /// Size of MRTD (SHA-384).
 pub const DIGEST_LEN: usize = 48;
@@ -43,8 +43,8 @@ pub const OP_BLOCK: usize = 128;
 pub const SIGNATURE: [u8; 4] = *b"TDVF";
 /// `e9eaf9f3-168e-44d5-a8eb-7f4d8738f6ae`: the GUID edk2 and td-shim put right before the
 /// descriptor (checked by td-shim's tools, not by QEMU; its absence is only reported).
-pub const TDX_METADATA_GUID: Guid =
-    Guid::from_fields(0xe9ea_f9f3, 0x168e, 0x44d5, [0xa8, 0xeb, 0x7f, 0x4d, 0x87, 0x38, 0xf6, 0xae]);
+pub const TDX_METADATA_GUID: Uuid =
+    Uuid::from_fields(0xe9ea_f9f3, 0x168e, 0x44d5, &[0xa8, 0xeb, 0x7f, 0x4d, 0x87, 0x38, 0xf6, 0xae]);
 /// Descriptor: signature, length, version, number of sections (4 × `u32`).
 pub const DESCRIPTOR_LEN: usize = 16;
 /// One section entry: data offset, raw size (`u32`), address, memory size (`u64`), type,
@@ -328,7 +328,7 @@ impl TdvfMetadata {
         if count == 0 || length as u64 != expected || offset as u64 + expected > image.len() as u64 {
             return Err(TdxError::BadLength { offset, length, count });
         }
-        let has_guid = offset >= 16 && image[offset - 16..offset] == TDX_METADATA_GUID.0;
+        let has_guid = offset >= 16 && image[offset - 16..offset] == TDX_METADATA_GUID.to_bytes_le();
         let mut sections = Vec::with_capacity(count as usize);
         for index in 0..count as usize {
             let at = offset + DESCRIPTOR_LEN + index * SECTION_LEN;
@@ -544,7 +544,7 @@ mod tests {
         let size = 0x10000;
         let mut img =
             image_with_table(size, &[(TDX_METADATA_OFFSET_GUID, ((size - 0x100) as u32).to_le_bytes().to_vec())]);
-        img[0xf0..0x100].copy_from_slice(&TDX_METADATA_GUID.0);
+        img[0xf0..0x100].copy_from_slice(&TDX_METADATA_GUID.to_bytes_le());
         let mut d = b"TDVF".to_vec();
         for v in [16 + 32 * sections.len() as u32, 1, sections.len() as u32] {
             d.extend_from_slice(&v.to_le_bytes());
