@@ -45,8 +45,6 @@ pub mod hex;
 pub mod reference;
 pub mod tpm;
 
-mod serde_hex;
-
 pub use check::{
     check, check_with, pcr_values, pcr_values_from_json, AttestError, Check, Evidence, GuestPolicy, PcrValues, Report,
     Source, Status,

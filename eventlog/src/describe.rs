@@ -40,7 +40,7 @@ pub enum EventData {
         #[serde(skip_serializing_if = "Option::is_none")]
         description: Option<String>,
         /// Physical base address.
-        #[serde(serialize_with = "address")]
+        #[serde(serialize_with = "crate::serde_hex::u64")]
         base: u64,
         /// Length in bytes.
         length: u64,
@@ -78,12 +78,12 @@ pub struct UefiVariableData {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UefiImageLoadEvent {
     /// Where the image was loaded.
-    #[serde(serialize_with = "address")]
+    #[serde(serialize_with = "crate::serde_hex::u64")]
     pub location: u64,
     /// Its length in memory (for a UKI read from disk: the file size).
     pub length: u64,
     /// Its link-time base address.
-    #[serde(serialize_with = "address")]
+    #[serde(serialize_with = "crate::serde_hex::u64")]
     pub link_time_address: u64,
     /// The device path it was loaded from, as text (the UEFI specification's text forms, for
     /// the node types this crate knows).
@@ -287,11 +287,6 @@ fn tagged(data: &[u8]) -> Option<TaggedEvent> {
         tag: TAGS.iter().find(|(t, _)| *t == id).map(|(_, n)| *n),
         text: text(body).unwrap_or_else(|| hex::encode(body)),
     })
-}
-
-/// A memory address as `0x`-prefixed lowercase hex, as firmware logs print them.
-fn address<S: serde::Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{n:#x}"))
 }
 
 /// The EFI_GUID in `b[..16]` in registry form.

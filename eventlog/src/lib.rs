@@ -37,6 +37,8 @@ mod replay;
 mod types;
 mod write;
 
+pub mod serde_hex;
+
 pub use describe::{EventData, TaggedEvent, UefiImageLoadEvent, UefiVariableData};
 pub use diff::{diff, Diff, DiffError, EventSummary, RegisterDiff};
 pub use parse::{parse, parse_as, ParseError};

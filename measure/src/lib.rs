@@ -13,5 +13,3 @@ pub mod sha384x8;
 pub mod snp;
 pub mod tdx;
 pub mod uefi_vars;
-
-mod serde_hex;

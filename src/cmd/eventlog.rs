@@ -105,13 +105,9 @@ struct ShowEvent<'a> {
     event_type: eventlog::EventType,
     extended: bool,
     digests: &'a [eventlog::Digest],
-    #[serde(serialize_with = "hex_bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     data: &'a [u8],
     decoded: eventlog::EventData,
-}
-
-fn hex_bytes<S: serde::Serializer>(b: &&[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&hex::encode(b))
 }
 
 fn show(a: &LogArgs) -> Result<Outcome> {

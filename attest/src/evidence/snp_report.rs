@@ -150,7 +150,7 @@ pub enum SnpReportError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TcbVersion {
     /// The 64-bit value.
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "eventlog::serde_hex::u64")]
     pub raw: u64,
     /// SVN of the FMC firmware (Turin only).
     pub fmc: Option<u8>,
@@ -190,7 +190,7 @@ impl std::fmt::Display for TcbVersion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct GuestPolicy {
     /// The 64-bit value.
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "eventlog::serde_hex::u64")]
     pub raw: u64,
     /// Bits 7:0: the minimum firmware ABI minor version.
     pub abi_minor: u8,
@@ -241,7 +241,7 @@ impl GuestPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PlatformInfo {
     /// The 64-bit value.
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "eventlog::serde_hex::u64")]
     pub raw: u64,
     /// Bit 0: SMT is enabled.
     pub smt_enabled: bool,

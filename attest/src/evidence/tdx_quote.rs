@@ -199,7 +199,7 @@ pub enum TdReportVersion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct TdAttributes {
     /// The 64-bit value.
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "eventlog::serde_hex::u64")]
     pub raw: u64,
     /// Bit 0 DEBUG: the host can read and write the TD's memory and state.
     pub debug: bool,
@@ -230,7 +230,7 @@ pub struct TdxQuote {
     /// Attestation key type.
     pub attestation_key_type: u16,
     /// TEE type (always TDX here).
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "eventlog::serde_hex::u64")]
     pub tee_type: u32,
     /// QE vendor ID.
     #[serde(serialize_with = "hex::serde::serialize")]

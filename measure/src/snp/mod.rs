@@ -222,12 +222,12 @@ pub struct PageRun {
     /// Their page type.
     pub page_type: PageType,
     /// GPA of the first page.
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "eventlog::serde_hex::u64")]
     pub gpa: u64,
     /// Number of pages.
     pub pages: u64,
     /// The launch digest after the last of them.
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub digest_after: [u8; DIGEST_LEN],
 }
 
@@ -235,7 +235,7 @@ pub struct PageRun {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LaunchDigest {
     /// The launch digest (`MEASUREMENT` in the attestation report).
-    #[serde(serialize_with = "crate::serde_hex::bytes")]
+    #[serde(serialize_with = "hex::serde::serialize")]
     pub digest: [u8; DIGEST_LEN],
     /// The pages, in launch order.
     pub pages: Vec<PageRun>,

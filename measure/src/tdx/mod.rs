@@ -128,16 +128,16 @@ impl Serialize for SectionType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Section {
     /// DataOffset: file offset of the section's bytes in the image.
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "eventlog::serde_hex::u64")]
     pub data_offset: u32,
     /// RawDataSize: how many bytes the image provides (the rest of the memory is zero).
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "eventlog::serde_hex::u64")]
     pub raw_data_size: u32,
     /// MemoryAddress: the GPA of the section.
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "eventlog::serde_hex::u64")]
     pub memory_address: u64,
     /// MemoryDataSize: the size of the section in memory.
-    #[serde(serialize_with = "crate::serde_hex::u64")]
+    #[serde(serialize_with = "eventlog::serde_hex::u64")]
     pub memory_data_size: u64,
     /// Type.
     #[serde(rename = "type")]
@@ -447,7 +447,7 @@ pub struct SectionSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Mrtd {
     /// MRTD.
-    #[serde(rename = "mrtd", serialize_with = "crate::serde_hex::bytes")]
+    #[serde(rename = "mrtd", serialize_with = "hex::serde::serialize")]
     pub digest: [u8; DIGEST_LEN],
     /// The order used.
     pub page_add_order: PageAddOrder,
