@@ -2,8 +2,8 @@
 //! and writing must never panic, and whatever parses must write back to the same bytes.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use eventlog::{self, LogFormat};
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let parsed = [

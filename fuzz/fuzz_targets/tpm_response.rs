@@ -3,9 +3,9 @@
 //! with these bytes must end.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use eventlog::AlgId;
 use attest::tpm::{parse_pcr_allocation, parse_pcr_read, read_pcrs, PcrSelection, TpmError};
+use eventlog::AlgId;
+use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(banks) = parse_pcr_allocation(data) {
