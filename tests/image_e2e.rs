@@ -414,6 +414,8 @@ fn test_image_boots_and_its_measurements_replay() {
         "export".as_ref(),
         "--bundle".as_ref(),
         bundle.as_os_str(),
+        "--pubkey".as_ref(),
+        pubkey.as_os_str(),
         "--format".as_ref(),
         "trustee".as_ref(),
         "--platform".as_ref(),

@@ -418,7 +418,7 @@ fn export_writes_each_format() {
     let rel = released(d);
     let bundle = rel.join("bundle.json").display().to_string();
     for format in ["constellation", "trustee", "intoto"] {
-        let run = nodeimg(d, &["export", "--bundle", &bundle, "--format", format]);
+        let run = nodeimg(d, &["export", "--bundle", &bundle, "--pubkey", "k.pub", "--format", format]);
         assert_eq!(run.code, 0, "{format}: {run:?}");
         let v: Value = serde_json::from_str(&run.stdout).unwrap();
         let key = match format {
@@ -430,14 +430,37 @@ fn export_writes_each_format() {
     }
     let run = nodeimg(
         d,
-        &["export", "--bundle", &bundle, "--format", "constellation", "--platform", "qemu-tdx", "-o", "m.json"],
+        &[
+            "export",
+            "--bundle",
+            &bundle,
+            "--no-verify",
+            "--format",
+            "constellation",
+            "--platform",
+            "qemu-tdx",
+            "-o",
+            "m.json",
+        ],
     );
     assert_eq!(run.code, 0, "{run:?}");
     let m: Value = serde_json::from_slice(&fs::read(d.join("m.json")).unwrap()).unwrap();
     assert_eq!(m["list"][0]["attestationVariant"], "qemu-tdx");
     assert_fails(
-        &nodeimg(d, &["export", "--bundle", &bundle, "--format", "trustee", "--platform", "nope"]),
+        &nodeimg(d, &["export", "--bundle", &bundle, "--pubkey", "k.pub", "--format", "trustee", "--platform", "nope"]),
         2,
         &["no platform \"nope\""],
     );
+    // It exports only what verifies: an altered bundle is exit 1 and no output; saying nothing
+    // about verification is a usage error.
+    let mut altered = fs::read(rel.join("bundle.json")).unwrap();
+    let at = altered.iter().position(|b| *b == b'1').unwrap();
+    altered[at] = b'2';
+    fs::write(d.join("altered.json"), &altered).unwrap();
+    fs::copy(rel.join("bundle.json.minisig"), d.join("altered.json.minisig")).unwrap();
+    let run =
+        nodeimg(d, &["export", "--bundle", "altered.json", "--pubkey", "k.pub", "--format", "trustee", "-o", "t.json"]);
+    assert_fails(&run, 1, &["altered.json: verification failed", "nothing exported"]);
+    assert!(!d.join("t.json").exists());
+    assert_fails(&nodeimg(d, &["export", "--bundle", &bundle, "--format", "trustee"]), 2, &["--pubkey"]);
 }

@@ -115,9 +115,19 @@ enum Format {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The bundle (bundle.json). Verify it first: export does not check its signature.
+    /// The bundle (bundle.json). It is verified first (signature, trusted comment, schema), as
+    /// `nodeimg verify` does; exit 1 when it does not verify.
     #[arg(long, value_name = "FILE")]
     bundle: PathBuf,
+    /// The minisign public key of the publisher.
+    #[arg(long, value_name = "KEY", required_unless_present = "no_verify")]
+    pubkey: Option<PathBuf>,
+    /// The bundle's signature (default: BUNDLE.minisig).
+    #[arg(long, value_name = "FILE")]
+    sig: Option<PathBuf>,
+    /// Export without verifying: say so when the caller has verified the bundle itself.
+    #[arg(long, conflicts_with_all = ["pubkey", "sig"])]
+    no_verify: bool,
     /// The output format.
     #[arg(long, value_enum)]
     format: Format,
@@ -501,7 +511,22 @@ fn verify(a: VerifyArgs, global: Global) -> Result<Outcome> {
 
 fn export_cmd(a: ExportArgs) -> Result<Outcome> {
     let bytes = crate::fsutil::read_input(&a.bundle, crate::fsutil::limits::BUNDLE, "a bundle")?;
-    let bundle = Bundle::parse(&bytes).with_context(|| a.bundle.display().to_string())?;
+    let bundle = match &a.pubkey {
+        Some(pubkey) => {
+            let key = read_public_key(pubkey)?;
+            let sig = read_signature(&a.bundle, a.sig.as_deref())?;
+            match release::verify_bundle(&bytes, Some((&key, &sig)), None) {
+                Ok(v) => v.bundle,
+                // A malformed signature file is unusable input (exit 2), not a failed verification.
+                Err(e @ release::VerifyError::MalformedSignature(_)) => bail!("{}: {e}", a.bundle.display()),
+                Err(e) => {
+                    eprintln!("{}: verification failed: {e}; nothing exported", a.bundle.display());
+                    return Ok(Outcome::Mismatch);
+                }
+            }
+        }
+        None => Bundle::parse(&bytes).with_context(|| a.bundle.display().to_string())?,
+    };
     let opts = export::Options { platform: a.platform.clone(), pcr11_phase: a.pcr11_phase.clone() };
     let text = match a.format {
         Format::Constellation => constellation::export(&bundle, &opts, &a.reference, &a.stream)?,
