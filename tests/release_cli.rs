@@ -464,3 +464,73 @@ fn export_writes_each_format() {
     assert!(!d.join("t.json").exists());
     assert_fails(&nodeimg(d, &["export", "--bundle", &bundle, "--format", "trustee"]), 2, &["--pubkey"]);
 }
+
+/// The PolicyPCR digest of predicted values equals the one `tpm2_createpolicy --policy-pcr`
+/// (tpm2-tools, the oracle) computes in a swtpm trial session from the same values.
+#[test]
+fn tpm2_policy_equals_tpm2_createpolicy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rel = released(d);
+    let bundle = rel.join("bundle.json").display().to_string();
+    let tpm = common::swtpm::Swtpm::start("sha256");
+    for (pcrs, phase) in
+        [("4,9,11", "enter-initrd"), ("0,4", "enter-initrd"), ("11", "enter-initrd:leave-initrd:sysinit:ready")]
+    {
+        let args = [
+            "export",
+            "--bundle",
+            &bundle,
+            "--pubkey",
+            "k.pub",
+            "--format",
+            "tpm2-policy",
+            "--platform",
+            "qemu-snp",
+            "--pcrs",
+            pcrs,
+            "--pcr11-phase",
+            phase,
+            "--pcr-values",
+            "values.bin",
+        ];
+        let run = nodeimg(d, &args);
+        assert_eq!(run.code, 0, "{pcrs}: {run:?}");
+        let ours = run.stdout.trim().to_owned();
+        let oracle = tool(
+            d,
+            "tpm2_createpolicy",
+            &[
+                "-T",
+                &tpm.tcti(),
+                "--policy-pcr",
+                "-l",
+                &format!("sha256:{pcrs}"),
+                "-f",
+                "values.bin",
+                "-L",
+                "policy.bin",
+            ],
+        );
+        assert_eq!(oracle.code, 0, "{pcrs}: {oracle:?}");
+        assert_eq!(ours, hex::encode(fs::read(d.join("policy.bin")).unwrap()), "{pcrs} at {phase}");
+    }
+    // A PCR the bundle has no value for is refused, not guessed.
+    let run = nodeimg(
+        d,
+        &[
+            "export",
+            "--bundle",
+            &bundle,
+            "--pubkey",
+            "k.pub",
+            "--format",
+            "tpm2-policy",
+            "--platform",
+            "qemu-snp",
+            "--pcrs",
+            "5",
+        ],
+    );
+    assert_fails(&run, 2, &["no sha256 value for PCR 5"]);
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use release::export::{self, constellation, intoto, trustee};
+use release::export::{self, constellation, intoto, tpm2_policy, trustee};
 use release::input::{BuildOutput, ObservedPcrs};
 use release::publish::{self, release_name};
 use release::Bundle;
@@ -111,6 +111,10 @@ enum Format {
     Trustee,
     /// An in-toto Statement v1 with an SLSA Provenance v1 predicate.
     Intoto,
+    /// The TPM2 PolicyPCR digest (hex) of the predicted values of --pcrs in --bank, what
+    /// tpm2_createpolicy --policy-pcr and systemd-cryptenroll --tpm2-pcrs= seal to.
+    #[value(name = "tpm2-policy")]
+    Tpm2Policy,
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +147,16 @@ pub struct ExportArgs {
     /// Constellation: the release stream.
     #[arg(long, default_value = "stable")]
     stream: String,
+    /// tpm2-policy: the PCRs the policy covers (PCR 11 at --pcr11-phase).
+    #[arg(long, value_name = "N,…", value_delimiter = ',', default_value = "4,7,11")]
+    pcrs: Vec<u8>,
+    /// tpm2-policy: the PCR bank (and policy session hash).
+    #[arg(long, value_name = "ALG", default_value = "sha256")]
+    bank: eventlog::HashAlg,
+    /// tpm2-policy: also write the selected PCR values, concatenated in index order (the file
+    /// tpm2_createpolicy --policy-pcr -f reads).
+    #[arg(long, value_name = "FILE")]
+    pcr_values: Option<PathBuf>,
     /// in-toto: the SLSA builder id (a URI naming the build platform).
     #[arg(long, value_name = "URI", default_value = intoto::DEFAULT_BUILDER_ID)]
     builder_id: String,
@@ -532,6 +546,20 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome> {
         Format::Constellation => constellation::export(&bundle, &opts, &a.reference, &a.stream)?,
         Format::Trustee => trustee::export(&bundle, &opts)?,
         Format::Intoto => intoto::export(&bundle, &bytes, &opts, &a.builder_id)?,
+        Format::Tpm2Policy => {
+            let p = tpm2_policy::export(&bundle, &opts, &a.pcrs, a.bank)?;
+            if let Some(path) = &a.pcr_values {
+                crate::fsutil::write_atomic(path, &p.values)?;
+            }
+            let list: Vec<String> = p.pcrs.iter().map(u8::to_string).collect();
+            eprintln!(
+                "PolicyPCR over {} PCRs {} (systemd-cryptenroll --tpm2-pcrs={})",
+                p.bank,
+                list.join(","),
+                list.join("+")
+            );
+            format!("{}\n", hex::encode(&p.digest))
+        }
     };
     match &a.output {
         Some(path) => crate::fsutil::write_atomic(path, text.as_bytes())?,

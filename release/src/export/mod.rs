@@ -8,8 +8,10 @@
 //!   Trustee's default attestation policy queries.
 //! * [`intoto`]: an in-toto Statement v1 whose predicate is SLSA Provenance v1, over the
 //!   image's artefacts.
+//! * [`tpm2_policy`]: the TPM2 PolicyPCR digest of chosen predicted PCRs, what
+//!   `tpm2_createpolicy --policy-pcr` and `systemd-cryptenroll --tpm2-pcrs=` seal to.
 //!
-//! Exporters read a bundle; they do not verify its signature (run `nodeimg verify` first).
+//! Exporters read a bundle; they do not verify its signature (the CLI does, before).
 //! Their output is canonical JSON, so exporting the same bundle twice gives the same bytes.
 
 use crate::bundle::{Bundle, HashAlg, Platform};
@@ -17,6 +19,7 @@ use crate::hex::Hex;
 
 pub mod constellation;
 pub mod intoto;
+pub mod tpm2_policy;
 pub mod trustee;
 
 /// Why an export failed.
