@@ -265,6 +265,8 @@ fn checksum(id_and_sk: &[u8]) -> [u8; 32] {
 pub struct SecretKeyFile {
     kdf: Option<(KdfParams, [u8; 32])>,
     keynum_sk: Zeroizing<[u8; KEYNUM_SK_LEN]>,
+    /// The file, for the `minisign` crate to open.
+    text: Zeroizing<String>,
 }
 
 impl fmt::Debug for SecretKeyFile {
@@ -292,6 +294,7 @@ impl SecretKeyFile {
                 let salt: [u8; 32] = raw[6..38].try_into().expect("32 bytes");
                 let le = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().expect("8"));
                 let params = KdfParams { opslimit: le(38), memlimit: le(46) };
+                // Refused here, before any KDF runs, with the reason (the crate caps memory only).
                 params.scrypt()?;
                 Some((params, salt))
             }
@@ -300,7 +303,7 @@ impl SecretKeyFile {
         };
         let mut keynum_sk = Zeroizing::new([0u8; KEYNUM_SK_LEN]);
         keynum_sk.copy_from_slice(&raw[54..]);
-        Ok(Self { kdf, keynum_sk })
+        Ok(Self { kdf, keynum_sk, text: Zeroizing::new(text.to_owned()) })
     }
 
     /// Whether [`SecretKeyFile::decrypt`] needs a password.
@@ -319,15 +322,25 @@ impl SecretKeyFile {
         let mut keynum_sk = self.keynum_sk.clone();
         let chk_ok = match (&self.kdf, password) {
             (Some(_), None) => return Err(Error::PasswordRequired),
-            (Some((params, salt)), Some(password)) => {
-                let stream = params.derive(password, salt)?;
-                for (b, s) in keynum_sk.iter_mut().zip(stream.iter()) {
-                    *b ^= s;
-                }
-                if checksum(&keynum_sk[..72]) != keynum_sk[72..] {
+            (Some(_), Some(password)) => {
+                // Opening is the `minisign` crate's (scrypt, the XOR, the checksum that tells a
+                // wrong password); the parameters were capped by `parse`.
+                let password = std::str::from_utf8(password).map_err(|_| Error::PasswordNotUtf8)?;
+                if password.is_empty() {
                     return Err(Error::WrongPassword);
                 }
-                true
+                let opened = minisign::SecretKeyBox::from_string(&self.text)
+                    .and_then(|b| b.into_secret_key(Some(password.to_owned())))
+                    .map_err(|e| match e.kind() {
+                        minisign::ErrorKind::Verify => Error::WrongPassword,
+                        _ => Error::Minisign(e.to_string()),
+                    })?;
+                let bytes = Zeroizing::new(opened.to_bytes());
+                let clear = bytes
+                    .get(SECRET_KEY_LEN - KEYNUM_SK_LEN..SECRET_KEY_LEN)
+                    .ok_or(Error::CorruptKey("the minisign crate returned a key of another length"))?;
+                keynum_sk.copy_from_slice(clear);
+                checksum(&keynum_sk[..72]) == keynum_sk[72..]
             }
             // minisign -W does not fill in the checksum of an unencrypted key: zero means none.
             (None, _) => keynum_sk[72..].iter().all(|&b| b == 0) || checksum(&keynum_sk[..72]) == keynum_sk[72..],
@@ -409,6 +422,7 @@ mod tests {
         assert_eq!(parsed.kdf_params(), Some(KdfParams::INTERACTIVE));
         assert!(matches!(parsed.decrypt(None), Err(Error::PasswordRequired)));
         assert!(matches!(parsed.decrypt(Some(b"wrong horse")), Err(Error::WrongPassword)));
+        assert!(matches!(parsed.decrypt(Some(b"\xff")), Err(Error::PasswordNotUtf8)));
         let back = parsed.decrypt(Some(b"correct horse")).unwrap();
         assert_eq!(back.public_key(), key().public_key());
     }

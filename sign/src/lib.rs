@@ -25,10 +25,17 @@
 //! untrusted one is not. `nodeimg` puts the bundle's name, version and SHA-256 into the trusted
 //! comment, which is why this crate treats the comment as a first-class part of a [`Signature`].
 //!
+//! Encrypted secret keys are opened by the `minisign` crate (its author's Rust implementation:
+//! scrypt, the XOR, the checksum that tells a wrong password), after nodeimg has capped the
+//! key file's scrypt parameters. Keys are written, and bundles signed and verified, here:
+//! `tests/minisign_crate.rs` shows why — the crate makes keys with a 32× cheaper KDF than
+//! minisign (C), hedges its signatures with random bytes (a release signed twice would differ),
+//! and (as `minisign-verify`) cannot tell an altered bundle from an altered trusted comment.
 //! Ed25519 comes from `ed25519-dalek` (strict verification, as libsodium's
 //! `crypto_sign_verify_detached` rejects non-canonical signatures), BLAKE2b from `blake2`, scrypt
-//! from `scrypt`. The crate never prints, never prompts and never touches files: passwords and
-//! file contents come in as bytes, keys and signatures go out as the text minisign writes.
+//! for writing keys from `scrypt`. The crate never prints, never prompts and never touches
+//! files: passwords and file contents come in as bytes, keys and signatures go out as the text
+//! minisign writes.
 //!
 //! [minisign]: https://jedisct1.github.io/minisign/
 
@@ -87,6 +94,13 @@ pub enum Error {
     /// The decrypted key's checksum does not match: the password is wrong.
     #[error("secret key: wrong password (the decrypted key's checksum does not match)")]
     WrongPassword,
+    /// minisign keys made by nodeimg and opened by it use UTF-8 passwords (the `minisign`
+    /// crate's `String`).
+    #[error("the password is not UTF-8")]
+    PasswordNotUtf8,
+    /// The `minisign` crate could not make or open a key.
+    #[error("minisign: {0}")]
+    Minisign(String),
     /// An unencrypted key's checksum, or its embedded public half, does not match.
     #[error("secret key is corrupted: {0}")]
     CorruptKey(&'static str),

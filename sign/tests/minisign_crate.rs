@@ -71,3 +71,20 @@ fn signatures_interoperate_both_ways() {
     let checks = sign::check(&key().public_key(), BUNDLE, &parsed, true).unwrap();
     assert!(checks.file && checks.trusted_comment);
 }
+
+/// Keys: nodeimg writes encrypted keys with the scrypt parameters minisign (C) uses, libsodium's
+/// SENSITIVE (1 GiB, N = 2^20); the crate makes its keys with 32 MiB and N = 2^15, 32 times
+/// cheaper to attack. So keys are *written* by nodeimg and *opened* by the crate (both ways
+/// checked here and against the minisign CLI in `minisign_live.rs`).
+#[test]
+fn the_crate_makes_keys_with_a_weaker_kdf_than_minisign() {
+    let pair = minisign::KeyPair::generate_encrypted_keypair(Some("pw".into())).unwrap();
+    let text = pair.sk.to_box(None).unwrap().into_string();
+    let theirs = sign::SecretKeyFile::parse(&text).unwrap();
+    let params = theirs.kdf_params().unwrap();
+    assert!(params.memlimit < sign::KdfParams::SENSITIVE.memlimit, "{params:?}");
+    assert!(params.opslimit < sign::KdfParams::SENSITIVE.opslimit, "{params:?}");
+    // Opening it is the crate's own job too (nodeimg's SecretKeyFile::decrypt calls it).
+    let opened = theirs.decrypt(Some(b"pw")).unwrap();
+    assert_eq!(opened.public_key().to_base64(), pair.pk.to_base64());
+}
