@@ -91,8 +91,9 @@ impl PcrSelection {
     }
 }
 
-/// The values of every PCR read, by bank, then index.
-pub type PcrValues = BTreeMap<AlgId, BTreeMap<u32, Vec<u8>>>;
+/// What a TPM returned for a PCR read: every PCR read, by bank (its TPM_ALG_ID, known or not),
+/// then index. (`crate::PcrValues` is the checked form a verifier compares.)
+pub type PcrReadout = BTreeMap<AlgId, BTreeMap<u32, Vec<u8>>>;
 
 /// `TPM2_GetCapability(TPM_CAP_PCRS, 0, 1)`: asks for the allocated banks.
 pub fn get_pcr_allocation_command() -> Vec<u8> {
@@ -172,10 +173,10 @@ pub fn parse_pcr_read(response: &[u8]) -> Result<PcrReadResponse, TpmError> {
 pub fn read_pcrs<E: From<TpmError>>(
     wanted: &[PcrSelection],
     mut transact: impl FnMut(&[u8]) -> Result<Vec<u8>, E>,
-) -> Result<PcrValues, E> {
+) -> Result<PcrReadout, E> {
     'attempt: for _ in 0..READ_ATTEMPTS {
         let mut left: Vec<PcrSelection> = wanted.iter().copied().filter(|s| s.pcrs != 0).collect();
-        let mut values = PcrValues::new();
+        let mut values = PcrReadout::new();
         let mut counter = None;
         while !left.is_empty() {
             let response = transact(&pcr_read_command(&left))?;
