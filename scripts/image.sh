@@ -13,8 +13,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 NODEIMG=$ROOT/target/release/nodeimg
+# The build reports what it does on stderr as it goes (a spinner on a terminal, one line per
+# stage otherwise: package downloads, image assembly, verity, checks), so no minute is silent;
+# its JSON report on stdout names the output directory.
+echo "make image: building with mkosi (a first build downloads ~400 packages and takes a few minutes)" >&2
 # shellcheck disable=SC2086
-dir=$("$NODEIMG" build --quiet ${NODEIMG_BUILD_ARGS:-} | head -1)
+dir=$("$NODEIMG" build --json ${NODEIMG_BUILD_ARGS:-} | jq -r .dir)
 name=$(jq -r .image.name "$dir/build.json")
 version=$(jq -r .image.version "$dir/build.json")
 # A release is never overwritten; `make image` replaces its own local one.
