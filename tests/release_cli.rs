@@ -465,6 +465,57 @@ fn export_writes_each_format() {
     assert_fails(&nodeimg(d, &["export", "--bundle", &bundle, "--format", "trustee"]), 2, &["--pubkey"]);
 }
 
+/// A rolling upgrade: releases N and N+1 (another SNP launch digest) exported together give one
+/// RVPS message that accepts both (an RVPS registration replaces a name's values); formats that
+/// hold one release refuse two bundles.
+#[test]
+fn trustee_export_accepts_n_and_n_plus_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let n = released(d);
+    build_output(&d.join("build-next"), None);
+    // The next version of the same image.
+    let retag = |path: &Path, pointer: &str| {
+        let mut v: Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+        *v.pointer_mut(pointer).unwrap() = Value::String("1.2.4".into());
+        fs::write(path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    };
+    retag(&d.join("build-next/build.json"), "/image/version");
+    for p in ["qemu-snp", "qemu-tdx"] {
+        retag(&d.join("build-next").join(p).join("manifest.json"), "/version");
+    }
+    let rv_path = d.join("build-next/qemu-snp/reference-values.json");
+    let mut rv: Value = serde_json::from_slice(&fs::read(&rv_path).unwrap()).unwrap();
+    let old = rv["snp"][0]["launch_digest"].as_str().unwrap().to_owned();
+    rv["snp"][0]["launch_digest"] = Value::String("c9".repeat(48));
+    fs::write(&rv_path, serde_json::to_vec_pretty(&rv).unwrap()).unwrap();
+    let run =
+        nodeimg(d, &["release", "--version", "1.2.4", "--input", "build-next", "--key", "k.key", "--out", "rel-next"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (b1, b2) = (n.join("bundle.json"), d.join("rel-next").join(NAME.replace(VERSION, "1.2.4")).join("bundle.json"));
+    let (b1, b2) = (b1.to_str().unwrap(), b2.to_str().unwrap());
+    let decode = |run: &Run| -> Value {
+        let m: Value = serde_json::from_str(&run.stdout).unwrap();
+        let payload =
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, m["payload"].as_str().unwrap());
+        serde_json::from_slice(&payload.unwrap()).unwrap()
+    };
+    let snp = |v: &Value| -> Vec<String> {
+        v["snp_launch_measurement"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect()
+    };
+    let both = nodeimg(d, &["export", "--bundle", b1, "--bundle", b2, "--pubkey", "k.pub", "--format", "trustee"]);
+    assert_eq!(both.code, 0, "{both:?}");
+    let only_n = nodeimg(d, &["export", "--bundle", b1, "--pubkey", "k.pub", "--format", "trustee"]);
+    let (both, only_n) = (snp(&decode(&both)), snp(&decode(&only_n)));
+    assert!(both.contains(&old) && both.contains(&"c9".repeat(48)), "{both:?}");
+    assert!(!only_n.contains(&"c9".repeat(48)), "{only_n:?}");
+    assert_fails(
+        &nodeimg(d, &["export", "--bundle", b1, "--bundle", b2, "--pubkey", "k.pub", "--format", "constellation"]),
+        2,
+        &["holds one release"],
+    );
+}
+
 /// The PolicyPCR digest of predicted values equals the one `tpm2_createpolicy --policy-pcr`
 /// (tpm2-tools, the oracle) computes in a swtpm trial session from the same values.
 #[test]

@@ -120,13 +120,14 @@ enum Format {
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The bundle (bundle.json). It is verified first (signature, trusted comment, schema), as
-    /// `nodeimg verify` does; exit 1 when it does not verify.
-    #[arg(long, value_name = "FILE")]
-    bundle: PathBuf,
+    /// `nodeimg verify` does; exit 1 when it does not verify. Trustee: repeat it to accept
+    /// several releases in one message (a rolling upgrade from N to N+1).
+    #[arg(long = "bundle", value_name = "FILE", required = true)]
+    bundles: Vec<PathBuf>,
     /// The minisign public key of the publisher.
     #[arg(long, value_name = "KEY", required_unless_present = "no_verify")]
     pubkey: Option<PathBuf>,
-    /// The bundle's signature (default: BUNDLE.minisig).
+    /// The bundle's signature (default: BUNDLE.minisig; with several bundles, each its own).
     #[arg(long, value_name = "FILE")]
     sig: Option<PathBuf>,
     /// Export without verifying: say so when the caller has verified the bundle itself.
@@ -524,30 +525,42 @@ fn verify(a: VerifyArgs, global: Global) -> Result<Outcome> {
 }
 
 fn export_cmd(a: ExportArgs) -> Result<Outcome> {
-    let bytes = crate::fsutil::read_input(&a.bundle, crate::fsutil::limits::BUNDLE, "a bundle")?;
-    let bundle = match &a.pubkey {
-        Some(pubkey) => {
-            let key = read_public_key(pubkey)?;
-            let sig = read_signature(&a.bundle, a.sig.as_deref())?;
-            match release::verify_bundle(&bytes, Some((&key, &sig)), None) {
-                Ok(v) => v.bundle,
-                // A malformed signature file is unusable input (exit 2), not a failed verification.
-                Err(e @ release::VerifyError::MalformedSignature(_)) => bail!("{}: {e}", a.bundle.display()),
-                Err(e) => {
-                    eprintln!("{}: verification failed: {e}; nothing exported", a.bundle.display());
-                    return Ok(Outcome::Mismatch);
+    if a.bundles.len() > 1 && !matches!(a.format, Format::Trustee) {
+        bail!("this format holds one release: give one --bundle (trustee takes several)");
+    }
+    if a.bundles.len() > 1 && a.sig.is_some() {
+        bail!("--sig names one bundle's signature; with several bundles each is read from BUNDLE.minisig");
+    }
+    let key = a.pubkey.as_deref().map(read_public_key).transpose()?;
+    let mut loaded = Vec::new();
+    for path in &a.bundles {
+        let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::BUNDLE, "a bundle")?;
+        let bundle = match &key {
+            Some(key) => {
+                let sig = read_signature(path, a.sig.as_deref())?;
+                match release::verify_bundle(&bytes, Some((key, &sig)), None) {
+                    Ok(v) => v.bundle,
+                    // A malformed signature file is unusable input (exit 2), not a failed
+                    // verification.
+                    Err(e @ release::VerifyError::MalformedSignature(_)) => bail!("{}: {e}", path.display()),
+                    Err(e) => {
+                        eprintln!("{}: verification failed: {e}; nothing exported", path.display());
+                        return Ok(Outcome::Mismatch);
+                    }
                 }
             }
-        }
-        None => Bundle::parse(&bytes).with_context(|| a.bundle.display().to_string())?,
-    };
+            None => Bundle::parse(&bytes).with_context(|| path.display().to_string())?,
+        };
+        loaded.push((bundle, bytes));
+    }
+    let (bundle, bytes) = &loaded[0];
     let opts = export::Options { platform: a.platform.clone(), pcr11_phase: a.pcr11_phase.clone() };
     let text = match a.format {
-        Format::Constellation => constellation::export(&bundle, &opts, &a.reference, &a.stream)?,
-        Format::Trustee => trustee::export(&bundle, &opts)?,
-        Format::Intoto => intoto::export(&bundle, &bytes, &opts, &a.builder_id)?,
+        Format::Constellation => constellation::export(bundle, &opts, &a.reference, &a.stream)?,
+        Format::Trustee => trustee::export_releases(&loaded.iter().map(|(b, _)| b).collect::<Vec<_>>(), &opts)?,
+        Format::Intoto => intoto::export(bundle, bytes, &opts, &a.builder_id)?,
         Format::Tpm2Policy => {
-            let p = tpm2_policy::export(&bundle, &opts, &a.pcrs, a.bank)?;
+            let p = tpm2_policy::export(bundle, &opts, &a.pcrs, a.bank)?;
             if let Some(path) = &a.pcr_values {
                 crate::fsutil::write_atomic(path, &p.values)?;
             }

@@ -20,7 +20,9 @@
 //! | `tdx_pcr11` | the same, for `azure-tdx` | `input["az-tdx-vtpm"].tpm.pcr11` |
 //!
 //! Values of all exported platforms are merged per name (sorted, each once), since RVPS names are
-//! global.
+//! global — and so are the values of several releases ([`export_releases`]): each RVPS
+//! registration *replaces* a name's values, so a rolling upgrade from release N to N+1 must
+//! register one message that accepts both.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,9 +52,15 @@ pub const NAMES: [&str; 7] =
 
 /// The sample provenance: reference-value name → accepted values.
 pub fn reference_values(bundle: &Bundle, opts: &Options) -> Result<BTreeMap<String, Vec<String>>, ExportError> {
+    reference_values_of(&[bundle], opts)
+}
+
+/// The sample provenance accepting every release in `bundles`.
+pub fn reference_values_of(bundles: &[&Bundle], opts: &Options) -> Result<BTreeMap<String, Vec<String>>, ExportError> {
     let mut values: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut add = |name: &'static str, v: String| values.entry(name).or_default().insert(v);
-    for (name, platform) in opts.platforms(bundle)? {
+    let platforms = bundles.iter().map(|b| opts.platforms(b)).collect::<Result<Vec<_>, _>>()?;
+    for (name, platform) in platforms.into_iter().flatten() {
         for d in &platform.snp {
             add("snp_launch_measurement", d.launch_digest.to_string());
         }
@@ -84,7 +92,12 @@ pub fn reference_values(bundle: &Bundle, opts: &Options) -> Result<BTreeMap<Stri
 
 /// The RVPS message for `bundle`.
 pub fn export(bundle: &Bundle, opts: &Options) -> Result<String, ExportError> {
-    let payload = canonical::compact(&reference_values(bundle, opts)?)?;
+    export_releases(&[bundle], opts)
+}
+
+/// One RVPS message accepting every release in `bundles` (a rolling upgrade: N and N+1).
+pub fn export_releases(bundles: &[&Bundle], opts: &Options) -> Result<String, ExportError> {
+    let payload = canonical::compact(&reference_values_of(bundles, opts)?)?;
     let message = Message {
         version: "0.1.0".into(),
         kind: "sample".into(),
@@ -113,6 +126,21 @@ mod tests {
         azure.platforms.get_mut("qemu-snp").unwrap().attestation_variant = "azure-sev-snp".into();
         let rv = reference_values(&azure, &Options::default()).unwrap();
         assert_eq!(rv["snp_pcr11"], rv["tpm_pcr11"]);
+    }
+
+    #[test]
+    fn two_releases_in_one_message() {
+        let n = sample();
+        let mut n1 = sample();
+        n1.image.version = "1.2.4".into();
+        let p = n1.platforms.get_mut("qemu-snp").unwrap();
+        p.snp[0].launch_digest = crate::hex::Hex(vec![0xc9; 48]);
+        let one = reference_values(&n, &Options::default()).unwrap();
+        let both = reference_values_of(&[&n, &n1], &Options::default()).unwrap();
+        let snp = &both["snp_launch_measurement"];
+        assert_eq!(snp.len(), one["snp_launch_measurement"].len() + 1, "{snp:?}");
+        assert!(snp.contains(&"c9".repeat(48)) && one["snp_launch_measurement"].iter().all(|v| snp.contains(v)));
+        assert_eq!(both["tpm_pcr11"], one["tpm_pcr11"], "equal values are listed once");
     }
 
     #[test]
