@@ -9,8 +9,12 @@
 //!            "measurements": {"4": {"expected": "<hex>", "warnOnly": false}, …}}]}
 //! ```
 //!
-//! * `version` must be a semantic version with a leading `v` (Constellation parses it with
-//!   `versionsapi.NewVersion`), so `v` is prefixed to the bundle's version.
+//! * `version` must be a canonical semantic version with a leading `v` (Constellation parses it
+//!   with `versionsapi.NewVersion`, which requires `semver.Canonical(v) == v`: no build
+//!   metadata), so `v` is prefixed to the bundle's version and `+build` is refused.
+//! * Constellation's own CLI trusts measurements only when they are signed with its vendor's
+//!   cosign key: this export is for Constellation-compatible verifiers and forks that configure
+//!   their own key, not for the stock CLI.
 //! * `csp` is Constellation's provider name (`cloudprovider.Provider.String()`): `AWS`, `Azure`,
 //!   `GCP`, `QEMU`; it is derived from the attestation variant's prefix.
 //! * `measurements` maps an index to `{expected, warnOnly}`; `expected` is lowercase hex of 32
@@ -124,6 +128,17 @@ pub fn export(bundle: &Bundle, opts: &Options, reference: &str, stream: &str) ->
     }
     list.sort_by(|a, b| (&a.csp, &a.attestation_variant).cmp(&(&b.csp, &b.attestation_variant)));
     let version = bundle.image.version.clone();
+    // Constellation accepts only canonical semver (Go x/mod/semver: `semver.Canonical(v) == v`),
+    // which has no build metadata: `1.2.3+build` would be refused when the CLI loads it.
+    if version.contains('+') {
+        return Err(ExportError::Unsupported {
+            platform: opts.platform.clone().unwrap_or_else(|| "(all)".into()),
+            message: format!(
+                "version {version:?} has build metadata, which Constellation's canonical semver refuses; \
+                 release it as a plain MAJOR.MINOR.PATCH[-PRERELEASE]"
+            ),
+        });
+    }
     let doc = MeasurementsV2 {
         version: if version.starts_with('v') { version } else { format!("v{version}") },
         reference: reference.into(),
@@ -169,5 +184,17 @@ mod tests {
         export(&b, &one, "-", "stable").unwrap();
         let missing = Options { platform: Some("nope".into()), ..Default::default() };
         assert!(matches!(export(&b, &missing, "-", "stable"), Err(ExportError::UnknownPlatform { .. })));
+    }
+
+    #[test]
+    fn build_metadata_is_refused() {
+        let mut b = sample();
+        b.image.version = "1.2.3+build.7".into();
+        let err = export(&b, &Options::default(), "-", "stable").unwrap_err().to_string();
+        assert!(err.contains("canonical semver refuses"), "{err}");
+        b.image.version = "1.2.3-rc.1".into();
+        let doc: MeasurementsV2 =
+            serde_json::from_str(&export(&b, &Options::default(), "-", "stable").unwrap()).unwrap();
+        assert_eq!(doc.version, "v1.2.3-rc.1");
     }
 }
