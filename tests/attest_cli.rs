@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::swtpm::{extend_spec, Swtpm};
-use common::{assert_fails, nodeimg, Run};
+use common::{assert_fails, nodeimg, tool, Run};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -549,4 +549,81 @@ fn unusable_input_exits_2() {
     // Evidence is required.
     let run = check(&f.this_image, "qemu-vtpm", &[]);
     assert_fails(&run, 2, &["required"]);
+}
+
+/// The sealing pattern of Clevis and systemd-cryptenroll, before any node exists: a secret sealed
+/// (tpm2-tools) under the PolicyPCR digest `nodeimg export --format tpm2-policy` computes from
+/// the release's predicted PCRs 4, 7 and 9 unseals in a TPM that went through the real boot, and
+/// no longer after one more measurement.
+#[test]
+fn a_secret_sealed_to_the_predicted_pcrs_unseals_after_the_real_boot() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bundle = &f.this_image; // the bundle.json of the release
+    let args = [
+        "export",
+        "--bundle",
+        s(bundle),
+        "--no-verify",
+        "--format",
+        "tpm2-policy",
+        "--platform",
+        "qemu-vtpm",
+        "--pcrs",
+        "4,7,9",
+    ];
+    let run = nodeimg(d, &args);
+    assert_eq!(run.code, 0, "{run:?}");
+    fs::write(d.join("policy.bin"), hex::decode(run.stdout.trim()).unwrap()).unwrap();
+    fs::write(d.join("secret.txt"), b"the disk key").unwrap();
+
+    let tpm = Swtpm::start("sha256,sha384");
+    let tcti = tpm.tcti();
+    // No resource manager in front of the swtpm: transient objects the tools load are flushed
+    // after each command (the context files reload them).
+    let tpm2 = |tool_name: &str, args: &[&str]| {
+        let all: Vec<&str> = ["-T", tcti.as_str()].into_iter().chain(args.iter().copied()).collect();
+        let run = tool(d, tool_name, &all);
+        let _ = tool(d, "tpm2_flushcontext", &["-T", tcti.as_str(), "-t"]);
+        run
+    };
+    let ok = |r: Run, what: &str| assert_eq!(r.code, 0, "{what}: {r:?}");
+    // Sealed before the boot: the TPM's PCRs are still at reset.
+    ok(tpm2("tpm2_createprimary", &["-C", "o", "-c", "primary.ctx"]), "createprimary");
+    ok(
+        tpm2(
+            "tpm2_create",
+            &[
+                "-C",
+                "primary.ctx",
+                "-L",
+                "policy.bin",
+                "-a",
+                "fixedtpm|fixedparent",
+                "-i",
+                "secret.txt",
+                "-u",
+                "seal.pub",
+                "-r",
+                "seal.priv",
+            ],
+        ),
+        "create",
+    );
+    let unseal = || {
+        let _ = fs::remove_file(d.join("session.ctx"));
+        ok(tpm2("tpm2_load", &["-C", "primary.ctx", "-u", "seal.pub", "-r", "seal.priv", "-c", "seal.ctx"]), "load");
+        ok(tpm2("tpm2_startauthsession", &["--policy-session", "-S", "session.ctx"]), "startauthsession");
+        ok(tpm2("tpm2_policypcr", &["-S", "session.ctx", "-l", "sha256:4,7,9"]), "policypcr");
+        let r = tpm2("tpm2_unseal", &["-c", "seal.ctx", "-p", "session:session.ctx"]);
+        let _ = tpm2("tpm2_flushcontext", &["-s"]);
+        r
+    };
+    assert_ne!(unseal().code, 0, "unsealed before the boot");
+    replay_into(&tpm, &[]);
+    let r = unseal();
+    assert_eq!((r.code, r.stdout.as_str()), (0, "the disk key"), "after the real boot: {r:?}");
+    tpm.extend(&[format!("9:sha256={}", "11".repeat(32))]);
+    assert_ne!(unseal().code, 0, "unsealed after one more measurement into PCR 9");
 }
