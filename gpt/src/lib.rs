@@ -260,6 +260,22 @@ mod tests {
         d
     }
 
+    /// `UEFI_GPT_DATA` (edk2 `Tcg2MeasureGptTable`): the header, the count of used entries, and
+    /// the used entries as stored, in table order, skipping empty ones.
+    #[test]
+    fn event_data_keeps_the_used_entries_in_order() {
+        let d = disk(|d| {
+            d[1024 + 128..1024 + 128 + 16].copy_from_slice(&[0; 16]);
+            d[1024 + 256..1024 + 256 + 16].copy_from_slice(&[2; 16]);
+            d[1024 + 256 + 32..1024 + 256 + 48].copy_from_slice(&[0; 16]); // blocks 0..=0
+        });
+        let data = Gpt::read(d.as_slice(), 512).unwrap().event_data();
+        assert_eq!(data.len(), HEADER_LEN + 8 + 2 * 128);
+        assert_eq!(&data[..8], SIGNATURE);
+        assert_eq!(&data[92..100], &2u64.to_le_bytes());
+        assert_eq!((data[100], data[228]), (1, 2));
+    }
+
     #[test]
     fn reads_the_used_entries() {
         let g = Gpt::read_any(disk(|_| {}).as_slice()).unwrap();

@@ -179,43 +179,4 @@ mod tests {
         assert_eq!(dp.len(), 4 + 44 + 4);
         assert_eq!(&dp[..4], &[4, 4, 48, 0]);
     }
-
-    fn disk(entries: &[[u8; 16]]) -> Vec<u8> {
-        let mut d = vec![0u8; 512 * 34];
-        let h = &mut d[512..512 + 92];
-        h[0..8].copy_from_slice(b"EFI PART");
-        h[8..12].copy_from_slice(&0x0001_0000u32.to_le_bytes());
-        h[12..16].copy_from_slice(&92u32.to_le_bytes());
-        h[40..48].copy_from_slice(&34u64.to_le_bytes());
-        h[72..80].copy_from_slice(&2u64.to_le_bytes());
-        h[80..84].copy_from_slice(&128u32.to_le_bytes());
-        h[84..88].copy_from_slice(&128u32.to_le_bytes());
-        for (i, t) in entries.iter().enumerate() {
-            d[1024 + 128 * i..1024 + 128 * i + 16].copy_from_slice(t);
-        }
-        d
-    }
-
-    #[test]
-    fn gpt_data_keeps_used_entries() {
-        let d = disk(&[[1; 16], [0; 16], [2; 16]]);
-        let data = gpt_event_data(&d, 512).unwrap();
-        assert_eq!(data.len(), 92 + 8 + 2 * 128);
-        assert_eq!(&data[92..100], &2u64.to_le_bytes());
-        assert_eq!(data[100], 1);
-        assert_eq!(data[228], 2);
-    }
-
-    #[test]
-    fn gpt_errors() {
-        let good = disk(&[[1; 16]]);
-        assert_eq!(gpt_event_data(&good[..600], 512), Err(GptError::NoHeader { offset: 512 }));
-        let mut d = good.clone();
-        d[512 + 8] = 2; // revision
-        assert!(matches!(gpt_event_data(&d, 512), Err(GptError::BadHeader { offset: 512, .. })));
-        let mut d = good.clone();
-        d[512 + 84] = 100;
-        assert!(matches!(gpt_event_data(&d, 512), Err(GptError::BadHeader { .. })));
-        assert!(matches!(gpt_event_data(&good[..2000], 512), Err(GptError::EntriesTruncated { .. })));
-    }
 }
