@@ -36,19 +36,3 @@ fn first_nonzero(bytes: &[u8], range: std::ops::Range<usize>) -> Option<usize> {
     let start = range.start;
     bytes[range].iter().position(|b| *b != 0).map(|i| start + i)
 }
-
-/// Serializes `[[u8; N]; M]` as a list of lowercase hex strings.
-fn hex_list<S: serde::Serializer, const N: usize, const M: usize>(
-    values: &[[u8; N]; M],
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    s.collect_seq(values.iter().map(hex::encode))
-}
-
-/// Serializes an optional byte array as lowercase hex (or `null`).
-fn opt_hex<S: serde::Serializer, const N: usize>(value: &Option<[u8; N]>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(v) => s.serialize_str(&hex::encode(v)),
-        None => s.serialize_none(),
-    }
-}

@@ -16,8 +16,6 @@ use serde::Serialize;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromBytes, Immutable, KnownLayout, Unaligned};
 
-use super::{hex_list, opt_hex};
-
 /// Size of the quote header.
 pub const HEADER_LEN: usize = 48;
 /// Size of a TD quote body 1.0 (TD report 1.0).
@@ -270,16 +268,16 @@ pub struct TdxQuote {
     #[serde(serialize_with = "hex::serde::serialize")]
     pub mr_owner_config: [u8; 48],
     /// RTMR0..RTMR3.
-    #[serde(serialize_with = "hex_list")]
+    #[serde(serialize_with = "eventlog::serde_hex::list")]
     pub rtmr: [[u8; 48]; 4],
     /// REPORTDATA.
     #[serde(serialize_with = "hex::serde::serialize")]
     pub report_data: [u8; 64],
     /// TEE_TCB_SVN2 (TD report 1.5).
-    #[serde(serialize_with = "opt_hex")]
+    #[serde(serialize_with = "eventlog::serde_hex::option")]
     pub tee_tcb_svn_2: Option<[u8; 16]>,
     /// MRSERVICETD (TD report 1.5).
-    #[serde(serialize_with = "opt_hex")]
+    #[serde(serialize_with = "eventlog::serde_hex::option")]
     pub mr_service_td: Option<[u8; 48]>,
     /// Length of the signature data.
     pub signature_data_len: u32,
