@@ -11,13 +11,18 @@
 //! * `subject`: every artefact, `name` = its bundle path, `digest.sha256`.
 //! * `externalParameters`: what a user chose — image name, version, `SOURCE_DATE_EPOCH`, the
 //!   platforms built.
-//! * `resolvedDependencies`: the source commit (`digest.gitCommit`) and the package lock
-//!   (`digest.sha256`).
+//! * `resolvedDependencies`: the source commit (`digest.gitCommit`, when built from a checkout),
+//!   the profile tree's content hash and the package lock (`digest.sha256`; the lock pins every
+//!   package of the image, its initrd and the tools tree by sha256, so it names the package set).
 //! * `builder`: `id` as given, `version` of nodeimg and mkosi.
 //! * `byproducts`: the reference-value bundle itself (`bundle.json`, its sha256).
 //!
 //! No timestamps (`startedOn`, `finishedOn` are optional and would make the document depend on
 //! the clock).
+//!
+//! This is SLSA provenance for supply-chain tools (policy engines that check how an artefact was
+//! built), not reference values for an attestation service: Trustee removed its in-toto RVPS
+//! extractor in 2026-05; use `--format trustee` for Trustee.
 
 use std::collections::BTreeMap;
 
