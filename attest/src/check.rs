@@ -193,11 +193,10 @@ fn reset_value(bank: HashAlg, index: u8) -> Hex {
 /// event extends keep their reset value).
 fn replayed_pcrs(r: &Replayed, algorithms: &[HashAlg]) -> PcrValues {
     let mut out = PcrValues::new();
-    for alg in algorithms {
-        let bank = *alg;
+    for &bank in algorithms {
         let values = out.entry(bank).or_default();
         for index in 0..=23u8 {
-            let v = r.value(*alg, u32::from(index)).map(Hex::from).unwrap_or_else(|| reset_value(bank, index));
+            let v = r.value(bank, u32::from(index)).map(Hex::from).unwrap_or_else(|| reset_value(bank, index));
             values.insert(index, v);
         }
     }
@@ -397,8 +396,7 @@ fn check_pcrs(
         if *format == LogFormat::Ccel {
             return None;
         }
-        let alg = bank;
-        r.value(alg, 11).map(Hex::from)
+        r.value(bank, 11).map(Hex::from)
     };
     for (bank, pcrs) in values {
         for (index, actual) in pcrs {
@@ -559,10 +557,9 @@ fn check_log_against_tpm(
     notes: &mut Vec<String>,
 ) {
     let mut agreed = BTreeSet::new();
-    for alg in algorithms(log) {
-        let bank = alg;
+    for bank in algorithms(log) {
         let Some(tpm) = quoted.get(&bank) else { continue };
-        let Some(registers) = replayed.banks.get(&alg) else { continue };
+        let Some(registers) = replayed.banks.get(&bank) else { continue };
         for (register, value) in registers {
             let Ok(index) = u8::try_from(*register) else { continue };
             if index == 11 {

@@ -238,6 +238,9 @@ impl Walker {
     }
 
     fn sections(&mut self, s: &[u8], path: &str, depth: u32) -> Result<(), FvError> {
+        if depth > MAX_DEPTH {
+            return Err(FvError::TooDeep { volume: path.to_owned() });
+        }
         let mut at = 0;
         while let Some(a) = align(at, 4) {
             at = a;
@@ -265,9 +268,9 @@ impl Walker {
                         let data = &body[data_offset..];
                         if guid == LZMA_SECTION_GUID {
                             let out = self.lzma(data, at, path)?;
-                            self.sections_in(&out, &format!("{path}/{at:#x}:lzma"), depth + 1)?;
+                            self.sections(&out, &format!("{path}/{at:#x}:lzma"), depth + 1)?;
                         } else if attributes & GUIDED_SECTION_PROCESSING_REQUIRED == 0 {
-                            self.sections_in(data, &format!("{path}/{at:#x}"), depth + 1)?;
+                            self.sections(data, &format!("{path}/{at:#x}"), depth + 1)?;
                         }
                         // Other encodings (processing required, unknown GUID): not looked into.
                     }
@@ -278,13 +281,6 @@ impl Walker {
             at += size;
         }
         Ok(())
-    }
-
-    fn sections_in(&mut self, s: &[u8], path: &str, depth: u32) -> Result<(), FvError> {
-        if depth > MAX_DEPTH {
-            return Err(FvError::TooDeep { volume: path.to_owned() });
-        }
-        self.sections(s, path, depth)
     }
 
     /// Decompresses an LZMA "alone" stream (5 property bytes, a 64-bit size, the data), within

@@ -263,7 +263,7 @@ fn checksum(id_and_sk: &[u8]) -> [u8; 32] {
 
 /// A parsed, possibly still encrypted, secret key file.
 pub struct SecretKeyFile {
-    kdf: Option<(KdfParams, [u8; 32])>,
+    kdf: Option<KdfParams>,
     keynum_sk: Zeroizing<[u8; KEYNUM_SK_LEN]>,
     /// The file, for the `minisign` crate to open.
     text: Zeroizing<String>,
@@ -271,7 +271,7 @@ pub struct SecretKeyFile {
 
 impl fmt::Debug for SecretKeyFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SecretKeyFile").field("kdf", &self.kdf.map(|(p, _)| p)).finish_non_exhaustive()
+        f.debug_struct("SecretKeyFile").field("kdf", &self.kdf).finish_non_exhaustive()
     }
 }
 
@@ -291,12 +291,11 @@ impl SecretKeyFile {
         }
         let kdf = match field(2) {
             KDF_SCRYPT => {
-                let salt: [u8; 32] = raw[6..38].try_into().expect("32 bytes");
                 let le = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().expect("8"));
                 let params = KdfParams { opslimit: le(38), memlimit: le(46) };
                 // Refused here, before any KDF runs, with the reason (the crate caps memory only).
                 params.scrypt()?;
-                Some((params, salt))
+                Some(params)
             }
             KDF_NONE => None,
             other => return Err(Error::Kdf(algorithm_name(other))),
@@ -313,7 +312,7 @@ impl SecretKeyFile {
 
     /// The scrypt parameters of an encrypted key.
     pub fn kdf_params(&self) -> Option<KdfParams> {
-        self.kdf.map(|(p, _)| p)
+        self.kdf
     }
 
     /// Opens the key: decrypts it with `password` if it is encrypted, then checks its checksum

@@ -32,8 +32,8 @@ pub enum ExportError {
     #[error("platform {platform}: {message}")]
     Unsupported { platform: String, message: String },
     /// The requested PCR 11 phase is not in the bundle.
-    #[error("platform {platform}: no PCR 11 value for phase {phase:?} in the sha256 bank")]
-    NoPhase { platform: String, phase: String },
+    #[error("platform {platform}: no PCR 11 value for phase {phase:?} in the {bank} bank")]
+    NoPhase { platform: String, phase: String, bank: HashAlg },
     /// The output could not be serialised canonically.
     #[error(transparent)]
     Canonical(#[from] crate::canonical::CanonicalError),
@@ -66,13 +66,25 @@ impl Options {
 
     /// The sha256 PCR 11 reference of `platform`, if it has PCR 11 values.
     pub fn pcr11<'a>(&self, name: &str, platform: &'a Platform) -> Result<Option<&'a Hex>, ExportError> {
-        let Some(phases) = platform.pcr11.get(&HashAlg::Sha256) else { return Ok(None) };
+        self.pcr11_in(name, platform, HashAlg::Sha256)
+    }
+
+    /// The PCR 11 reference of `platform` in `bank` (the chosen phase, else the latest), if it
+    /// has PCR 11 values in that bank.
+    pub fn pcr11_in<'a>(
+        &self,
+        name: &str,
+        platform: &'a Platform,
+        bank: HashAlg,
+    ) -> Result<Option<&'a Hex>, ExportError> {
+        let Some(phases) = platform.pcr11.get(&bank) else { return Ok(None) };
         match &self.pcr11_phase {
-            Some(phase) => phases
-                .get(phase)
-                .map(Some)
-                .ok_or_else(|| ExportError::NoPhase { platform: name.into(), phase: phase.clone() }),
-            None => Ok(platform.latest_pcr11(HashAlg::Sha256).map(|(_, v)| v)),
+            Some(phase) => phases.get(phase).map(Some).ok_or_else(|| ExportError::NoPhase {
+                platform: name.into(),
+                phase: phase.clone(),
+                bank,
+            }),
+            None => Ok(platform.latest_pcr11(bank).map(|(_, v)| v)),
         }
     }
 }

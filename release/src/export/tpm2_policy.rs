@@ -57,16 +57,8 @@ pub fn export(bundle: &Bundle, opts: &Options, pcrs: &[u8], bank: HashAlg) -> Re
     let mut values = Vec::new();
     for &i in &pcrs {
         let value = if i == 11 {
-            let phase = match &opts.pcr11_phase {
-                Some(p) => platform.pcr11.get(&bank).and_then(|phases| phases.get(p)),
-                None => platform.latest_pcr11(bank).map(|(_, v)| v),
-            };
-            phase.ok_or_else(|| {
-                unsupported(format!(
-                    "no {bank} PCR 11 value{} in the bundle",
-                    opts.pcr11_phase.as_deref().map(|p| format!(" for phase {p:?}")).unwrap_or_default()
-                ))
-            })?
+            opts.pcr11_in(name, platform, bank)?
+                .ok_or_else(|| unsupported(format!("no {bank} PCR 11 value in the bundle")))?
         } else {
             &platform
                 .vtpm
