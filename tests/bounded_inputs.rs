@@ -22,6 +22,7 @@ fn dev_zero_as_any_input_exits_2_within_bounds() {
         &["verify", "--bundle", z, "--pubkey", z],
         &["export", "--bundle", z, "--no-verify", "--format", "trustee"],
         &["export", "--bundle", z, "--pubkey", z, "--format", "trustee"],
+        &["export", "--bundle", "empty", "--no-verify", "--format", "trustee", "--trusted-ak", z],
         &["sign", "empty", "--key", z],
         &["sign", z, "--key", z],
         &["uki", "inspect", z],

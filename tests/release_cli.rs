@@ -516,6 +516,42 @@ fn trustee_export_accepts_n_and_n_plus_1() {
     );
 }
 
+/// `--trusted-ak` registers AK public keys as `trusted_aks`, rendered as Trustee's attester sends
+/// `ak_public` (its own TPM evidence fixture); anything else is an input error naming the file.
+#[test]
+fn trustee_export_takes_trusted_aks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rel = released(d);
+    let bundle = rel.join("bundle.json").display().to_string();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("release/testdata/trustee");
+    let ak = fixtures.join("ak.pem").display().to_string();
+    let evidence: Value = serde_json::from_slice(&fs::read(fixtures.join("tpm_evidence.json")).unwrap()).unwrap();
+    let export = |extra: &[&str]| {
+        let mut args = vec!["export", "--bundle", &bundle, "--pubkey", "k.pub", "--format", "trustee"];
+        args.extend_from_slice(extra);
+        nodeimg(d, &args)
+    };
+    let run = export(&["--trusted-ak", &ak, "--trusted-ak", &ak]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let m: Value = serde_json::from_str(&run.stdout).unwrap();
+    let payload = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, m["payload"].as_str().unwrap());
+    let payload: Value = serde_json::from_slice(&payload.unwrap()).unwrap();
+    assert_eq!(payload["trusted_aks"], json!([evidence["ak_public"]]), "one key, once");
+
+    fs::write(d.join("cert.pem"), fs::read_to_string(&ak).unwrap().replace("PUBLIC KEY", "CERTIFICATE")).unwrap();
+    assert_fails(&export(&["--trusted-ak", "cert.pem"]), 2, &["cert.pem", "not a public key", "openssl x509 -pubkey"]);
+    assert_fails(&export(&["--trusted-ak", "missing.pem"]), 2, &["missing.pem"]);
+    assert_fails(
+        &nodeimg(
+            d,
+            &["export", "--bundle", &bundle, "--pubkey", "k.pub", "--format", "constellation", "--trusted-ak", &ak],
+        ),
+        2,
+        &["--trusted-ak is for --format trustee"],
+    );
+}
+
 /// The PolicyPCR digest of predicted values equals the one `tpm2_createpolicy --policy-pcr`
 /// (tpm2-tools, the oracle) computes in a swtpm trial session from the same values.
 #[test]

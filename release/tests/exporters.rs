@@ -102,7 +102,11 @@ fn trustee_message_matches_the_rvps_readme_and_default_policy() {
         v.as_object()
             .unwrap()
             .iter()
-            .inspect(|(_, vals)| assert!(vals.as_array().unwrap().iter().all(Value::is_string)))
+            // Arrays of strings, but for snp_smt_allowed: a boolean, which the policy tests with ==.
+            .inspect(|(k, vals)| match vals.as_array() {
+                Some(a) => assert!(a.iter().all(Value::is_string), "{k}"),
+                None => assert!(k.as_str() == "snp_smt_allowed" && vals.is_boolean(), "{k}"),
+            })
             .map(|(k, _)| k.clone())
             .collect()
     };

@@ -142,6 +142,11 @@ pub struct ExportArgs {
     /// The boot phase whose PCR 11 is the reference (default: the latest, a fully booted node).
     #[arg(long, value_name = "PHASE")]
     pcr11_phase: Option<String>,
+    /// Trustee: an AK public key (PEM "PUBLIC KEY" or DER) to register as `trusted_aks`, what
+    /// the default policy's TPM branch requires of a node's `ak_public`. Repeat it for every
+    /// node: the message replaces the AKs registered before. See docs/verifying-trustee.md.
+    #[arg(long = "trusted-ak", value_name = "FILE")]
+    trusted_aks: Vec<PathBuf>,
     /// Constellation: the release ref.
     #[arg(long = "ref", value_name = "REF", default_value = "-")]
     reference: String,
@@ -528,6 +533,17 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome> {
     if a.bundles.len() > 1 && !matches!(a.format, Format::Trustee) {
         bail!("this format holds one release: give one --bundle (trustee takes several)");
     }
+    if !a.trusted_aks.is_empty() && !matches!(a.format, Format::Trustee) {
+        bail!("--trusted-ak is for --format trustee");
+    }
+    let trusted_aks = a
+        .trusted_aks
+        .iter()
+        .map(|path| {
+            let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::KEY, "an AK public key")?;
+            trustee::ak_public(&bytes).with_context(|| crate::text::clean(&path.display().to_string()).into_owned())
+        })
+        .collect::<Result<Vec<_>>>()?;
     if a.bundles.len() > 1 && a.sig.is_some() {
         bail!("--sig names one bundle's signature; with several bundles each is read from BUNDLE.minisig");
     }
@@ -557,7 +573,9 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome> {
     let opts = export::Options { platform: a.platform.clone(), pcr11_phase: a.pcr11_phase.clone() };
     let text = match a.format {
         Format::Constellation => constellation::export(bundle, &opts, &a.reference, &a.stream)?,
-        Format::Trustee => trustee::export_releases(&loaded.iter().map(|(b, _)| b).collect::<Vec<_>>(), &opts)?,
+        Format::Trustee => {
+            trustee::export_message(&loaded.iter().map(|(b, _)| b).collect::<Vec<_>>(), &opts, &trusted_aks)?
+        }
         Format::Intoto => intoto::export(bundle, bytes, &opts, &a.builder_id)?,
         Format::Tpm2Policy => {
             let p = tpm2_policy::export(bundle, &opts, &a.pcrs, a.bank)?;
