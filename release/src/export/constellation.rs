@@ -15,8 +15,17 @@
 //! * Constellation's own CLI trusts measurements only when they are signed with its vendor's
 //!   cosign key: this export is for Constellation-compatible verifiers and forks that configure
 //!   their own key, not for the stock CLI.
+//! * `ref` and `stream` are checked as `versionsapi.ValidateRef`/`ValidateStream` check them:
+//!   a ref of letters, digits and `-` (not starting `refs-heads`); on the release ref `-` the
+//!   streams `stable`, `console`, `debug`, elsewhere `nightly`, `console`, `debug`.
 //! * `csp` is Constellation's provider name (`cloudprovider.Provider.String()`): `AWS`, `Azure`,
-//!   `GCP`, `QEMU`; it is derived from the attestation variant's prefix.
+//!   `GCP`, `OpenStack`, `QEMU`; it is derived from the attestation variant's prefix, except that
+//!   `qemu-vtpm` serves two providers (`variant.go` `providerAttestationMapping`: QEMU's and
+//!   OpenStack's, with a measurements entry each, `measurements.go` `DefaultsFor`). The variant
+//!   alone cannot tell them apart, so the bundle's platform name does: a `qemu-vtpm` platform
+//!   named `openstack` or `stackit` (or `openstack-…`, `stackit-…`; Constellation's
+//!   `cloudprovider.FromString` reads both names as OpenStack) is exported with `csp: OpenStack`,
+//!   any other with `QEMU`.
 //! * `measurements` maps an index to `{expected, warnOnly}`; `expected` is lowercase hex of 32
 //!   bytes (vTPM PCRs, sha256 bank) or 48 bytes (TDX). For vTPM variants the index is the PCR:
 //!   `enforced` PCRs get `warnOnly: false`, `observed` ones `warnOnly: true`, and PCR 11 is the
@@ -74,26 +83,60 @@ pub struct Measurement {
     pub warn_only: bool,
 }
 
-/// Constellation's provider name for an attestation variant (`variant.go` names, prefix before
-/// the first `-`).
-pub fn csp(attestation_variant: &str) -> Option<&'static str> {
+/// Constellation's provider name for the bundle platform `platform` of attestation variant
+/// `attestation_variant` (`variant.go` names, prefix before the first `-`; `qemu-vtpm` on a
+/// platform named for OpenStack is OpenStack's).
+pub fn csp(platform: &str, attestation_variant: &str) -> Option<&'static str> {
     match attestation_variant.split('-').next()? {
         "aws" => Some("AWS"),
         "azure" => Some("Azure"),
         "gcp" => Some("GCP"),
+        "qemu" if attestation_variant == "qemu-vtpm" && is_openstack(platform) => Some("OpenStack"),
         "qemu" => Some("QEMU"),
         _ => None,
     }
 }
 
+/// A platform named for OpenStack, as Constellation's `cloudprovider.FromString` names it
+/// (`openstack`, or its STACKIT flavour `stackit`), alone or before a `-`.
+fn is_openstack(platform: &str) -> bool {
+    matches!(platform.split('-').next(), Some("openstack" | "stackit"))
+}
+
+/// Checks `reference` and `stream` as Constellation's `versionsapi.ValidateRef` and
+/// `ValidateStream` do.
+fn check_ref_and_stream(reference: &str, stream: &str) -> Result<(), String> {
+    if reference.is_empty() || !reference.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(format!(
+            "ref {reference:?}: Constellation takes letters, digits and '-' only (\"-\" for releases)"
+        ));
+    }
+    if reference.starts_with("refs-heads") {
+        return Err(format!("ref {reference:?}: Constellation refuses a ref starting with \"refs-heads\""));
+    }
+    let streams: &[&str] =
+        if reference == "-" { &["stable", "console", "debug"] } else { &["nightly", "console", "debug"] };
+    if !streams.contains(&stream) {
+        return Err(format!(
+            "stream {stream:?} is not one Constellation takes on ref {reference:?} ({})",
+            streams.join(", ")
+        ));
+    }
+    Ok(())
+}
+
 /// Exports `bundle` as Constellation measurements for release `reference`/`stream`.
 pub fn export(bundle: &Bundle, opts: &Options, reference: &str, stream: &str) -> Result<String, ExportError> {
+    check_ref_and_stream(reference, stream).map_err(|message| ExportError::Unsupported {
+        platform: opts.platform.clone().unwrap_or_else(|| "(all)".into()),
+        message,
+    })?;
     let mut list = Vec::new();
     let mut seen: BTreeMap<(String, String), &str> = BTreeMap::new();
     for (name, platform) in opts.platforms(bundle)? {
         let unsupported = |message: String| ExportError::Unsupported { platform: name.into(), message };
         let variant = platform.attestation_variant.clone();
-        let csp = csp(&variant).ok_or_else(|| {
+        let csp = csp(name, &variant).ok_or_else(|| {
             unsupported(format!("Constellation has no cloud provider for attestation variant {variant:?}"))
         })?;
         let mut measurements = BTreeMap::new();
@@ -184,6 +227,53 @@ mod tests {
         export(&b, &one, "-", "stable").unwrap();
         let missing = Options { platform: Some("nope".into()), ..Default::default() };
         assert!(matches!(export(&b, &missing, "-", "stable"), Err(ExportError::UnknownPlatform { .. })));
+    }
+
+    #[test]
+    fn openstack_is_named_by_the_platform() {
+        let cases = [
+            ("openstack", "qemu-vtpm", Some("OpenStack")),
+            ("stackit", "qemu-vtpm", Some("OpenStack")),
+            ("openstack-snp", "qemu-vtpm", Some("OpenStack")),
+            ("qemu", "qemu-vtpm", Some("QEMU")),
+            ("openstacked", "qemu-vtpm", Some("QEMU")),
+            // OpenStack has no TDX variant in Constellation: qemu-tdx stays QEMU's.
+            ("openstack", "qemu-tdx", Some("QEMU")),
+            ("gcp", "gcp-sev-snp", Some("GCP")),
+            ("openstack", "nitro-tpm", None),
+        ];
+        for (platform, variant, want) in cases {
+            assert_eq!(csp(platform, variant), want, "{platform} {variant}");
+        }
+        let mut b = sample();
+        let p = b.platforms.remove("qemu-snp").unwrap();
+        b.platforms.insert("openstack".into(), p);
+        let doc: MeasurementsV2 =
+            serde_json::from_str(&export(&b, &Options::default(), "-", "stable").unwrap()).unwrap();
+        let pairs: Vec<_> = doc.list.iter().map(|e| (e.csp.as_str(), e.attestation_variant.as_str())).collect();
+        assert_eq!(pairs, [("OpenStack", "qemu-vtpm"), ("QEMU", "qemu-tdx")]);
+        // The same values on QEMU and OpenStack are two entries, not an ambiguity.
+        b.platforms.insert("qemu".into(), b.platforms["openstack"].clone());
+        let doc: MeasurementsV2 =
+            serde_json::from_str(&export(&b, &Options::default(), "-", "stable").unwrap()).unwrap();
+        assert_eq!(doc.list.len(), 3);
+    }
+
+    #[test]
+    fn ref_and_stream_are_checked_as_constellation_does() {
+        for (reference, stream, ok) in [
+            ("-", "stable", true),
+            ("-", "debug", true),
+            ("-", "nightly", false),
+            ("main", "nightly", true),
+            ("feat-x", "stable", false),
+            ("", "stable", false),
+            ("feat/x", "nightly", false),
+            ("refs-heads-main", "nightly", false),
+        ] {
+            let r = export(&sample(), &Options::default(), reference, stream);
+            assert_eq!(r.is_ok(), ok, "{reference:?} {stream:?}: {r:?}");
+        }
     }
 
     #[test]
