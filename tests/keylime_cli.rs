@@ -9,7 +9,8 @@
 //!
 //! * Every real boot of `measure/testdata/boot/` (QEMU + OVMF + swtpm) against the refstate
 //!   exported from a release predicted from its inputs: accepted; against another boot's
-//!   refstate, rejected.
+//!   refstate, rejected. Keylime's shipped `example` policy, given the refstate Keylime's own
+//!   `keylime-policy create measured-boot` makes from the same log, rejects it.
 //! * The sb-off log with another `.cmdline` (its PCR 9 and 11 digests those of the other command
 //!   line, computed here with sha2): rejected, naming the event.
 //! * A swtpm into which the real log is replayed (tpm2_pcrextend), then systemd-pcrphase's four
@@ -164,6 +165,24 @@ fn every_real_boot_is_accepted_by_keylimes_measured_boot_evaluation() {
     }
     let (ok, _, run) = evaluate(&BOOTS[0].capture("eventlog.bin"), export_of("all-banks"));
     assert!(ok, "{run:?}");
+}
+
+/// Why the export ships a policy module: Keylime's own tool makes a refstate from the very log
+/// (`keylime-policy create measured-boot`), and Keylime's shipped policy `example` (shim → grub →
+/// kernel) still rejects the UKI boot.
+#[test]
+fn keylimes_example_policy_rejects_the_same_uki_boots() {
+    let out = export_of("sb-off");
+    for (mode, why) in [("sb-off", "lacks fields"), ("sb-on", "refstate['kernels'] is None instead of a list")] {
+        let log = BOOTS.iter().find(|b| b.mode == mode).unwrap().capture("eventlog.bin");
+        let (ok, v, run) = keylime(out, &["example", s(&log)]);
+        assert!(!ok, "{mode}: accepted by example: {run:?}");
+        assert!(
+            reasons(&v).contains("measured_boot.policy_example") && reasons(&v).contains(why),
+            "{mode}: {}",
+            reasons(&v)
+        );
+    }
 }
 
 /// The sb-off log as if the UKI had booted with `cmdline`: the digests of PCR 9's LoadOptions

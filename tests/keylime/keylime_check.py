@@ -19,6 +19,10 @@ Exit status: 0 accepted, 1 rejected, 2 unusable input or setup.
       policy, and the event log and refstate as measured boot evidence and reference.
   tenant --tpm-policy FILE [--mb-policy FILE] [--mb-policy-name NAME]
       The tenant's cli.policies.process_policy on those options: accepted, or Keylime's refusal.
+  example LOG
+      What Keylime offers without nodeimg: the refstate `keylime-policy create measured-boot`
+      makes from LOG (its function create_mb_refstate), evaluated as in `mb` by Keylime's shipped
+      policy `example` instead of nodeimg-uki.
 """
 
 import argparse
@@ -31,15 +35,15 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _configure(policy_dir: str) -> None:
-    """A verifier.conf naming the nodeimg-uki policy, and the module on the import path."""
+def _configure(policy_dir: str, policy_name: str) -> None:
+    """A verifier.conf naming the policy, with nodeimg_uki on the import path."""
     conf_dir = tempfile.mkdtemp(prefix="keylime-conf-")
     conf = os.path.join(conf_dir, "verifier.conf")
     with open(conf, "w", encoding="utf-8") as f:
         f.write(
             "[verifier]\n"
             'measured_boot_imports = ["nodeimg_uki"]\n'
-            "measured_boot_policy_name = nodeimg-uki\n"
+            f"measured_boot_policy_name = {policy_name}\n"
             "measured_boot_evaluate = always\n"
         )
     os.environ["KEYLIME_VERIFIER_CONFIG"] = conf
@@ -62,24 +66,46 @@ def _emit(accepted: bool, **extra) -> int:  # type: ignore[no-untyped-def]
 
 
 def cmd_mb(a: argparse.Namespace) -> int:
+    with open(a.refstate, encoding="utf-8") as f:
+        refstate = f.read()
+    return _evaluate(a.log, refstate, a.hash)
+
+
+def _evaluate(log: str, refstate: str, hash_alg: str) -> int:
     from keylime import config
     from keylime.mba import mba
 
     mba.load_imports()
-    with open(a.log, "rb") as f:
+    with open(log, "rb") as f:
         log_b64 = base64.b64encode(f.read()).decode()
-    with open(a.refstate, encoding="utf-8") as f:
-        refstate = f.read()
     # What the tenant stores (mba.policy_load: the JSON re-serialised) and the verifier checks.
     refstate = json.dumps(json.loads(refstate))
     if not mba.policy_is_valid(refstate):
         print("the refstate is not a valid measured boot policy", file=sys.stderr)
         return 2
-    _, _, data, parse_failure = mba.bootlog_parse(log_b64, a.hash)
+    _, _, data, parse_failure = mba.bootlog_parse(log_b64, hash_alg)
     if parse_failure:
         return _emit(False, stage="bootlog_parse", failures=_failures(parse_failure))
     failure = mba.bootlog_evaluate(refstate, data, set(config.MEASUREDBOOT_PCRS), "nodeimg-test")
     return _emit(not failure, stage="bootlog_evaluate", failures=_failures(failure))
+
+
+def cmd_example(a: argparse.Namespace) -> int:
+    from keylime.mba import mba
+    from keylime.policy import create_mb_policy
+
+    mba.load_imports()
+    out = os.path.join(tempfile.mkdtemp(prefix="keylime-example-"), "refstate.json")
+    for without_secureboot in (False, True):
+        # The tool refuses a log without Secure Boot unless told (-i); a log with it, never.
+        args = argparse.Namespace(eventlog_file=a.log, without_secureboot=without_secureboot, output=out)
+        if create_mb_policy.create_mb_refstate(args) is not None:
+            break
+    else:
+        print("keylime-policy create measured-boot made no refstate from the log", file=sys.stderr)
+        return 2
+    with open(out, encoding="utf-8") as f:
+        return _evaluate(a.log, f.read(), "sha256")
 
 
 def _process_policy(tpm_policy: str, mb_policy, mb_policy_name):  # type: ignore[no-untyped-def]
@@ -172,14 +198,16 @@ def main() -> int:
     t.add_argument("--tpm-policy", required=True)
     t.add_argument("--mb-policy")
     t.add_argument("--mb-policy-name")
+    e = sub.add_parser("example")
+    e.add_argument("log")
     a = p.parse_args()
-    _configure(a.policy_dir)
+    _configure(a.policy_dir, "example" if a.cmd == "example" else "nodeimg-uki")
     try:
         import keylime  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
     except ImportError as e:
         print(f"keylime is not installed in this Python ({e}): run `make setup`", file=sys.stderr)
         return 2
-    return {"mb": cmd_mb, "quote": cmd_quote, "tenant": cmd_tenant}[a.cmd](a)
+    return {"mb": cmd_mb, "quote": cmd_quote, "tenant": cmd_tenant, "example": cmd_example}[a.cmd](a)
 
 
 if __name__ == "__main__":
