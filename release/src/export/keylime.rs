@@ -67,6 +67,8 @@ pub const REFSTATE_VERSION: u64 = 1;
 /// Keylime's `MEASUREDBOOT_PCRS` (`keylime/config.py`): the PCRs whose log events a measured-boot
 /// policy sees. A refstate lists only these.
 pub const MEASURED_BOOT_PCRS: [u8; 15] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15];
+/// `config.IMA_PCR` and `config.TPM_DATA_PCR`, which `readPolicy` refuses in a tpm_policy.
+pub const RESERVED_PCRS: [u8; 2] = [10, 16];
 /// The PCRs `nodeimg-uki` declares relevant (replayed against the quote): the measured-boot
 /// PCRs without 11 and 15, which systemd extends after the firmware log.
 pub const RELEVANT_PCRS: [u8; 13] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14];
@@ -200,10 +202,13 @@ pub fn tpm_policy(bundles: &[&Bundle], opts: &Options) -> Result<BTreeMap<String
             }
         }
     }
-    if let Some(bad) = policy.keys().find(|i| !MEASURED_BOOT_PCRS.contains(i)) {
+    // `readPolicy` refuses IMA's PCR and the one Keylime binds the agent's data to.
+    if let Some(bad) = policy.keys().find(|i| RESERVED_PCRS.contains(i)) {
         return Err(ExportError::Unsupported {
             platform: opts.platform.clone().unwrap_or_else(|| "(all)".into()),
-            message: format!("PCR {bad} is not one a Keylime tpm_policy may hold alongside measured boot"),
+            message: format!(
+                "PCR {bad} is reserved by Keylime (10: IMA, 16: its data PCR); a tpm_policy cannot hold it"
+            ),
         });
     }
     Ok(policy.into_iter().map(|(i, v)| (i.to_string(), v.into_iter().collect())).collect())
