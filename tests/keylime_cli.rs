@@ -167,6 +167,37 @@ fn every_real_boot_is_accepted_by_keylimes_measured_boot_evaluation() {
     assert!(ok, "{run:?}");
 }
 
+/// A refstate the module cannot read is a rejection with the reason, never a pass.
+#[test]
+fn a_refstate_of_another_format_is_a_rejection() {
+    let f = fixture();
+    let log = BOOTS[0].capture("eventlog.bin");
+    let cases = [
+        (r#"{"nodeimg_uki": 2, "boots": []}"#, "this is not a nodeimg-uki refstate"),
+        (r#"{"has_secureboot": false, "kernels": []}"#, "this is not a nodeimg-uki refstate"),
+        (r#"{"nodeimg_uki": 1, "boots": []}"#, "boots must be a non-empty list"),
+        (r#"{"nodeimg_uki": 1, "boots": [{"pcrs": {"10": []}}]}"#, "PCR '10' is not one this policy checks"),
+        (
+            r#"{"nodeimg_uki": 1, "boots": [{"pcrs": {"4": [{"type": "EV_SEPARATOR", "digests": {"sha256": "0x00"}}]}}]}"#,
+            "sha256 digest '0x00' is not 0x and 32 lowercase hex bytes",
+        ),
+    ];
+    let dir = f.dir.join("bad-refstates");
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(export_of("sb-off").join("nodeimg_uki.py"), dir.join("nodeimg_uki.py")).unwrap();
+    for (i, (refstate, why)) in cases.iter().enumerate() {
+        let path = dir.join(format!("refstate-{i}.json"));
+        fs::write(&path, refstate).unwrap();
+        let (ok, v, run) = keylime(&dir, &["mb", s(&log), s(&path)]);
+        assert!(!ok, "{refstate}: accepted: {run:?}");
+        assert!(
+            reasons(&v).contains("policy evaluation failed") && reasons(&v).contains(why),
+            "{refstate}: {}",
+            reasons(&v)
+        );
+    }
+}
+
 /// Why the export ships a policy module: Keylime's own tool makes a refstate from the very log
 /// (`keylime-policy create measured-boot`), and Keylime's shipped policy `example` (shim → grub →
 /// kernel) still rejects the UKI boot.
