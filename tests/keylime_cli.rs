@@ -14,8 +14,8 @@
 //! * The sb-off log with another `.cmdline` (its PCR 9 and 11 digests those of the other command
 //!   line, computed here with sha2): rejected, naming the event.
 //! * A swtpm into which the real log is replayed (tpm2_pcrextend), then systemd-pcrphase's four
-//!   phase words into PCR 11, quoted by tpm2_quote with an AK from tpm2_createak: accepted;
-//!   rejected with another nonce, with two PCR values swapped in the quote's PCR file, at another
+//!   phase words into PCR 11, quoted by tpm2_quote with an AK from tpm2_createak: accepted (in
+//!   the sha256 and the sha384 bank); rejected with another nonce, with two PCR values swapped in the quote's PCR file, at another
 //!   boot phase than the tpm_policy's, and with the tampered log replayed (PCRs consistent with
 //!   the log: only the refstate can say no).
 //!
@@ -351,7 +351,7 @@ fn pcr_list(mask: &str) -> String {
 
 /// A quote of `tpm` by a fresh AK over the PCRs a named measured-boot policy makes the agent
 /// quote, with `nonce`: the directory holding ak.pub, quote.msg, quote.sig and quote.pcrs.
-fn quote(tpm: &Swtpm, tag: &str, nonce: &str) -> PathBuf {
+fn quote(tpm: &Swtpm, tag: &str, nonce: &str, bank: &str) -> PathBuf {
     let q = fixture().dir.join(format!("quote-{tag}"));
     let _ = fs::remove_dir_all(&q);
     fs::create_dir_all(&q).unwrap();
@@ -364,10 +364,11 @@ fn quote(tpm: &Swtpm, tag: &str, nonce: &str) -> PathBuf {
         tpm,
         &q,
         "tpm2_createak",
-        &["-C", "ek.ctx", "-c", "ak.ctx", "-G", "rsa", "-g", "sha256", "-s", "rsassa", "-u", "ak.pub", "-n", "ak.name"],
+        &["-C", "ek.ctx", "-c", "ak.ctx", "-G", "rsa", "-g", bank, "-s", "rsassa", "-u", "ak.pub", "-n", "ak.name"],
     );
     let qualifying = hex::encode(nonce.as_bytes());
-    let selection = format!("sha256:{pcrs}");
+    let selection = format!("{bank}:{pcrs}");
+    fs::write(q.join("bank"), bank).unwrap();
     tpm2(
         tpm,
         &q,
@@ -386,7 +387,7 @@ fn quote(tpm: &Swtpm, tag: &str, nonce: &str) -> PathBuf {
             "-o",
             "quote.pcrs",
             "-g",
-            "sha256",
+            bank,
         ],
     );
     q
@@ -397,6 +398,7 @@ fn quote(tpm: &Swtpm, tag: &str, nonce: &str) -> PathBuf {
 fn check_quote(q: &Path, nonce: &str, export_dir: &Path, tpm_policy: Option<&Path>, log: &Path) -> (bool, Value, Run) {
     let policy = tpm_policy.map_or_else(|| export_dir.join("tpm_policy.json"), Path::to_path_buf);
     let f = |n: &str| q.join(n).to_str().unwrap().to_owned();
+    let bank = fs::read_to_string(q.join("bank")).unwrap();
     keylime(
         export_dir,
         &[
@@ -417,6 +419,8 @@ fn check_quote(q: &Path, nonce: &str, export_dir: &Path, tpm_policy: Option<&Pat
             s(&export_dir.join("refstate.json")),
             "--log",
             s(log),
+            "--hash",
+            &bank,
         ],
     )
 }
@@ -431,7 +435,7 @@ fn real_quotes_through_keylimes_check_quote() {
     // The real boot, fully booted (PCR 11 at `ready`): accepted. PCR 11 is not replayed against
     // the log (systemd-pcrphase extended it after the log ended) but checked by the tpm_policy.
     let tpm = booted_tpm(&fs::read(&real_log).unwrap(), &PHASES);
-    let q = quote(&tpm, "ready", nonce);
+    let q = quote(&tpm, "ready", nonce, "sha256");
     let (ok, v, run) = check_quote(&q, nonce, out, None, &real_log);
     assert!(ok, "rejected: {}\n{run:?}", reasons(&v));
     assert!(
@@ -439,6 +443,13 @@ fn real_quotes_through_keylimes_check_quote() {
         "{run:?}"
     );
     assert!(run.stderr.contains("PCR #11 contains value allowed by TPM policy"), "{run:?}");
+
+    // The same boot quoted in the sha384 bank: the tpm_policy holds both banks' values, and the
+    // refstate checks every bank of the log.
+    let q384 = quote(&tpm, "ready-sha384", nonce, "sha384");
+    let (ok, v, run) = check_quote(&q384, nonce, out, None, &real_log);
+    assert!(ok, "rejected: {}\n{run:?}", reasons(&v));
+    assert!(run.stderr.contains("from bank 'sha384' found in TPM quote"), "{run:?}");
 
     // Another nonce: the quote does not answer this challenge.
     let (ok, v, _) = check_quote(&q, "AnotherNonce", out, None, &real_log);
@@ -448,7 +459,7 @@ fn real_quotes_through_keylimes_check_quote() {
     let swapped = f.dir.join("quote-swapped");
     let _ = fs::remove_dir_all(&swapped);
     fs::create_dir_all(&swapped).unwrap();
-    for n in ["ak.pub", "quote.msg", "quote.sig"] {
+    for n in ["ak.pub", "quote.msg", "quote.sig", "bank"] {
         fs::copy(q.join(n), swapped.join(n)).unwrap();
     }
     let mut pcrs = fs::read(q.join("quote.pcrs")).unwrap();
@@ -465,7 +476,7 @@ fn real_quotes_through_keylimes_check_quote() {
     // A quote taken in the initrd (PCR 11 at `enter-initrd`): the `ready` tpm_policy says no;
     // exported for that phase, yes.
     let initrd = booted_tpm(&fs::read(&real_log).unwrap(), &PHASES[..1]);
-    let qi = quote(&initrd, "enter-initrd", nonce);
+    let qi = quote(&initrd, "enter-initrd", nonce, "sha256");
     let (ok, v, _) = check_quote(&qi, nonce, out, None, &real_log);
     assert!(!ok && reasons(&v).contains("invalid_pcr_11"), "{}", reasons(&v));
     let at_initrd = f.dir.join("export-enter-initrd");
@@ -478,7 +489,7 @@ fn real_quotes_through_keylimes_check_quote() {
     let tampered = f.dir.join("tampered.bin");
     fs::write(&tampered, log_with_cmdline(OTHER_CMDLINE, true, true)).unwrap();
     let tpm = booted_tpm(&fs::read(&tampered).unwrap(), &PHASES);
-    let qt = quote(&tpm, "tampered", nonce);
+    let qt = quote(&tpm, "tampered", nonce, "sha256");
     let empty = f.dir.join("empty-tpm-policy.json");
     fs::write(&empty, "{}").unwrap();
     let (ok, v, _) = check_quote(&qt, nonce, out, Some(&empty), &tampered);
