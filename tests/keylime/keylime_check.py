@@ -35,10 +35,19 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
+_SCRATCH = []
+
+
+def _scratch() -> str:
+    """A directory removed when the process exits."""
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.TemporaryDirectory(prefix="keylime-check-"))
+    return _SCRATCH[0].name
+
+
 def _configure(policy_dir: str, policy_name: str) -> None:
     """A verifier.conf naming the policy, with nodeimg_uki on the import path."""
-    conf_dir = tempfile.mkdtemp(prefix="keylime-conf-")
-    conf = os.path.join(conf_dir, "verifier.conf")
+    conf = os.path.join(_scratch(), "verifier.conf")
     with open(conf, "w", encoding="utf-8") as f:
         f.write(
             "[verifier]\n"
@@ -95,7 +104,7 @@ def cmd_example(a: argparse.Namespace) -> int:
     from keylime.policy import create_mb_policy
 
     mba.load_imports()
-    out = os.path.join(tempfile.mkdtemp(prefix="keylime-example-"), "refstate.json")
+    out = os.path.join(_scratch(), "example-refstate.json")
     for without_secureboot in (False, True):
         # The tool refuses a log without Secure Boot unless told (-i); a log with it, never.
         args = argparse.Namespace(eventlog_file=a.log, without_secureboot=without_secureboot, output=out)
