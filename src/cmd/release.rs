@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use release::export::{self, constellation, intoto, tpm2_policy, trustee};
+use release::export::{self, constellation, intoto, keylime, tpm2_policy, trustee};
 use release::input::{BuildOutput, ObservedPcrs};
 use release::publish::{self, release_name};
 use release::Bundle;
@@ -115,13 +115,18 @@ enum Format {
     /// tpm2_createpolicy --policy-pcr and systemd-cryptenroll --tpm2-pcrs= seal to.
     #[value(name = "tpm2-policy")]
     Tpm2Policy,
+    /// Keylime, into the directory -o DIR: tpm_policy.json (keylime_tenant --tpm_policy: the
+    /// enforced PCRs and PCR 11 at --pcr11-phase), refstate.json (a measured-boot reference
+    /// state from the predicted event log) and nodeimg_uki.py (the verifier's policy module that
+    /// evaluates it; docs/verifying-keylime.md).
+    Keylime,
 }
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// The bundle (bundle.json). It is verified first (signature, trusted comment, schema), as
-    /// `nodeimg verify` does; exit 1 when it does not verify. Trustee: repeat it to accept
-    /// several releases in one message (a rolling upgrade from N to N+1).
+    /// `nodeimg verify` does; exit 1 when it does not verify. Trustee and Keylime: repeat it to
+    /// accept several releases (a rolling upgrade from N to N+1).
     #[arg(long = "bundle", value_name = "FILE", required = true)]
     bundles: Vec<PathBuf>,
     /// The minisign public key of the publisher.
@@ -166,7 +171,8 @@ pub struct ExportArgs {
     /// in-toto: the SLSA builder id (a URI naming the build platform).
     #[arg(long, value_name = "URI", default_value = intoto::DEFAULT_BUILDER_ID)]
     builder_id: String,
-    /// Write to FILE instead of stdout.
+    /// Write to FILE instead of stdout (keylime: the directory to write its three files into,
+    /// created if missing).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
@@ -530,8 +536,15 @@ fn verify(a: VerifyArgs, global: Global) -> Result<Outcome> {
 }
 
 fn export_cmd(a: ExportArgs) -> Result<Outcome> {
-    if a.bundles.len() > 1 && !matches!(a.format, Format::Trustee) {
-        bail!("this format holds one release: give one --bundle (trustee takes several)");
+    if a.bundles.len() > 1 && !matches!(a.format, Format::Trustee | Format::Keylime) {
+        bail!("this format holds one release: give one --bundle (trustee and keylime take several)");
+    }
+    if matches!(a.format, Format::Keylime) {
+        match &a.output {
+            None => bail!("keylime writes three files: give the directory with -o DIR"),
+            Some(dir) if dir.exists() && !dir.is_dir() => bail!("-o {}: not a directory", dir.display()),
+            Some(_) => {}
+        }
     }
     if !a.trusted_aks.is_empty() && !matches!(a.format, Format::Trustee) {
         bail!("--trusted-ak is for --format trustee");
@@ -577,6 +590,13 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome> {
             trustee::export_message(&loaded.iter().map(|(b, _)| b).collect::<Vec<_>>(), &opts, &trusted_aks)?
         }
         Format::Intoto => intoto::export(bundle, bytes, &opts, &a.builder_id)?,
+        Format::Keylime => {
+            let bundles: Vec<&Bundle> = loaded.iter().map(|(b, _)| b).collect();
+            let e = keylime::export_releases(&bundles, &opts)?;
+            let dir = a.output.as_deref().expect("checked above");
+            write_keylime(dir, &e)?;
+            return Ok(Outcome::Ok);
+        }
         Format::Tpm2Policy => {
             let p = tpm2_policy::export(bundle, &opts, &a.pcrs, a.bank)?;
             if let Some(path) = &a.pcr_values {
@@ -597,4 +617,27 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome> {
         None => print!("{text}"),
     }
     Ok(Outcome::Ok)
+}
+
+/// Writes a Keylime export into `dir`, each file atomically, and says what went where.
+fn write_keylime(dir: &Path, e: &keylime::Export) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let files = [
+        ("tpm_policy.json", e.tpm_policy.as_str()),
+        ("refstate.json", e.refstate.as_str()),
+        (keylime::POLICY_MODULE_FILE, keylime::POLICY_MODULE),
+    ];
+    for (name, text) in files {
+        crate::fsutil::write_atomic(&dir.join(name), text.as_bytes())?;
+    }
+    let pcrs: Vec<String> = e.tpm_policy_pcrs.iter().map(u8::to_string).collect();
+    eprintln!(
+        "wrote {0}/tpm_policy.json (PCRs {1}), {0}/refstate.json ({2} boot(s)) and {0}/{3} (measured boot policy {4:?})",
+        dir.display(),
+        pcrs.join(", "),
+        e.boots,
+        keylime::POLICY_MODULE_FILE,
+        keylime::POLICY_NAME
+    );
+    Ok(())
 }

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+pub mod release;
 pub mod swtpm;
 
 /// The result of one run, printed in full when an assertion fails.

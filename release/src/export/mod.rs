@@ -10,6 +10,8 @@
 //!   image's artefacts.
 //! * [`tpm2_policy`]: the TPM2 PolicyPCR digest of chosen predicted PCRs, what
 //!   `tpm2_createpolicy --policy-pcr` and `systemd-cryptenroll --tpm2-pcrs=` seal to.
+//! * [`keylime`]: a Keylime `tpm_policy`, a measured-boot reference state made from the
+//!   predicted event log, and the Keylime policy module (`nodeimg-uki`) that evaluates it.
 //!
 //! Exporters read a bundle; they do not verify its signature (the CLI does, before).
 //! Their output is canonical JSON, so exporting the same bundle twice gives the same bytes.
@@ -19,6 +21,7 @@ use crate::hex::Hex;
 
 pub mod constellation;
 pub mod intoto;
+pub mod keylime;
 pub mod tpm2_policy;
 pub mod trustee;
 
