@@ -1,6 +1,7 @@
 //! `nodeimg uki inspect|build|set-cmdline`: Unified Kernel Images, read and assembled as
 //! systemd 257's ukify does.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -184,33 +185,19 @@ fn set_cmdline(path: &Path, cmdline: &str, output: &Path) -> Result<()> {
 /// Sections shown decoded, as ukify inspect shows them.
 const TEXT_SECTIONS: [&str; 7] = [".cmdline", ".osrel", ".uname", ".sbat", ".pcrpkey", ".pcrsig", ".profile"];
 
+/// Digests by algorithm name (`sha1`, `sha256`, …): only the banks asked for, in name order,
+/// which is also the banks' order.
 #[derive(Debug, Default, Serialize)]
-struct Digests {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sha1: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sha384: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sha512: Option<String>,
-}
+#[serde(transparent)]
+struct Digests(BTreeMap<&'static str, String>);
 
 impl Digests {
     fn set(&mut self, alg: HashAlg, digest: &[u8]) {
-        let slot = match alg {
-            HashAlg::Sha1 => &mut self.sha1,
-            HashAlg::Sha256 => &mut self.sha256,
-            HashAlg::Sha384 => &mut self.sha384,
-            HashAlg::Sha512 => &mut self.sha512,
-        };
-        *slot = Some(hex::encode(digest));
+        self.0.insert(alg.name(), hex::encode(digest));
     }
 
     fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
-        [("sha1", &self.sha1), ("sha256", &self.sha256), ("sha384", &self.sha384), ("sha512", &self.sha512)]
-            .into_iter()
-            .filter_map(|(n, d)| d.as_deref().map(|d| (n, d)))
+        self.0.iter().map(|(n, d)| (*n, d.as_str()))
     }
 }
 
