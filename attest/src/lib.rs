@@ -57,6 +57,7 @@
 pub mod check;
 pub mod evidence;
 pub mod hex;
+pub mod quote;
 pub mod reference;
 pub mod tpm;
 
