@@ -31,7 +31,7 @@
 //!   SNP report from another VMPL than expected, a policy that lets a migration agent in, or SMT
 //!   where the release forbids it fail on their own, whatever the measurements say: the host can
 //!   read such a guest's memory.
-//! * **Authenticity** comes first. A verifier of signed evidence hands its checks to [`check`]
+//! * **Authenticity** comes first. A verifier of signed evidence hands its checks to [`check()`]
 //!   as an [`Authentication`]; they open the report, and [`Report::authenticity`] says whether
 //!   every part of the evidence was proven genuine. A TPM quote ([`quote`]) proves, given the
 //!   attestation key (AK): that the TPM holding the AK signed this `TPMS_ATTEST` (the signature),
@@ -62,8 +62,8 @@ pub mod reference;
 pub mod tpm;
 
 pub use check::{
-    check, check_with, pcr_values, pcr_values_from_json, AttestError, Authentication, Authenticity, Check, Evidence,
-    GuestPolicy, PcrValues, Report, Source, Status,
+    check, check_with, pcr_values, pcr_values_from_json, pcr_values_from_log, AttestError, Authentication,
+    Authenticity, Check, Evidence, GuestPolicy, PcrValues, Report, Source, Status,
 };
 pub use hex::Hex;
 pub use reference::ReferenceValues;

@@ -573,7 +573,7 @@ fn ecdsa_scalars(sig: &Signature, size: usize) -> Result<(Vec<u8>, Vec<u8>), Str
 /// What [`verify`] found: the checks, the quote, and the PCR values it vouches for.
 #[derive(Debug, Clone)]
 pub struct QuoteVerification {
-    /// The quote's checks ([`Source::TpmQuote`]), to hand to [`crate::check`] in
+    /// The quote's checks ([`Source::TpmQuote`]), to hand to [`crate::check()`] in
     /// [`crate::Evidence::authentication`].
     pub authentication: Authentication,
     /// The parsed quote.
@@ -837,4 +837,75 @@ fn digest_check(q: &QuoteInfo, hash: HashAlg, pcrs: &PcrValues) -> (Check, PcrVa
         )
     };
     (c, quoted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSG: &[u8] = include_bytes!("../testdata/quote/quote-rsassa.msg");
+    const SIG: &[u8] = include_bytes!("../testdata/quote/quote-p256.sig");
+    const AK: &[u8] = include_bytes!("../testdata/quote/ak-p384.pub");
+
+    fn err(r: Result<impl std::fmt::Debug, QuoteError>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_tpm2b_attest_is_the_same_quote() {
+        let mut wrapped = (MSG.len() as u16).to_be_bytes().to_vec();
+        wrapped.extend_from_slice(MSG);
+        let (a, signed) = parse_attest(&wrapped).unwrap();
+        assert_eq!((a, signed), parse_attest(MSG).unwrap());
+        assert_eq!(signed, MSG);
+    }
+
+    /// Each structure, cut or changed in one field, is refused with the field and offset named.
+    #[test]
+    fn malformed_structures_name_the_field() {
+        assert!(err(parse_attest(&MSG[..5])).contains("type at offset 4 needs 2 bytes, 1 remain"));
+        let mut unsafe_clock = MSG.to_vec();
+        // magic 4, type 2, qualifiedSigner 2+34, extraData 2+32, clock 8, resetCount 4, restartCount 4.
+        let safe = 4 + 2 + 2 + 34 + 2 + 32 + 16;
+        assert_eq!(unsafe_clock[safe], 1);
+        unsafe_clock[safe] = 2;
+        assert!(err(parse_attest(&unsafe_clock)).contains("clockInfo.safe is 2"));
+        let mut count = MSG.to_vec();
+        count[safe + 9..safe + 13].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(err(parse_attest(&count)).contains("pcrSelect.count 4294967295"));
+        assert!(err(parse_attest(&vec![0; MAX_LEN + 1])).contains("more than any TPM makes"));
+        // Another attestation type is parsed up to its body, which is not read.
+        let mut certify = MSG.to_vec();
+        certify[4..6].copy_from_slice(&0x8017u16.to_be_bytes());
+        assert_eq!(parse_attest(&certify).unwrap().0.quote, None);
+
+        assert!(err(parse_signature(&SIG[..SIG.len() - 1])).contains("signature.signatureS"));
+        let mut trailing = SIG.to_vec();
+        trailing.push(0);
+        assert!(err(parse_signature(&trailing)).contains("1 bytes after its last field"));
+        let mut hmac = SIG.to_vec();
+        hmac[..2].copy_from_slice(&0x0005u16.to_be_bytes());
+        assert!(err(parse_signature(&hmac)).contains("signature scheme"));
+        let mut sha1 = SIG.to_vec();
+        sha1[2..4].copy_from_slice(&0x0004u16.to_be_bytes());
+        assert!(err(parse_signature(&sha1)).contains("hash algorithm sha1"));
+
+        assert!(matches!(parse_ak(AK).unwrap(), AkPublic::P384(_)));
+        assert!(err(parse_ak(&AK[..AK.len() - 1])).contains("TPM2B_PUBLIC is truncated"));
+        let mut off_curve = AK.to_vec();
+        *off_curve.last_mut().unwrap() ^= 1;
+        assert!(err(parse_ak(&off_curve)).contains("not on P-384"));
+        assert!(
+            err(parse_ak(b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")).contains("PEM public key")
+        );
+    }
+
+    /// A signature of one kind of key does not verify with another.
+    #[test]
+    fn scheme_and_key_must_agree() {
+        let ak = parse_ak(include_bytes!("../testdata/quote/ak-rsassa.pub")).unwrap();
+        let sig = parse_signature(SIG).unwrap();
+        let e = verify_signature(&ak, &sig, MSG).unwrap_err();
+        assert_eq!(e, "an ECDSA signature cannot be made by an RSA 2048 key");
+    }
 }
