@@ -4,8 +4,9 @@
 //! log that explains them, an AMD SEV-SNP attestation report, an Intel TDX quote. A verifier
 //! compares that evidence with *reference values* — what a genuine node of one platform reports,
 //! computed before any node booted and published in a release's signed bundle. This crate is
-//! that comparison, and nothing of building or releasing: it depends on the event-log crate and
-//! small parsing crates only, so a verifier can take it without mkosi, compression or archives.
+//! that comparison, and nothing of building or releasing: it depends on the event-log crate, small
+//! parsing crates and RustCrypto's signature verifiers (`rsa`, `p256`, `p384`) only, so a verifier
+//! can take it without mkosi, compression or archives.
 //!
 //! * [`evidence`] reads SNP reports (v2, v3, v5) and TDX quotes (v4, v5): every field, checked
 //!   lengths, reserved bytes, versions.
