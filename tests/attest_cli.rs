@@ -844,6 +844,41 @@ fn a_tpm_quote_of_the_real_boot() {
     args.extend(["--eventlog".into(), s(&log).into()]);
     assert_fails(&run_check(Some(&f.this_image), &args), 1, &["mismatch       TPM QUOTE SIGNATURE"]);
 
+    // A log that is not the quoted boot's (one PCR 4 digest changed): the PCR values replayed from
+    // it do not make the quote's digest. tpm2_checkquote -e refuses it too.
+    let parsed = eventlog::parse(&fs::read(&log).unwrap()).unwrap();
+    let i = parsed.events.iter().position(|e| e.pcr == 4 && e.is_extended()).expect("a PCR 4 event");
+    let mut bytes = fs::read(&log).unwrap();
+    // TCG_PCR_EVENT2: index, type, digest count (u32 each), then the first algorithm id (u16).
+    bytes[parsed.offsets[i] as usize + 14] ^= 1;
+    let other_log = d.join("other-log.bin");
+    fs::write(&other_log, bytes).unwrap();
+    let theirs = tool(
+        d,
+        "tpm2_checkquote",
+        &[
+            "-u",
+            "ak.pub",
+            "-m",
+            s(&msg),
+            "-s",
+            s(&sig),
+            "-f",
+            s(&pcrs),
+            "-q",
+            &nonce,
+            "-g",
+            "sha256",
+            "-e",
+            s(&other_log),
+        ],
+    );
+    assert_ne!(theirs.code, 0, "tpm2_checkquote accepted another log: {theirs:?}");
+    let mut args = quote_args(&msg, &sig, &nonce);
+    args.extend(["--eventlog".into(), s(&other_log).into()]);
+    let run = run_check(Some(&f.this_image), &args);
+    assert_fails(&run, 1, &["mismatch       TPM QUOTE PCR DIGEST", "not the ones the TPM quoted"]);
+
     // A genuine quote that leaves PCRs 9 and 11 out: tpm2_checkquote accepts it, the bundle does not.
     let (pmsg, psig, ppcrs) = quote("sha256:4,5,7,12,13", "partial");
     ok(checkquote(&pmsg, &psig, &ppcrs, &nonce), "tpm2_checkquote of the partial quote");
