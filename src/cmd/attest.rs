@@ -1,9 +1,11 @@
 //! `nodeimg attest check`: is this node running this release?
 //!
-//! Verifies the bundle (as `nodeimg verify`), gathers the evidence the user points at — an event
-//! log, PCR values from a file or a live TPM, an SEV-SNP report, a TDX quote —, parses it with
-//! `attest`, and prints `attest::check`'s verdict value by value. Parsing and comparing
-//! are the libraries'; this module reads files, talks to the TPM and formats.
+//! Verifies the bundle (as `nodeimg verify`) when one is given, gathers the evidence the user
+//! points at — an event log, PCR values from a file or a live TPM, a TPM quote, an SEV-SNP
+//! report, a TDX quote —, parses it with `attest`, verifies the TPM quote (`attest::quote`), and
+//! prints `attest::check`'s verdict: authenticity checks first, then value by value. Parsing,
+//! verifying and comparing are the libraries'; this module reads files, talks to the TPM and
+//! formats.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -12,9 +14,9 @@ use std::path::{Path, PathBuf};
 use ::eventlog::EventLog;
 use anyhow::{bail, Context, Result};
 use attest::evidence::{snp_report, tdx_quote, SnpReport, TdxQuote};
-use attest::{Evidence, PcrValues, Report, Source, Status};
+use attest::{Authentication, Authenticity, Evidence, PcrValues, Report, Source, Status};
 use clap::{ArgGroup, Args, Subcommand};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::eventlog::{emit, load, register_diff, FormatArg};
 use super::sign::{read_public_key, read_signature};
@@ -30,36 +32,47 @@ pub enum Command {
     /// one line per value: ok (an enforced value matches), mismatch (it differs, or the evidence
     /// contradicts itself), observed-only (the bundle does not enforce it). With an event log and
     /// a bundle that carries the predicted log, each differing register is explained by its first
-    /// differing event (as `nodeimg eventlog diff`).
+    /// differing event (as `nodeimg eventlog diff`). Without --bundle, --pubkey and --platform the
+    /// evidence is checked on its own and its values are reported, none enforced.
+    ///
+    /// Checks that prove the evidence authentic come first. Evidence no signature vouches for is
+    /// still compared, but the verdict (and "authenticity" in --json) says UNAUTHENTICATED, never
+    /// a plain OK.
+    ///
+    /// A TPM quote (--tpm-quote, --tpm-quote-sig, --ak, --nonce, or --evidence) is verified:
+    /// signature, TPM_GENERATED_VALUE and quote type, nonce, a selection that covers every PCR the
+    /// bundle enforces, and a PCR digest that matches the PCR values compared (--pcrs, --tpm, or
+    /// replayed from --eventlog). Only the quoted PCRs are then compared. The AK is trusted as
+    /// given (docs/attest-evidence.md).
     ///
     /// NOT checked: the signatures of the SNP report (VCEK/VLEK certificate chain to AMD's root)
-    /// and of the TDX quote (QE report and PCK certificate chain to Intel's root), and any TPM
-    /// quote. Have an attestation service verify those; this command checks the values they
-    /// carry.
+    /// and of the TDX quote (QE report and PCK certificate chain to Intel's root). Have an
+    /// attestation service verify those; this command checks the values they carry.
     Check(CheckArgs),
 }
 
 #[derive(Debug, Args)]
 #[command(group(
-    ArgGroup::new("evidence").required(true).multiple(true)
-        .args(["eventlog", "pcrs", "tpm", "snp_report", "tdx_quote"])
+    ArgGroup::new("any_evidence").required(true).multiple(true)
+        .args(["eventlog", "pcrs", "tpm", "snp_report", "tdx_quote", "tpm_quote", "evidence"])
 ))]
 pub struct CheckArgs {
-    /// The bundle (bundle.json).
-    #[arg(long, value_name = "FILE")]
-    bundle: PathBuf,
+    /// The bundle (bundle.json). Without --bundle, --pubkey and --platform the evidence is
+    /// verified on its own and its values are reported, none enforced.
+    #[arg(long, value_name = "FILE", requires_all = ["pubkey", "platform"])]
+    bundle: Option<PathBuf>,
     /// The minisign public key of the publisher.
-    #[arg(long, value_name = "KEY")]
-    pubkey: PathBuf,
+    #[arg(long, value_name = "KEY", requires = "bundle")]
+    pubkey: Option<PathBuf>,
     /// The bundle's signature (default: BUNDLE.minisig).
-    #[arg(long, value_name = "SIG")]
+    #[arg(long, value_name = "SIG", requires = "bundle")]
     sig: Option<PathBuf>,
     /// Refuse bundles older than this version (rollback protection).
-    #[arg(long, value_name = "VERSION")]
+    #[arg(long, value_name = "VERSION", requires = "bundle")]
     min_version: Option<String>,
     /// The bundle's platform to check against (e.g. qemu-snp).
-    #[arg(long, value_name = "NAME")]
-    platform: String,
+    #[arg(long, value_name = "NAME", requires = "bundle")]
+    platform: Option<String>,
     /// The node's event log: TCG binary log (/sys/kernel/security/tpm0/binary_bios_measurements)
     /// or TDX CCEL (/sys/firmware/acpi/tables/data/CCEL).
     #[arg(long, value_name = "FILE")]
@@ -81,6 +94,31 @@ pub struct CheckArgs {
     /// An Intel TDX quote (binary; quote versions 4 and 5, TD report 1.0 and 1.5).
     #[arg(long, value_name = "FILE")]
     tdx_quote: Option<PathBuf>,
+    /// A TPM quote: the TPMS_ATTEST `tpm2_quote -m` writes (a TPM2B_ATTEST is accepted too). Its
+    /// signature, type, nonce, PCR selection (every PCR the bundle enforces) and PCR digest are
+    /// checked before any value; the PCR values it must match come from --pcrs, --tpm or are
+    /// replayed from --eventlog.
+    #[arg(long, value_name = "FILE", requires_all = ["tpm_quote_sig", "ak", "nonce"], conflicts_with = "evidence")]
+    tpm_quote: Option<PathBuf>,
+    /// The quote's signature: the TPMT_SIGNATURE `tpm2_quote -s` writes (RSASSA, RSAPSS, ECDSA on
+    /// NIST P-256/P-384; SHA-256 or SHA-384).
+    #[arg(long, value_name = "FILE", requires = "tpm_quote")]
+    tpm_quote_sig: Option<PathBuf>,
+    /// The attestation key that signed the quote: a PEM public key (`tpm2_readpublic -f pem`) or
+    /// a TPM2B_PUBLIC (`tpm2_createak -u`). Whether it belongs to a genuine TPM of this node (EK
+    /// certificate, credential activation) is for you to establish: it is trusted as given.
+    #[arg(long, value_name = "FILE")]
+    ak: Option<PathBuf>,
+    /// The nonce you gave the node for the quote (hex): the quote's extraData must equal it.
+    #[arg(long, value_name = "HEX")]
+    nonce: Option<String>,
+    /// One JSON file with a node's TPM evidence: {"tpm_quote": {"message": B64, "signature": B64,
+    /// "ak": PEM or B64 TPM2B_PUBLIC, "nonce": HEX}, "pcrs": {"sha256": {"0": HEX, …}},
+    /// "eventlog": B64} (docs/attest-evidence.md; every part optional but the quote's message
+    /// and signature). --ak and --nonce override the file's, and should: a key and a nonce that
+    /// come with the evidence prove nothing.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pcrs", "eventlog", "tpm"])]
+    evidence: Option<PathBuf>,
     /// Accept a debuggable guest (SNP policy DEBUG, TDX TDATTRIBUTES.DEBUG), whose memory the
     /// host can read: for development only. Without it such a guest fails (exit 1).
     #[arg(long)]
@@ -122,9 +160,121 @@ fn read_tdx(path: &Path) -> Result<TdxQuote> {
     tdx_quote::parse(&bytes).with_context(|| format!("{}: not a TDX quote", path.display()))
 }
 
+/// The largest `--evidence` file: an event log as large as `--eventlog` takes, in base64.
+const EVIDENCE_FILE: u64 = crate::fsutil::limits::EVENTLOG / 3 * 4 + crate::fsutil::limits::SMALL_JSON;
+
+/// `--evidence`: a node's TPM evidence in one JSON file (docs/attest-evidence.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvidenceFile {
+    tpm_quote: QuoteFile,
+    #[serde(default)]
+    pcrs: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    #[serde(default)]
+    eventlog: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuoteFile {
+    message: String,
+    signature: String,
+    #[serde(default)]
+    ak: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+/// A TPM quote and what verifies it, read and parsed (errors are unusable input).
+struct QuoteInput {
+    message: Vec<u8>,
+    signature: attest::quote::Signature,
+    ak: attest::quote::AkPublic,
+    nonce: Vec<u8>,
+    /// Where the AK and the nonce came from, when it was the evidence itself.
+    notes: Vec<String>,
+}
+
+fn base64(what: &str, text: &str) -> Result<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| anyhow::anyhow!("{what}: not base64: {e}"))
+}
+
+fn parse_nonce(what: &str, text: &str) -> Result<Vec<u8>> {
+    let n = hex::decode(text.trim()).map_err(|e| anyhow::anyhow!("{what}: not hex: {e}"))?;
+    if n.is_empty() || n.len() > 64 {
+        bail!("{what}: a nonce of {} bytes (a TPM takes 1 to 64)", n.len());
+    }
+    Ok(n)
+}
+
+fn read_ak(path: &Path) -> Result<attest::quote::AkPublic> {
+    let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::KEY, "an attestation key")?;
+    attest::quote::parse_ak(&bytes).with_context(|| format!("{}: not an attestation key", path.display()))
+}
+
+/// The quote of `--tpm-quote …` or of `--evidence`, with `--ak` and `--nonce` (which override
+/// the file's).
+fn read_quote(a: &CheckArgs, file: Option<&QuoteFile>) -> Result<Option<QuoteInput>> {
+    let mut notes = Vec::new();
+    let (message, signature) = match (file, &a.tpm_quote, &a.tpm_quote_sig) {
+        (Some(q), _, _) => (
+            base64("the evidence's tpm_quote.message", &q.message)?,
+            base64("the evidence's tpm_quote.signature", &q.signature)?,
+        ),
+        (None, Some(m), Some(sig)) => (
+            crate::fsutil::read_input(m, crate::fsutil::limits::EVIDENCE, "a TPM quote")?,
+            crate::fsutil::read_input(sig, crate::fsutil::limits::EVIDENCE, "a TPM quote's signature")?,
+        ),
+        _ => return Ok(None),
+    };
+    let what =
+        |flag: &Option<PathBuf>, default: &str| flag.as_ref().map_or(default.to_owned(), |p| p.display().to_string());
+    let signature = attest::quote::parse_signature(&signature).with_context(|| {
+        format!("{}: not a TPM quote's signature", what(&a.tpm_quote_sig, "the evidence's tpm_quote.signature"))
+    })?;
+    // Unusable quotes are input errors: parse it here once (verify parses it again).
+    attest::quote::parse_attest(&message)
+        .with_context(|| format!("{}: not a TPM quote", what(&a.tpm_quote, "the evidence's tpm_quote.message")))?;
+    let ak = match (&a.ak, file.and_then(|q| q.ak.as_deref())) {
+        (Some(p), _) => read_ak(p)?,
+        (None, Some(text)) => {
+            notes.push(
+                "the attestation key came with the evidence (no --ak): a key anyone can make proves nothing until \
+                 you know it is this node's TPM's"
+                    .to_owned(),
+            );
+            let bytes = if text.trim_start().starts_with("-----BEGIN") {
+                text.as_bytes().to_vec()
+            } else {
+                base64("the evidence's tpm_quote.ak", text)?
+            };
+            attest::quote::parse_ak(&bytes).context("the evidence's tpm_quote.ak: not an attestation key")?
+        }
+        (None, None) => bail!("the TPM quote needs its attestation key: --ak (or tpm_quote.ak in --evidence)"),
+    };
+    let nonce = match (&a.nonce, file.and_then(|q| q.nonce.as_deref())) {
+        (Some(n), _) => parse_nonce("--nonce", n)?,
+        (None, Some(n)) => {
+            notes.push(
+                "the nonce came with the evidence (no --nonce): it proves the quote fresh only if you chose it"
+                    .to_owned(),
+            );
+            parse_nonce("the evidence's tpm_quote.nonce", n)?
+        }
+        (None, None) => {
+            bail!("the TPM quote needs the nonce you gave the node: --nonce (or tpm_quote.nonce in --evidence)")
+        }
+    };
+    Ok(Some(QuoteInput { message, signature, ak, nonce, notes }))
+}
+
 #[derive(Serialize)]
 struct CheckJson<'a> {
-    bundle: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundle: Option<String>,
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<&'a str>,
@@ -134,7 +284,8 @@ struct CheckJson<'a> {
     sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key_id: Option<String>,
-    platform: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -143,52 +294,47 @@ struct CheckJson<'a> {
     snp_report: Option<&'a SnpReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tdx_quote: Option<&'a TdxQuote>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tpm_quote: Option<&'a attest::quote::Attest>,
 }
 
 fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     // Unusable evidence is an input error (exit 2): read it all before anything else.
-    let log: Option<EventLog> = a.eventlog.as_deref().map(|p| load(p, a.eventlog_format)).transpose()?;
-    let pcrs_file = a.pcrs.as_deref().map(read_pcrs_file).transpose()?;
+    let file: Option<EvidenceFile> = match &a.evidence {
+        Some(p) => {
+            let bytes = crate::fsutil::read_input(p, EVIDENCE_FILE, "a JSON evidence file")?;
+            Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{}: not an evidence file (docs/attest-evidence.md)", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut log: Option<EventLog> = a.eventlog.as_deref().map(|p| load(p, a.eventlog_format)).transpose()?;
+    let mut pcrs_file = a.pcrs.as_deref().map(read_pcrs_file).transpose()?;
+    if let Some(f) = &file {
+        if let Some(text) = &f.eventlog {
+            let bytes = base64("the evidence's eventlog", text)?;
+            log = Some(::eventlog::parse(&bytes).context("the evidence's eventlog")?);
+        }
+        if let Some(banks) = &f.pcrs {
+            pcrs_file = Some(pcr_values(banks.clone(), "the evidence's pcrs")?);
+        }
+    }
+    let quote = read_quote(a, file.as_ref().map(|f| &f.tpm_quote))?;
     let snp = a.snp_report.as_deref().map(read_snp).transpose()?;
     let tdx = a.tdx_quote.as_deref().map(read_tdx).transpose()?;
 
-    let min_version = super::release::parse_min_version(a.min_version.as_deref())?;
-    let bytes = crate::fsutil::read_input(&a.bundle, crate::fsutil::limits::BUNDLE, "a bundle")?;
-    let key = read_public_key(&a.pubkey)?;
-    let sig = read_signature(&a.bundle, a.sig.as_deref())?;
-    let bundle_name = a.bundle.display().to_string();
-    let verified = match release::verify_bundle(&bytes, Some((&key, &sig)), min_version.as_ref()) {
-        Ok(v) => v,
-        // A malformed signature file is unusable input (exit 2), not a failed verification.
-        Err(e @ release::VerifyError::MalformedSignature(_)) => bail!("{}: {e}", a.bundle.display()),
-        Err(e) => {
-            if a.json {
-                let out = CheckJson {
-                    bundle: bundle_name.clone(),
-                    ok: false,
-                    image: None,
-                    version: None,
-                    sha256: None,
-                    key_id: None,
-                    platform: &a.platform,
-                    reason: Some(format!("the bundle did not verify: {e}")),
-                    report: None,
-                    snp_report: None,
-                    tdx_quote: None,
-                };
-                emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
-            }
-            eprintln!("{bundle_name}: verification failed: {e}");
-            return Ok(Outcome::Mismatch);
-        }
+    let bundle = match (&a.bundle, &a.pubkey, &a.platform) {
+        (Some(bundle), Some(pubkey), Some(platform)) => match verify_bundle(a, bundle, pubkey, platform)? {
+            Some(b) => Some(b),
+            None => return Ok(Outcome::Mismatch),
+        },
+        _ => None,
     };
-    let bundle = &verified.bundle;
-    let Some(platform) = bundle.platforms.get(&a.platform) else {
-        bail!(
-            "the bundle has no platform {:?} (it has: {})",
-            a.platform,
-            bundle.platforms.keys().cloned().collect::<Vec<_>>().join(", ")
-        );
+    let references = match &bundle {
+        Some(b) => b.references.clone(),
+        None => attest::ReferenceValues::default(),
     };
 
     let tpm = match &a.tpm {
@@ -202,19 +348,66 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
         }
         None => None,
     };
-    let (pcrs, skipped_banks) = match (&tpm, &pcrs_file) {
+    let (mut pcrs, skipped_banks) = match (&tpm, &pcrs_file) {
         (Some((v, s)), _) => (Some((Source::Tpm, v)), s.clone()),
         (None, Some((v, s))) => (Some((Source::PcrsFile, v)), s.clone()),
         (None, None) => (None, Vec::new()),
     };
-    let evidence = Evidence { pcrs, eventlog: log.as_ref(), snp: snp.as_ref(), tdx: tdx.as_ref() };
+    let mut authentication: Vec<Authentication> = Vec::new();
+    let mut quote_notes = Vec::new();
+    let replayed;
+    let quoted;
+    let quote_verification = match &quote {
+        Some(q) => {
+            // The values the quote's digest must match: the TPM's or the file's, else the log's.
+            let values = match (pcrs, &log) {
+                (Some((_, v)), _) => v,
+                (None, Some(l)) => {
+                    replayed = attest::pcr_values_from_log(l).context("the event log")?;
+                    pcrs = Some((Source::Eventlog, &replayed));
+                    &replayed
+                }
+                (None, None) => bail!("a TPM quote needs the PCR values it covers: --pcrs, --tpm or --eventlog"),
+            };
+            let v = attest::quote::verify(
+                &q.message,
+                &q.signature,
+                &q.ak,
+                &q.nonce,
+                values,
+                bundle.as_ref().map(|b| &b.references),
+            )
+            .context("the TPM quote")?;
+            if let Some(values) = &v.quoted {
+                quoted = values.clone();
+                pcrs = Some((Source::TpmQuote, &quoted));
+            }
+            authentication.push(v.authentication.clone());
+            quote_notes.extend(q.notes.iter().cloned());
+            Some(v)
+        }
+        None => None,
+    };
+    let evidence = Evidence {
+        pcrs,
+        eventlog: log.as_ref(),
+        snp: snp.as_ref(),
+        tdx: tdx.as_ref(),
+        authentication: &authentication,
+    };
     let guest = attest::GuestPolicy {
         allow_debug: a.allow_debug,
         vmpl: a.vmpl,
         allow_migration_agent: a.allow_migration_agent,
     };
-    let mut report = attest::check_with(&attest::ReferenceValues::from(platform), &evidence, &guest)
-        .with_context(|| format!("checking the evidence against platform {}", a.platform))?;
+    let mut report = attest::check_with(&references, &evidence, &guest).with_context(|| match &a.platform {
+        Some(p) => format!("checking the evidence against platform {p}"),
+        None => "checking the evidence".to_owned(),
+    })?;
+    if bundle.is_none() {
+        report.notes.push("no bundle: the evidence's values are reported, none is enforced".into());
+    }
+    report.notes.extend(quote_notes);
     for b in skipped_banks {
         report
             .notes
@@ -223,36 +416,91 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     let ok = report.ok();
     if a.json {
         let out = CheckJson {
-            bundle: bundle_name,
+            bundle: a.bundle.as_ref().map(|b| b.display().to_string()),
             ok,
-            image: Some(&bundle.image.name),
-            version: Some(&bundle.image.version),
-            sha256: Some(hex::encode(verified.sha256)),
-            key_id: verified.key_id.map(|k| k.to_string()),
-            platform: &a.platform,
+            image: bundle.as_ref().map(|b| b.verified.bundle.image.name.as_str()),
+            version: bundle.as_ref().map(|b| b.verified.bundle.image.version.as_str()),
+            sha256: bundle.as_ref().map(|b| hex::encode(b.verified.sha256)),
+            key_id: bundle.as_ref().and_then(|b| b.verified.key_id.map(|k| k.to_string())),
+            platform: a.platform.as_deref(),
             reason: None,
             report: Some(&report),
             snp_report: snp.as_ref(),
             tdx_quote: tdx.as_ref(),
+            tpm_quote: quote_verification.as_ref().map(|v| &v.attest),
         };
         emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     } else {
         let mut out = String::new();
         if !global.quiet {
-            writeln!(
-                out,
-                "bundle {} {} (sha256 {}), signed by key {}; platform {}",
-                bundle.image.name,
-                bundle.image.version,
-                hex::encode(verified.sha256),
-                verified.key_id.map(|k| k.to_string()).unwrap_or_default(),
-                a.platform
-            )?;
+            match &bundle {
+                Some(b) => writeln!(
+                    out,
+                    "bundle {} {} (sha256 {}), signed by key {}; platform {}",
+                    b.verified.bundle.image.name,
+                    b.verified.bundle.image.version,
+                    hex::encode(b.verified.sha256),
+                    b.verified.key_id.map(|k| k.to_string()).unwrap_or_default(),
+                    a.platform.as_deref().unwrap_or_default()
+                )?,
+                None => writeln!(out, "no bundle: verifying the evidence alone")?,
+            }
         }
         text(&mut out, &report, global.quiet)?;
         emit(&out)?;
     }
     Ok(if ok { Outcome::Ok } else { Outcome::Mismatch })
+}
+
+/// A bundle that verified, and its platform's reference values.
+struct VerifiedBundle {
+    verified: release::Verified,
+    references: attest::ReferenceValues,
+}
+
+/// Verifies the bundle (as `nodeimg verify`) and picks `platform`; `None` when it does not
+/// verify (reported, exit 1), an error for unusable input (exit 2).
+fn verify_bundle(a: &CheckArgs, path: &Path, pubkey: &Path, platform: &str) -> Result<Option<VerifiedBundle>> {
+    let min_version = super::release::parse_min_version(a.min_version.as_deref())?;
+    let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::BUNDLE, "a bundle")?;
+    let key = read_public_key(pubkey)?;
+    let sig = read_signature(path, a.sig.as_deref())?;
+    let bundle_name = path.display().to_string();
+    let verified = match release::verify_bundle(&bytes, Some((&key, &sig)), min_version.as_ref()) {
+        Ok(v) => v,
+        // A malformed signature file is unusable input (exit 2), not a failed verification.
+        Err(e @ release::VerifyError::MalformedSignature(_)) => bail!("{}: {e}", path.display()),
+        Err(e) => {
+            if a.json {
+                let out = CheckJson {
+                    bundle: Some(bundle_name.clone()),
+                    ok: false,
+                    image: None,
+                    version: None,
+                    sha256: None,
+                    key_id: None,
+                    platform: Some(platform),
+                    reason: Some(format!("the bundle did not verify: {e}")),
+                    report: None,
+                    snp_report: None,
+                    tdx_quote: None,
+                    tpm_quote: None,
+                };
+                emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
+            }
+            eprintln!("{bundle_name}: verification failed: {e}");
+            return Ok(None);
+        }
+    };
+    let Some(p) = verified.bundle.platforms.get(platform) else {
+        bail!(
+            "the bundle has no platform {:?} (it has: {})",
+            platform,
+            verified.bundle.platforms.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    };
+    let references = attest::ReferenceValues::from(p);
+    Ok(Some(VerifiedBundle { verified, references }))
 }
 
 /// One line per check (only mismatches with `quiet`); under a mismatch the expected values and,
@@ -289,7 +537,19 @@ fn text(out: &mut String, report: &Report, quiet: bool) -> std::fmt::Result {
     let bad: Vec<&str> =
         report.checks.iter().filter(|c| c.status == Status::Mismatch).map(|c| c.value.as_str()).collect();
     if bad.is_empty() {
-        writeln!(out, "OK: every enforced value matches ({ok} ok, {observed} observed only)")
+        match report.authenticity {
+            Authenticity::Authenticated => writeln!(
+                out,
+                "OK: the evidence is authentic (given its keys) and every enforced value matches ({ok} ok, {observed} observed \
+                 only)"
+            ),
+            // Never a plain OK: nothing proved these values genuine.
+            _ => writeln!(
+                out,
+                "UNAUTHENTICATED: every enforced value matches ({ok} ok, {observed} observed only), but no \
+                 signature proves the evidence genuine (see the notes)"
+            ),
+        }
     } else {
         writeln!(out, "FAIL: {} mismatch(es): {} ({ok} ok, {observed} observed only)", bad.len(), bad.join(", "))
     }
