@@ -13,9 +13,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 NODEIMG=$ROOT/target/release/nodeimg
-# The build reports what it does on stderr as it goes (a spinner on a terminal, one line per
-# stage otherwise: package downloads, image assembly, verity, checks), so no minute is silent;
-# its JSON report on stdout names the output directory.
+# The build and the release report what they do on stderr as they go (a spinner or a bar on a
+# terminal, one line per stage otherwise: package downloads, image assembly, verity, checks,
+# then hashing, compressing and archiving each artefact), so no minute is silent; the build's
+# JSON report on stdout names the output directory.
 echo "make image: building with mkosi (a first build downloads ~400 packages and takes a few minutes)" >&2
 # shellcheck disable=SC2086
 dir=$("$NODEIMG" build --json ${NODEIMG_BUILD_ARGS:-} | jq -r .dir)
@@ -23,4 +24,5 @@ name=$(jq -r .image.name "$dir/build.json")
 version=$(jq -r .image.version "$dir/build.json")
 # A release is never overwritten; `make image` replaces its own local one.
 rm -rf "out/release/$name-$version"
+echo "make image: releasing $dir as a signed bundle in out/release/$name-$version/" >&2
 "$NODEIMG" release --version "$version" --input "$dir" --insecure-dev-key --out out/release

@@ -100,6 +100,18 @@ fn lock_then_build_then_offline_rebuild_of_a_release() {
     let offline = rebuild_offline(&release, &pubkey, &profiles);
     assert_eq!(offline.code, 0, "offline rebuild from the release's packages:\n{offline:?}");
     assert!(offline.stdout.contains("identical: nodeimg 0.1.0 rebuilt from the package archive"), "{offline:?}");
+    // Each stage said what it was doing (plain lines: stderr is not a terminal), each rebuilt
+    // artefact hashed with its size.
+    for want in [
+        "== verifying ",
+        "== checking nodeimg 0.1.0 and its package lock against the bundle",
+        "== rebuilding qemu from the package archive",
+        "== comparing the ",
+        "‣ hashing qemu/disk.raw (",
+        "‣ hashing qemu/uki.efi (",
+    ] {
+        assert!(offline.stderr.contains(want), "{want:?}: {offline:?}");
+    }
 
     // 2b. A release whose UKI is not what its sources give (the build output edited before
     //     release): the rebuild says so, down to the section.
@@ -150,6 +162,7 @@ fn lock_then_build_then_offline_rebuild_of_a_release() {
     let r = nodeimg(args!["rebuild", &p(&forged), "--pubkey", &p(&pubkey), "--profiles", &p(&profiles)]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("verification failed") && r.stderr.contains("nothing was rebuilt"), "{r:?}");
+    assert!(r.stderr.starts_with("== verifying ") && !r.stderr.contains("== rebuilding"), "{r:?}");
 
     // A package archive with an altered .deb: exit 2 naming it.
     let pkgs = tmp.join("pkgs");

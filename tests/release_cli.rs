@@ -140,6 +140,94 @@ fn a_release_checks_out_with_debian_tools() {
     );
 }
 
+/// Progress on stderr. Without a terminal: one plain line per artefact hashed and per artefact
+/// compressed, each with its size, then one per step of the release, no carriage return or
+/// escape; with `-q` nothing at all. On a terminal (`script` gives one): a bar per step that
+/// ends as a `✓` line; with `-q` nothing again.
+#[test]
+fn progress_on_stderr_plain_without_a_terminal_bars_on_one_none_with_quiet() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    build_output(&d.join("build"), None);
+    assert_eq!(nodeimg(d, &["keygen", "-o", "k", "--unencrypted"]).code, 0);
+    let release = |out: &str, quiet: bool| {
+        let mut args = vec!["release", "--version", VERSION, "--input", "build", "--key", "k.key", "--out", out];
+        if quiet {
+            args.push("-q");
+        }
+        let run = nodeimg(d, &args);
+        assert_eq!(run.code, 0, "{run:?}");
+        run
+    };
+    let run = release("plain", false);
+    assert!(!run.stderr.contains(['\r', '\x1b']), "no carriage return or escape without a terminal: {run:?}");
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    let mut artefacts = Vec::new();
+    for platform in example()["platforms"].as_object().unwrap().keys() {
+        for f in ["disk.raw", "uki.efi", "root.raw", "root-verity.raw"] {
+            artefacts.push(format!("{platform}/{f}"));
+        }
+    }
+    for (i, verb) in ["hashing", "compressing"].into_iter().enumerate() {
+        let part = &lines[i * artefacts.len()..(i + 1) * artefacts.len()];
+        for a in &artefacts {
+            let size = fs::metadata(d.join("build").join(a)).unwrap().len();
+            let want = format!("‣ {verb} {a} ({:.2} kB)", size as f64 / 1000.0);
+            assert_eq!(part.iter().filter(|l| **l == want).count(), 1, "{want:?} once among the first lines: {run:?}");
+        }
+    }
+    assert_eq!(
+        lines[2 * artefacts.len()..],
+        [
+            "‣ writing and signing bundle.json".to_owned(),
+            format!("‣ hashing the files for SHA256SUMS ({:.2} kB)", sums_size(&d.join("plain").join(NAME)) / 1000.0),
+            "‣ writing and signing SHA256SUMS".to_owned(),
+            format!("‣ writing {NAME}.tar.zst ({:.2} kB)", archived_size(&d.join("plain").join(NAME)) / 1000.0),
+            format!(
+                "‣ hashing {NAME}.tar.zst ({:.2} kB)",
+                file_size(&d.join("plain").join(NAME).join(format!("{NAME}.tar.zst"))) / 1000.0
+            ),
+        ],
+        "{run:?}"
+    );
+    let quiet = release("quiet", true);
+    assert_eq!(quiet.stderr, "", "{quiet:?}");
+
+    // On a terminal.
+    let bin = env!("CARGO_BIN_EXE_nodeimg");
+    let on_tty = |out: &str, quiet: &str| {
+        let cmd = format!("{bin} release --version {VERSION} --input build --key k.key --out {out} {quiet}");
+        let run = tool(d, "script", &["-qec", &cmd, "/dev/null"]);
+        assert_eq!(run.code, 0, "{run:?}");
+        run
+    };
+    let tty = on_tty("tty", "");
+    for a in &artefacts {
+        for verb in ["hashing", "compressing"] {
+            assert!(tty.stdout.contains(&format!("✓ {verb} {a} (")), "{verb} {a}: {tty:?}");
+        }
+    }
+    assert!(tty.stdout.contains(&format!("✓ writing {NAME}.tar.zst (")), "{tty:?}");
+    assert!(!tty.stdout.contains("‣ "), "bars, not plain lines, on a terminal: {tty:?}");
+    let tty_quiet = on_tty("tty-quiet", "-q");
+    assert_eq!(tty_quiet.stdout, "", "{tty_quiet:?}");
+}
+
+fn file_size(path: &Path) -> f64 {
+    fs::metadata(path).unwrap().len() as f64
+}
+
+/// The bytes of the files SHA256SUMS lists in the release `rel`.
+fn sums_size(rel: &Path) -> f64 {
+    fs::read_to_string(rel.join("SHA256SUMS")).unwrap().lines().map(|l| file_size(&rel.join(&l[66..]))).sum()
+}
+
+/// The bytes of the files the archive of `rel` holds: what SHA256SUMS lists, and the list with
+/// its signature.
+fn archived_size(rel: &Path) -> f64 {
+    sums_size(rel) + file_size(&rel.join("SHA256SUMS")) + file_size(&rel.join("SHA256SUMS.minisig"))
+}
+
 #[test]
 fn every_kind_of_tampering_fails_with_its_own_reason() {
     let dir = tempfile::tempdir().unwrap();

@@ -24,6 +24,8 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::progress::Counted;
+
 /// zstd compression level of every artefact and archive.
 pub const ZSTD_LEVEL: i32 = 10;
 /// zstd worker threads (multi-threaded zstd's output depends on this, so it is fixed).
@@ -162,14 +164,29 @@ fn split_name(path: &str) -> Option<(&str, &str)> {
 
 /// Archives the tree at `root` under the name `top` (a directory entry `top/`, then its
 /// contents) into `out`, leaving out the entries of `root` named in `skip`. Only regular files
-/// and directories are allowed.
-pub fn write_tree<W: Write>(root: &Path, top: &str, mtime: u64, skip: &[&str], out: W) -> Result<W, ArchiveError> {
+/// and directories are allowed. `progress` hears how many bytes of file content are archived
+/// so far.
+pub fn write_tree<W: Write>(
+    root: &Path,
+    top: &str,
+    mtime: u64,
+    skip: &[&str],
+    out: W,
+    progress: &mut dyn FnMut(u64),
+) -> Result<W, ArchiveError> {
     let mut tar = TarWriter::new(out, mtime);
-    add_dir(&mut tar, root, top, skip)?;
+    add_dir(&mut tar, root, top, skip, &mut 0, progress)?;
     tar.finish()
 }
 
-fn add_dir<W: Write>(tar: &mut TarWriter<W>, dir: &Path, name: &str, skip: &[&str]) -> Result<(), ArchiveError> {
+fn add_dir<W: Write>(
+    tar: &mut TarWriter<W>,
+    dir: &Path,
+    name: &str,
+    skip: &[&str],
+    done: &mut u64,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), ArchiveError> {
     tar.directory(name)?;
     let mut children: Vec<(String, PathBuf)> = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
@@ -184,10 +201,12 @@ fn add_dir<W: Write>(tar: &mut TarWriter<W>, dir: &Path, name: &str, skip: &[&st
         let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
         let entry_name = format!("{name}/{child}");
         if meta.is_dir() {
-            add_dir(tar, &path, &entry_name, &[])?;
+            add_dir(tar, &path, &entry_name, &[], done, progress)?;
         } else if meta.is_file() {
             let f = File::open(&path).map_err(io_err(&path))?;
-            tar.file(&entry_name, meta.len(), f)?;
+            let base = *done;
+            tar.file(&entry_name, meta.len(), Counted::new(f, &mut |n| progress(base + n)))?;
+            *done += meta.len();
         } else {
             return Err(ArchiveError::Unsupported { path });
         }
@@ -204,9 +223,16 @@ fn encoder<W: Write>(out: W) -> io::Result<zstd::Encoder<'static, W>> {
 }
 
 /// [`write_tree`] compressed with zstd: the release archive.
-pub fn write_tree_zst<W: Write>(root: &Path, top: &str, mtime: u64, skip: &[&str], out: W) -> Result<W, ArchiveError> {
+pub fn write_tree_zst<W: Write>(
+    root: &Path,
+    top: &str,
+    mtime: u64,
+    skip: &[&str],
+    out: W,
+    progress: &mut dyn FnMut(u64),
+) -> Result<W, ArchiveError> {
     let enc = encoder(out).map_err(io_err(Path::new("<zstd>")))?;
-    let enc = write_tree(root, top, mtime, skip, enc)?;
+    let enc = write_tree(root, top, mtime, skip, enc, progress)?;
     enc.finish().map_err(io_err(Path::new("<zstd>")))
 }
 

@@ -51,6 +51,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bundle::{Artefact, Bundle, HashAlg, Image, Pcr, PcrStatus, Platform, Provenance, SCHEMA_VERSION};
 use crate::hex::Hex;
+use crate::progress::{Counted, Progress};
 use crate::verify::hash;
 
 /// `build.json`.
@@ -241,7 +242,10 @@ impl BuildOutput {
 
     /// Re-hashes every artefact and checks it against its manifest; `progress` is called with
     /// each bundle path before it is hashed. Returns the bundle's `artefacts`.
-    pub fn check_artefacts(&self, mut progress: impl FnMut(&str)) -> Result<BTreeMap<String, Artefact>, InputError> {
+    pub fn check_artefacts(
+        &self,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<BTreeMap<String, Artefact>, InputError> {
         let mut out = BTreeMap::new();
         for (platform, p) in &self.platforms {
             for e in &p.manifest.artefacts {
@@ -250,9 +254,11 @@ impl BuildOutput {
                 if e.name.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
                     return Err(InputError::Invalid { path: file, message: "not a plain relative path".into() });
                 }
-                progress(&bundle_path);
                 let io_err = |source| InputError::Io { path: file.clone(), source };
-                let (size, sha256) = hash(File::open(&file).map_err(io_err)?).map_err(io_err)?;
+                let f = File::open(&file).map_err(io_err)?;
+                let bytes = f.metadata().map_err(io_err)?.len();
+                progress(Progress::Step { what: &format!("hashing {bundle_path}"), bytes });
+                let (size, sha256) = hash(Counted::new(f, &mut |n| progress(Progress::Bytes(n)))).map_err(io_err)?;
                 if size != e.size || sha256 != e.sha256 {
                     return Err(InputError::Invalid {
                         path: file,
@@ -357,8 +363,18 @@ pub(crate) mod tests {
         synthetic(dir.path());
         let out = BuildOutput::read(dir.path()).unwrap();
         let mut seen = Vec::new();
-        let artefacts = out.check_artefacts(|p| seen.push(p.to_owned())).unwrap();
-        assert_eq!(seen, ["qemu-snp/disk.raw", "qemu-snp/uki.efi", "qemu-tdx/disk.raw", "qemu-tdx/uki.efi"]);
+        let artefacts = out
+            .check_artefacts(&mut |p| match p {
+                Progress::Step { what, bytes } => seen.push(format!("{what} {bytes}")),
+                Progress::Bytes(n) => seen.push(format!("{n}")),
+            })
+            .unwrap();
+        let sizes: Vec<String> = artefacts.iter().map(|(p, a)| format!("hashing {p} {0}|{0}", a.size)).collect();
+        assert_eq!(seen.chunks(2).map(|c| c.join("|")).collect::<Vec<_>>(), sizes);
+        assert_eq!(
+            artefacts.keys().collect::<Vec<_>>(),
+            ["qemu-snp/disk.raw", "qemu-snp/uki.efi", "qemu-tdx/disk.raw", "qemu-tdx/uki.efi"]
+        );
         let observed = BTreeMap::from([(
             "qemu-tdx".to_owned(),
             BTreeMap::from([(HashAlg::Sha256, BTreeMap::from([(1u8, Hex(vec![7; 32]))]))]),
@@ -382,7 +398,7 @@ pub(crate) mod tests {
         synthetic(dir.path());
         fs::write(dir.path().join("qemu-tdx/uki.efi"), b"changed").unwrap();
         let out = BuildOutput::read(dir.path()).unwrap();
-        let err = out.check_artefacts(|_| {}).unwrap_err().to_string();
+        let err = out.check_artefacts(&mut |_| {}).unwrap_err().to_string();
         assert!(err.contains("qemu-tdx/uki.efi: is 7 bytes"), "{err}");
     }
 

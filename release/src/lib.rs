@@ -27,7 +27,8 @@
 //!
 //! The input of a release is the build output directory; its contract is in [`input`].
 //!
-//! The crate never prints and never runs processes; it reads and writes the paths it is given.
+//! The crate never prints and never runs processes; it reads and writes the paths it is given,
+//! and tells a callback how its long steps are going ([`progress`]).
 
 pub mod archive;
 pub mod bundle;
@@ -35,6 +36,7 @@ pub mod canonical;
 pub mod export;
 pub use attest::hex;
 pub mod input;
+pub mod progress;
 pub mod publish;
 pub mod schema;
 pub mod verify;
@@ -44,4 +46,5 @@ pub use bundle::{
     SnpLaunchDigest, Tdx, SCHEMA_VERSION,
 };
 pub use hex::Hex;
+pub use progress::Progress;
 pub use verify::{extract_artefact, verify_artefacts, verify_bundle, verify_sums, Verified, VerifyError};

@@ -31,6 +31,7 @@ use sign::SecretKey;
 use crate::archive::{self, ArchiveError};
 use crate::bundle::{trusted_comment, Bundle, BundleError};
 use crate::input::BuildOutput;
+use crate::progress::{Counted, Progress};
 
 /// File names in a release directory.
 pub const BUNDLE: &str = "bundle.json";
@@ -83,15 +84,28 @@ pub fn release_name(bundle: &Bundle) -> String {
     format!("{}-{}", bundle.image.name, bundle.image.version)
 }
 
-/// `sha256sum`-format lines (`<hex>  <path>`) for `files` (relative to `dir`), in order.
-pub fn sha256sums(dir: &Path, files: &[String]) -> Result<String, PublishError> {
+/// `sha256sum`-format lines (`<hex>  <path>`) for `files` (relative to `dir`), in order;
+/// `progress` hears how many bytes are hashed so far.
+pub fn sha256sums(dir: &Path, files: &[String], progress: &mut dyn FnMut(u64)) -> Result<String, PublishError> {
     let mut out = String::new();
+    let mut done = 0;
     for f in files {
         let path = dir.join(f);
-        let (_, digest) = crate::verify::hash(File::open(&path).map_err(io_err(&path))?).map_err(io_err(&path))?;
+        let file = File::open(&path).map_err(io_err(&path))?;
+        let (size, digest) =
+            crate::verify::hash(Counted::new(file, &mut |n| progress(done + n))).map_err(io_err(&path))?;
+        done += size;
         out.push_str(&format!("{digest}  {f}\n"));
     }
     Ok(out)
+}
+
+/// The total size of `files` (relative to `dir`).
+fn total_size<'a>(dir: &Path, files: impl IntoIterator<Item = &'a String>) -> Result<u64, PublishError> {
+    files.into_iter().try_fold(0, |sum, f| {
+        let path = dir.join(f);
+        Ok(sum + fs::metadata(&path).map_err(io_err(&path))?.len())
+    })
 }
 
 /// The directory of a release that holds the package archive (`--with-packages`).
@@ -100,7 +114,9 @@ pub const PACKAGES_DIR: &str = "packages";
 /// Writes the release of `build` (whose bundle is `bundle`) into the directory `dir`, signing
 /// with `key`; `untrusted_comment` goes on both signatures. `dir` is empty but for the
 /// `packages` the caller put there (paths relative to `dir`, under [`PACKAGES_DIR`]), which are
-/// listed in SHA256SUMS and left out of the archive. `progress` hears about each step.
+/// listed in SHA256SUMS and left out of the archive. `progress` hears about each step and the
+/// bytes it has gone through: compressing each artefact, hashing for SHA256SUMS, writing the
+/// archive and hashing it.
 pub fn write_release(
     build: &BuildOutput,
     bundle: &Bundle,
@@ -108,11 +124,11 @@ pub fn write_release(
     untrusted_comment: &str,
     dir: &Path,
     packages: &[String],
-    progress: &mut dyn FnMut(&str),
+    progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<ReleaseReport, PublishError> {
     let mut files: Vec<String> = packages.to_vec();
     for (path, artefact) in &bundle.artefacts {
-        progress(&format!("compressing {path}"));
+        progress(Progress::Step { what: &format!("compressing {path}"), bytes: artefact.size });
         let src = build.artefact_file(path);
         let rel = format!("{path}.zst");
         let dst = dir.join(&rel);
@@ -120,7 +136,9 @@ pub fn write_release(
             fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
         let out = BufWriter::new(File::create(&dst).map_err(io_err(&dst))?);
-        let mut hashing = HashingReader { inner: File::open(&src).map_err(io_err(&src))?, hash: Sha256::new() };
+        let input = File::open(&src).map_err(io_err(&src))?;
+        let mut report = |n| progress(Progress::Bytes(n));
+        let mut hashing = HashingReader { inner: Counted::new(input, &mut report), hash: Sha256::new() };
         let (size, out) = archive::compress(&mut hashing, out).map_err(io_err(&src))?;
         out.into_inner().map_err(|e| PublishError::Io { path: dst.clone(), source: e.into_error() })?;
         if size != artefact.size || hashing.hash.finalize().as_slice() != artefact.sha256.as_bytes() {
@@ -129,7 +147,7 @@ pub fn write_release(
         files.push(rel);
     }
 
-    progress("writing and signing bundle.json");
+    progress(Progress::Step { what: "writing and signing bundle.json", bytes: 0 });
     let text = bundle.to_canonical_json()?;
     write(dir, BUNDLE, text.as_bytes())?;
     let comment = trusted_comment(&bundle.image, text.as_bytes());
@@ -139,8 +157,10 @@ pub fn write_release(
     files.push(BUNDLE_SIG.into());
     files.sort();
 
-    progress("writing and signing SHA256SUMS");
-    let sums = sha256sums(dir, &files)?;
+    let bytes = total_size(dir, &files)?;
+    progress(Progress::Step { what: "hashing the files for SHA256SUMS", bytes });
+    let sums = sha256sums(dir, &files, &mut |n| progress(Progress::Bytes(n)))?;
+    progress(Progress::Step { what: "writing and signing SHA256SUMS", bytes: 0 });
     write(dir, SUMS, sums.as_bytes())?;
     let sums_comment = format!(
         "file:{SUMS}\tname:{}\tversion:{}\tsha256:{}",
@@ -155,13 +175,19 @@ pub fn write_release(
 
     let name = release_name(bundle);
     let archive_name = format!("{name}.tar.zst");
-    progress(&format!("writing {archive_name}"));
+    let bytes = total_size(dir, files.iter().filter(|f| !f.starts_with(&format!("{PACKAGES_DIR}/"))))?;
+    progress(Progress::Step { what: &format!("writing {archive_name}"), bytes });
     let archive_path = dir.join(&archive_name);
     let out = BufWriter::new(File::create(&archive_path).map_err(io_err(&archive_path))?);
-    let out = archive::write_tree_zst(dir, &name, bundle.image.source_date_epoch, &[&archive_name, PACKAGES_DIR], out)?;
+    let skip = [archive_name.as_str(), PACKAGES_DIR];
+    let epoch = bundle.image.source_date_epoch;
+    let out = archive::write_tree_zst(dir, &name, epoch, &skip, out, &mut |n| progress(Progress::Bytes(n)))?;
     let file = out.into_inner().map_err(|e| PublishError::Io { path: archive_path.clone(), source: e.into_error() })?;
     file.sync_all().map_err(io_err(&archive_path))?;
-    let (_, archive_sha256) = crate::verify::hash(File::open(&archive_path).map_err(io_err(&archive_path))?)
+    let archive_file = File::open(&archive_path).map_err(io_err(&archive_path))?;
+    let bytes = archive_file.metadata().map_err(io_err(&archive_path))?.len();
+    progress(Progress::Step { what: &format!("hashing {archive_name}"), bytes });
+    let (_, archive_sha256) = crate::verify::hash(Counted::new(archive_file, &mut |n| progress(Progress::Bytes(n))))
         .map_err(io_err(&archive_path))?;
     files.push(archive_name.clone());
     files.sort();
@@ -203,13 +229,20 @@ mod tests {
     use crate::input::tests::synthetic;
     use sign::KeyId;
 
-    fn release(build_dir: &Path, key: &SecretKey) -> (tempfile::TempDir, ReleaseReport) {
+    /// A release of the build in `build_dir`, and what it said of its steps: each step's name
+    /// with its size and the last byte count it reported.
+    fn release(build_dir: &Path, key: &SecretKey) -> (tempfile::TempDir, ReleaseReport, Vec<(String, u64, u64)>) {
         let build = BuildOutput::read(build_dir).unwrap();
-        let artefacts = build.check_artefacts(|_| {}).unwrap();
+        let artefacts = build.check_artefacts(&mut |_| {}).unwrap();
         let bundle = build.bundle(artefacts, &BTreeMap::new()).unwrap();
         let out = tempfile::tempdir().unwrap();
-        let report = write_release(&build, &bundle, key, "nodeimg test", out.path(), &[], &mut |_| {}).unwrap();
-        (out, report)
+        let mut steps: Vec<(String, u64, u64)> = Vec::new();
+        let report = write_release(&build, &bundle, key, "nodeimg test", out.path(), &[], &mut |p| match p {
+            Progress::Step { what, bytes } => steps.push((what.to_owned(), bytes, 0)),
+            Progress::Bytes(n) => steps.last_mut().expect("bytes within a step").2 = n,
+        })
+        .unwrap();
+        (out, report, steps)
     }
 
     #[test]
@@ -217,8 +250,8 @@ mod tests {
         let build = tempfile::tempdir().unwrap();
         synthetic(build.path());
         let key = SecretKey::from_seed(KeyId(*b"pubtest!"), &[5; 32]);
-        let (a, ra) = release(build.path(), &key);
-        let (b, rb) = release(build.path(), &key);
+        let (a, ra, steps) = release(build.path(), &key);
+        let (b, rb, _) = release(build.path(), &key);
         assert_eq!(ra.archive_sha256, rb.archive_sha256, "same build, same key: identical archives");
         assert_eq!(
             ra.files,
@@ -246,9 +279,38 @@ mod tests {
         let sums = fs::read_to_string(a.path().join(SUMS)).unwrap();
         assert_eq!(sums.lines().count(), 6);
 
+        // Every step was told, each measured one to its last byte: the artefacts' sizes, what
+        // SHA256SUMS lists, the files in the archive, the archive.
+        let names: Vec<&str> = steps.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "compressing qemu-snp/disk.raw",
+                "compressing qemu-snp/uki.efi",
+                "compressing qemu-tdx/disk.raw",
+                "compressing qemu-tdx/uki.efi",
+                "writing and signing bundle.json",
+                "hashing the files for SHA256SUMS",
+                "writing and signing SHA256SUMS",
+                "writing debian-cvm-1.2.3.tar.zst",
+                "hashing debian-cvm-1.2.3.tar.zst"
+            ]
+        );
+        let size = |f: &str| fs::metadata(a.path().join(f)).unwrap().len();
+        let listed: u64 = sums.lines().map(|l| size(&l[66..])).sum();
+        let archived = listed + size(SUMS) + size(SUMS_SIG);
+        let want = [
+            ra.files[5..].iter().map(|f| fs::metadata(build.path().join(&f[..f.len() - 4])).unwrap().len()).collect(),
+            vec![0, listed, 0, archived, size(&ra.archive)],
+        ]
+        .concat();
+        for ((name, bytes, last), want) in steps.iter().zip(want) {
+            assert_eq!((*bytes, *last), (want, want), "{name}");
+        }
+
         // Another key: only signatures and the archive differ.
         let other = SecretKey::from_seed(KeyId(*b"another!"), &[6; 32]);
-        let (c, rc) = release(build.path(), &other);
+        let (c, rc, _) = release(build.path(), &other);
         for f in &rc.files {
             let same = fs::read(a.path().join(f)).unwrap() == fs::read(c.path().join(f)).unwrap();
             let expect_same = !(f.ends_with(".minisig") || f.ends_with(".tar.zst") || f == SUMS);

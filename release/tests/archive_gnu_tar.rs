@@ -49,7 +49,7 @@ fn byte_identical_to_gnu_tar_ustar() {
     let dir = tempfile::tempdir().unwrap();
     let top = dir.path().join("img-1.0.0");
     tree(&top);
-    let ours = write_tree(&top, "img-1.0.0", EPOCH, &[], Vec::new()).unwrap();
+    let ours = write_tree(&top, "img-1.0.0", EPOCH, &[], Vec::new(), &mut |_| {}).unwrap();
     let theirs = run(
         "tar",
         &[
@@ -85,7 +85,7 @@ fn gnu_tar_lists_and_extracts_the_zstd_archive() {
     let top = dir.path().join("img-1.0.0");
     tree(&top);
     let archive = dir.path().join("img.tar.zst");
-    write_tree_zst(&top, "img-1.0.0", EPOCH, &[], fs::File::create(&archive).unwrap()).unwrap();
+    write_tree_zst(&top, "img-1.0.0", EPOCH, &[], fs::File::create(&archive).unwrap(), &mut |_| {}).unwrap();
     run("zstd", &["-q", "-t", "img.tar.zst"], dir.path());
 
     let listing = run("tar", &["--zstd", "-tvf", "img.tar.zst", "--numeric-owner", "--full-time", "--utc"], dir.path());
@@ -140,8 +140,8 @@ fn two_runs_give_identical_archives() {
     // Different file modes and mtimes on disk must not matter.
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(b.path().join("a"), fs::Permissions::from_mode(0o600)).unwrap();
-    let x = write_tree_zst(a.path(), "t", EPOCH, &[], Vec::new()).unwrap();
-    let y = write_tree_zst(b.path(), "t", EPOCH, &[], Vec::new()).unwrap();
+    let x = write_tree_zst(a.path(), "t", EPOCH, &[], Vec::new(), &mut |_| {}).unwrap();
+    let y = write_tree_zst(b.path(), "t", EPOCH, &[], Vec::new(), &mut |_| {}).unwrap();
     assert!(x == y, "archives of equal trees differ");
 }
 

@@ -11,5 +11,6 @@ pub mod rebuild;
 pub mod release;
 pub mod repro;
 pub mod sign;
+pub mod steps;
 pub mod uki;
 pub mod verity;

@@ -92,8 +92,10 @@ struct Report {
 const MAX_BUNDLE: u64 = 16 << 20;
 
 pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
+    let mut steps = crate::cmd::steps::Steps::new(global);
     // 1. The bundle, verified.
     let bundle_path = args.release.join(release::publish::BUNDLE);
+    steps.stage(&format!("verifying {}", bundle_path.display()));
     let bytes = crate::fsutil::read_bounded(&bundle_path, MAX_BUNDLE)?;
     let key = read_public_key(&args.pubkey)?;
     let sig = read_signature(&bundle_path, None)?;
@@ -114,6 +116,10 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
     }
 
     // 2. The recorded inputs: profile tree and lock.
+    steps.stage(&format!(
+        "checking {} {} and its package lock against the bundle",
+        bundle.image.name, bundle.image.version
+    ));
     let loc = Locations { profiles_dir: args.profiles.clone(), cache_dir: args.cache_dir.clone() };
     let profiles_dir = loc.profiles_dir()?;
     let lock = lock_of_build(prov, &profiles_dir)?;
@@ -165,6 +171,7 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
         source: choice,
         keyring: args.keyring.clone(),
     };
+    steps.stage(&format!("rebuilding {} from {}", names.join(", "), source.describe()));
     let built = match crate::cmd::build::build_measured(&req, &set, global)? {
         Ok(r) => r,
         Err(e) => return check_or_error(e),
@@ -172,9 +179,14 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
 
     // 5. The comparison.
     let rebuilt = BuildOutput::read(&built.dir)?;
-    let artefacts = rebuilt.check_artefacts(|_| {})?;
+    steps.stage(&format!("comparing the {} rebuilt artefacts with the signed ones", bundle.artefacts.len()));
+    let artefacts = rebuilt.check_artefacts(&mut |p| steps.event(p))?;
+    steps.finish();
     let ours = rebuilt.bundle(artefacts, &BTreeMap::new())?;
     let mut differences = compare(&bundle, &ours);
+    if differences.iter().any(|d| d.kind == "artefact") {
+        steps.stage("looking inside the differing artefacts (partitions, UKI sections, files)");
+    }
     explain_artefacts(&mut differences, &bundle, &args.release, &built.dir, &loc.cache_dir(), global)?;
     let report = Report {
         release: args.release.display().to_string(),

@@ -295,13 +295,9 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
         Some(path) => open_secret_key(path, &a.password)?,
         None => dev_key(&a.out, global)?,
     };
-    let progress = |msg: &str| {
-        if !global.quiet && !a.json {
-            eprintln!("+ {msg}");
-        }
-    };
+    let mut steps = super::steps::Steps::new(global);
     let lock = if a.with_packages { Some(lock_of_build(&build.info.provenance, &a.profiles_dir)?) } else { None };
-    let artefacts = build.check_artefacts(|p| progress(&format!("hashing {p}")))?;
+    let artefacts = build.check_artefacts(&mut |p| steps.event(p))?;
     let mut bundle = build.bundle(artefacts, &observed)?;
     if lock.is_some() {
         bundle.provenance.package_archive = Some(publish::PACKAGES_DIR.to_owned());
@@ -328,13 +324,16 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
     };
     let mut packages = Vec::new();
     if let Some(lock) = &lock {
-        progress("copying the package archive (the lock's .debs) into packages/");
+        let what = "copying the package archive (the lock's .debs) into packages/";
+        steps.event(release::Progress::Step { what, bytes: 0 });
         let loc = crate::cmd::build::Locations { profiles_dir: a.profiles_dir.clone(), cache_dir: a.cache_dir.clone() };
         let store = builder::debs::DebStore::under(&loc.cache_dir());
         let debs = store.export(lock, &tmp.path().join(publish::PACKAGES_DIR))?;
         packages = debs.into_iter().map(|(file, _)| format!("{}/{file}", publish::PACKAGES_DIR)).collect();
     }
-    let report = publish::write_release(&build, &bundle, &key, untrusted, tmp.path(), &packages, &mut |m| progress(m))?;
+    let report =
+        publish::write_release(&build, &bundle, &key, untrusted, tmp.path(), &packages, &mut |p| steps.event(p))?;
+    steps.finish();
     crate::fsutil::publish_modes(tmp.path())?;
     let tmp_path = tmp.keep();
     // Never over a release that appeared meanwhile (even an empty directory): atomically.
