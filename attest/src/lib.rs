@@ -11,6 +11,8 @@
 //!   lengths, reserved bytes, versions.
 //! * [`tpm`] builds and reads the TPM 2.0 commands that read PCRs (`TPM2_PCR_Read`,
 //!   `TPM2_GetCapability`): a verifier's tools talk to a TPM without a TSS library.
+//! * [`snp_verify`] checks that an SNP report is authentic: its VCEK/VLEK chain to a pinned AMD
+//!   root, its signature, the TCB and chip its key was issued for, the nonce.
 //! * [`check`] compares evidence with [`ReferenceValues`] value by value, and explains a PCR
 //!   that differs by the first event that differs ("the UKI's .cmdline section").
 //!
@@ -27,8 +29,17 @@
 //!   SNP report from another VMPL than expected, a policy that lets a migration agent in, or SMT
 //!   where the release forbids it fail on their own, whatever the measurements say: the host can
 //!   read such a guest's memory.
-//! * **Assumed, not yet proven here:** that the evidence is *authentic*. The signatures of SNP
-//!   reports (VCEK/VLEK chains to AMD's root), of TDX quotes (PCK chains to Intel's root) and of
+//! * **SEV-SNP authenticity** ([`snp_verify`], when the caller passes the VCEK/VLEK and AMD's
+//!   chain). Passing proves: the ARK's key is one of AMD's (built in, or the one the caller
+//!   names), it signed the ASK/ASVK, which signed the VEK, each valid at the verification time;
+//!   the VEK signed the report's bytes 0x0–0x29f, so every value above came from AMD firmware
+//!   holding that key; REPORTED_TCB is the TCB the VEK was issued for and (VCEK) CHIP_ID the chip,
+//!   so the report does not claim a newer TCB than its key; REPORT_DATA is the verifier's nonce,
+//!   so the report is fresh. It assumes: AMD's root keys and KDS are honest, the firmware at that
+//!   TCB is not broken (use `MinTcb` to refuse old TCBs: nothing here knows which TCB is current),
+//!   and certificate revocation is not checked (AMD's KDS CRL revokes ASKs only; none has been).
+//! * **Assumed, not yet proven here:** that the evidence is *authentic*, wherever the checks above
+//!   did not run: the signatures of SNP reports given without their VEK and chain, of TDX quotes (PCK chains to Intel's root) and of
 //!   TPM quotes (an attestation key) are not checked by this crate today, so PCR values read from
 //!   a file or a local TPM, and reports and quotes taken as given, prove only what the party
 //!   that handed them over vouches for. Every report says so in a note; an attestation service
@@ -43,6 +54,8 @@ pub mod check;
 pub mod evidence;
 pub mod hex;
 pub mod reference;
+pub mod snp_verify;
+pub mod time;
 pub mod tpm;
 
 pub use check::{
