@@ -13,6 +13,8 @@
 //!   `TPM2_GetCapability`): a verifier's tools talk to a TPM without a TSS library.
 //! * [`snp_verify`] checks that an SNP report is authentic: its VCEK/VLEK chain to a pinned AMD
 //!   root, its signature, the TCB and chip its key was issued for, the nonce.
+//! * [`tdx_verify`] checks that a TDX quote is authentic (DCAP, with the `dcap-qvl` crate): PCK
+//!   chain to Intel's root, QE report, attestation key, collateral, TCB status, the nonce.
 //! * [`check`] compares evidence with [`ReferenceValues`] value by value, and explains a PCR
 //!   that differs by the first event that differs ("the UKI's .cmdline section").
 //!
@@ -38,8 +40,17 @@
 //!   so the report is fresh. It assumes: AMD's root keys and KDS are honest, the firmware at that
 //!   TCB is not broken (use `MinTcb` to refuse old TCBs: nothing here knows which TCB is current),
 //!   and certificate revocation is not checked (AMD's KDS CRL revokes ASKs only; none has been).
+//! * **TDX authenticity** ([`tdx_verify`], with the collateral for the quote's platform).
+//!   Passing proves: the quote's PCK certificate chains to Intel's SGX Root CA (built into
+//!   dcap-qvl) and is not on the PCK CRL, the PCK signed the QE's report, which binds the
+//!   attestation key that signed the TD report; Intel signed the TCB info and QE identity, all
+//!   valid at the verification time; Intel rates the platform's TCB one of the accepted statuses
+//!   (`UpToDate` by default); REPORTDATA is the verifier's nonce. It assumes: Intel's root, PCS and
+//!   the TDX module are honest, and the collateral is recent (it is trusted for its ~30-day window:
+//!   older collateral may not know a newer advisory).
 //! * **Assumed, not yet proven here:** that the evidence is *authentic*, wherever the checks above
-//!   did not run: the signatures of SNP reports given without their VEK and chain, of TDX quotes (PCK chains to Intel's root) and of
+//!   did not run: the signatures of SNP reports given without their VEK and chain, of TDX quotes
+//!   given without collateral (PCK chains to Intel's root) and of
 //!   TPM quotes (an attestation key) are not checked by this crate today, so PCR values read from
 //!   a file or a local TPM, and reports and quotes taken as given, prove only what the party
 //!   that handed them over vouches for. Every report says so in a note; an attestation service
@@ -55,6 +66,7 @@ pub mod evidence;
 pub mod hex;
 pub mod reference;
 pub mod snp_verify;
+pub mod tdx_verify;
 pub mod time;
 pub mod tpm;
 

@@ -21,6 +21,12 @@ show confidential-containers/trustee $TRUSTEE deps/verifier/test_data/az-snp-vtp
 show virtee/sev 9cf2adbffa209cc5becf7ff89ffdf624e7278ced tests/certs_data/report_milan.hex | xxd -r -p \
   > snp-report-v2-milan-virtee.bin
 show virtee/sev 9cf2adbffa209cc5becf7ff89ffdf624e7278ced tests/certs_data/vcek_milan.der > vcek-milan-virtee.der
+# TDX quotes with their DCAP collateral (dcap-qvl's samples; tests/tdx_verify_vectors.rs).
+DCAPQVL=9bffe30b4da53acc05f2e3a36fafc0f6418973b8
+show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote > tdx-quote-v4-dcapqvl.dat
+show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote_collateral.json > tdx-collateral-v4-dcapqvl.json
+show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote_outdated > tdx-quote-v5-dcapqvl.dat
+show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote_outdated_collateral.json > tdx-collateral-v5-dcapqvl.json
 sha256sum -c SHA256SUMS`). Set SRC=DIR to use existing clones named DIR/<owner>+<repo>.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -87,4 +93,10 @@ show confidential-containers/trustee $TRUSTEE deps/verifier/test_data/az-snp-vtp
 show virtee/sev 9cf2adbffa209cc5becf7ff89ffdf624e7278ced tests/certs_data/report_milan.hex | xxd -r -p \
   > snp-report-v2-milan-virtee.bin
 show virtee/sev 9cf2adbffa209cc5becf7ff89ffdf624e7278ced tests/certs_data/vcek_milan.der > vcek-milan-virtee.der
+# TDX quotes with their DCAP collateral (dcap-qvl's samples; tests/tdx_verify_vectors.rs).
+DCAPQVL=9bffe30b4da53acc05f2e3a36fafc0f6418973b8
+show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote > tdx-quote-v4-dcapqvl.dat
+show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote_collateral.json > tdx-collateral-v4-dcapqvl.json
+show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote_outdated > tdx-quote-v5-dcapqvl.dat
+show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote_outdated_collateral.json > tdx-collateral-v5-dcapqvl.json
 sha256sum -c SHA256SUMS
