@@ -293,8 +293,8 @@ fn the_real_boot_passes_against_its_release() {
         assert!(all.iter().all(|c| c.status != "mismatch"), "{all:?}");
         let v = json_of(&run);
         assert_eq!(
-            (v["ok"].as_bool(), v["image"].as_str(), v["version"].as_str()),
-            (Some(true), Some("boot-capture"), Some("1.0.0"))
+            (v["ok"].as_bool(), v["image"].as_str(), v["version"].as_str(), v["authenticity"].as_str()),
+            (Some(true), Some("boot-capture"), Some("1.0.0"), Some("unauthenticated"))
         );
     }
     // The text form: one line per value, then a verdict.
@@ -306,7 +306,10 @@ fn the_real_boot_passes_against_its_release() {
         "{run:?}"
     );
     assert!(run.stdout.contains("note: the event log replays to the pcrs file's PCRs (sha256, sha384)"), "{run:?}");
-    assert!(run.stdout.contains("OK: every enforced value matches (14 ok, 34 observed only)"), "{run:?}");
+    // PCR values from a file, no quote: compared, but never a plain OK.
+    assert!(run.stdout.contains("UNAUTHENTICATED: every enforced value matches (14 ok, 34 observed only)"), "{run:?}");
+    assert!(run.stdout.contains("note: unauthenticated: the PCR values (pcrs file)"), "{run:?}");
+    assert!(!run.stdout.contains("\nOK"), "{run:?}");
 }
 
 #[test]
@@ -414,7 +417,8 @@ fn published_snp_reports_and_tdx_quotes() {
     let v = json_of(&run);
     assert_eq!(v["snp_report"]["version"], 5);
     assert_eq!(v["snp_report"]["reported_tcb"]["microcode"], 71);
-    assert!(v["notes"].to_string().contains("were not checked"), "{v}");
+    assert_eq!(v["authenticity"], "unauthenticated");
+    assert!(v["notes"].to_string().contains("unauthenticated: the SNP report: its signature"), "{v}");
     // Another report's measurement is not this release's.
     let run = check(&f.published, "snp-turin", &["--snp-report", s(&evidence("snp-report-v2-genoa.bin"))]);
     assert_fails(&run, 1, &["SNP MEASUREMENT", "matches none of the bundle's 1 VM shape(s)"]);
@@ -549,6 +553,38 @@ fn unusable_input_exits_2() {
     // Evidence is required.
     let run = check(&f.this_image, "qemu-vtpm", &[]);
     assert_fails(&run, 2, &["required"]);
+    // A bundle needs its key and platform.
+    let run = nodeimg(d, &["attest", "check", "--bundle", s(&f.this_image), "--pcrs", s(&boot("pcrs.json"))]);
+    assert_fails(&run, 2, &["--pubkey", "--platform"]);
+    let run = nodeimg(d, &["attest", "check", "--platform", "qemu-vtpm", "--pcrs", s(&boot("pcrs.json"))]);
+    assert_fails(&run, 2, &["--bundle"]);
+}
+
+/// Without a bundle the evidence is checked on its own: its values are reported, none enforced,
+/// and the verdict says it is unauthenticated; a log that contradicts the PCRs still fails.
+#[test]
+fn without_a_bundle_the_evidence_alone() {
+    let f = fixture();
+    let (log, pcrs) = (boot("eventlog.bin"), boot("pcrs.json"));
+    let run = nodeimg(&f.dir, &["attest", "check", "--eventlog", s(&log), "--pcrs", s(&pcrs), "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let v = json_of(&run);
+    assert_eq!((v["ok"].as_bool(), v["authenticity"].as_str()), (Some(true), Some("unauthenticated")));
+    assert!(v.get("bundle").is_none() && v.get("platform").is_none(), "{v}");
+    let all = checks(&run);
+    assert_eq!(all.len(), 48, "PCRs 0-23 in two banks");
+    assert!(all.iter().all(|c| c.status == "observed-only"), "{all:?}");
+    let run = nodeimg(&f.dir, &["attest", "check", "--pcrs", s(&pcrs)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.starts_with("no bundle: verifying the evidence alone\n"), "{run:?}");
+    assert!(run.stdout.contains("UNAUTHENTICATED: every enforced value matches (0 ok, 48 observed only)"), "{run:?}");
+    // The log of another boot does not replay to these PCRs: a contradiction, exit 1.
+    let mut other: Value = serde_json::from_slice(&fs::read(&pcrs).unwrap()).unwrap();
+    other["sha256"]["4"] = json!("00".repeat(32));
+    let other_pcrs = f.dir.join("other-pcrs.json");
+    fs::write(&other_pcrs, other.to_string()).unwrap();
+    let run = nodeimg(&f.dir, &["attest", "check", "--eventlog", s(&log), "--pcrs", s(&other_pcrs)]);
+    assert_fails(&run, 1, &["mismatch       event log PCR 4 (sha256)", "FAIL: 1 mismatch"]);
 }
 
 /// The sealing pattern of Clevis and systemd-cryptenroll, before any node exists: a secret sealed

@@ -28,8 +28,27 @@
 //! them, and the check says which. The firmware's event log holds only systemd-stub's PCR 11
 //! events, not the phases, so it is compared with the TPM's PCR 11 only through the phases.
 //!
-//! The signatures of SNP reports and TDX quotes are not checked here (see
-//! [`crate::evidence`]); neither is a TPM quote. The function is pure: values in, report out.
+//! # Authenticity before values
+//!
+//! Values prove something only if the evidence is genuine: PCR values in a file are whatever the
+//! party that wrote the file says. A verifier of one kind of evidence — [`crate::quote`] for TPM
+//! quotes; SNP and TDX signature checks likewise — proves it genuine with its own checks and
+//! hands them in as an [`Authentication`] ([`Evidence::authentication`]): ordinary [`Check`]
+//! lines (`TPM QUOTE SIGNATURE`, `TPM QUOTE NONCE`, …; ok or mismatch; the detail says what was
+//! verified) and the part of the evidence they vouch for ([`Authentication::covers`]). The report
+//! lists them *before* the value checks, and sums them up in [`Report::authenticity`]:
+//!
+//! * [`Authenticity::Authenticated`]: every authenticity check holds and every part of the
+//!   evidence is covered by one (PCR values by a TPM quote, a TCG event log by the quoted PCRs it
+//!   must replay to, an SNP report by its signature, a TDX quote and its CCEL by the quote's);
+//! * [`Authenticity::Failed`]: an authenticity check is a mismatch (so the report is not
+//!   [`ok`](Report::ok) either);
+//! * [`Authenticity::Unauthenticated`]: nothing failed, but some part (named in a note) is
+//!   covered by no check: its values are compared, and the report says they prove only what
+//!   the party that handed them over vouches for. A caller must never present such a report as a
+//!   plain "OK".
+//!
+//! The function is pure: values in, report out.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -58,6 +77,8 @@ pub enum Source {
     SnpReport,
     /// The TDX quote.
     TdxQuote,
+    /// A TPM quote: its signature, its fields, and PCR values its digest vouches for.
+    TpmQuote,
 }
 
 impl Source {
@@ -69,6 +90,7 @@ impl Source {
             Self::Eventlog => "event log",
             Self::SnpReport => "snp report",
             Self::TdxQuote => "tdx quote",
+            Self::TpmQuote => "tpm quote",
         }
     }
 }
@@ -76,7 +98,8 @@ impl Source {
 /// What a node produced. At least one part must be present.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Evidence<'a> {
-    /// PCR banks as a TPM reports them (every allocated PCR), and where they were read.
+    /// PCR banks as a TPM reports them (every allocated PCR), and where they were read. PCR values
+    /// a verified TPM quote vouches for have [`Source::TpmQuote`] (and only the quoted PCRs).
     pub pcrs: Option<(Source, &'a PcrValues)>,
     /// The node's measured-boot event log (TCG) or CC event log (TDX CCEL).
     pub eventlog: Option<&'a EventLog>,
@@ -84,6 +107,54 @@ pub struct Evidence<'a> {
     pub snp: Option<&'a SnpReport>,
     /// A TDX quote.
     pub tdx: Option<&'a TdxQuote>,
+    /// What verifiers of signed evidence found (a TPM quote's signature, nonce and PCR digest;
+    /// an SNP report's or TDX quote's signature chain): listed first in the report, and the basis
+    /// of [`Report::authenticity`].
+    pub authentication: &'a [Authentication],
+}
+
+/// The checks that prove one part of the evidence genuine, made by the verifier of that kind of
+/// evidence (a signature, a nonce, a digest that binds values to the signature).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    /// The part of the evidence these checks vouch for, when they all hold:
+    /// [`Source::TpmQuote`] (the PCR values with that source), [`Source::SnpReport`],
+    /// [`Source::TdxQuote`].
+    pub covers: Source,
+    /// The checks, each `ok` or `mismatch` (or `observed-only` for a field reported for the
+    /// record), in the order they were made.
+    pub checks: Vec<Check>,
+}
+
+impl Authentication {
+    /// Whether no check failed.
+    pub fn holds(&self) -> bool {
+        !self.checks.iter().any(|c| c.status == Status::Mismatch)
+    }
+}
+
+/// Whether the evidence was proven genuine (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Authenticity {
+    /// Every part of the evidence is covered by authenticity checks, and they all hold.
+    Authenticated,
+    /// No authenticity check failed, but some part of the evidence is covered by none: its
+    /// values prove only what the party that handed them over vouches for.
+    Unauthenticated,
+    /// An authenticity check failed: the evidence is not what it claims to be.
+    Failed,
+}
+
+impl Authenticity {
+    /// How reports name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Authenticated => "authenticated",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// The outcome for one value.
@@ -146,7 +217,11 @@ pub struct Check {
 /// The comparison of one node's evidence with one platform's reference values.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// One entry per value the evidence carries (and per contradiction within it).
+    /// Whether the evidence was proven genuine; `unauthenticated` values prove only what the
+    /// party that handed them over vouches for.
+    pub authenticity: Authenticity,
+    /// The authenticity checks ([`Evidence::authentication`]), then one entry per value the
+    /// evidence carries (and per contradiction within it).
     pub checks: Vec<Check>,
     /// The evidence's event log against the predicted one, when both exist and compare.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -156,7 +231,8 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether every enforced value matched (no [`Status::Mismatch`]).
+    /// Whether every authenticity check held and every enforced value matched (no
+    /// [`Status::Mismatch`]). An `ok` report may still be [`Authenticity::Unauthenticated`].
     pub fn ok(&self) -> bool {
         !self.checks.iter().any(|c| c.status == Status::Mismatch)
     }
@@ -301,6 +377,7 @@ pub fn check_with(
         return Err(AttestError::NoEvidence);
     }
     let mut notes = Vec::new();
+    let authenticity = authenticity(evidence, &mut notes);
     let predicted = match &platform.eventlog {
         Some(bytes) => Some(eventlog::parse(bytes.as_bytes()).map_err(AttestError::PredictedLog)?),
         None => None,
@@ -325,7 +402,7 @@ pub fn check_with(
                 .push("the bundle carries no predicted event log: differences are not explained event by event".into()),
         }
     }
-    let mut checks = Vec::new();
+    let mut checks: Vec<Check> = evidence.authentication.iter().flat_map(|a| a.checks.iter().cloned()).collect();
     let tcg_log = evidence.eventlog.filter(|l| l.format != LogFormat::Ccel);
     let ccel = evidence.eventlog.filter(|l| l.format == LogFormat::Ccel);
 
@@ -372,14 +449,49 @@ pub fn check_with(
         }
         None => {}
     }
-    if evidence.snp.is_some() || evidence.tdx.is_some() {
-        notes.push(
-            "the signatures of the SNP report / TDX quote (VCEK/VLEK, PCK chains) were not checked: \
-             have an attestation service verify them"
-                .into(),
-        );
+    Ok(Report { authenticity, checks, eventlog_diff: logs.diff, notes })
+}
+
+/// Sums up [`Evidence::authentication`], and notes each part of the evidence no check covers.
+fn authenticity(evidence: &Evidence, notes: &mut Vec<String>) -> Authenticity {
+    let auth = evidence.authentication;
+    if auth.iter().any(|a| !a.holds()) {
+        return Authenticity::Failed;
     }
-    Ok(Report { checks, eventlog_diff: logs.diff, notes })
+    let covered = |s: Source| auth.iter().any(|a| a.covers == s);
+    let mut uncovered = Vec::new();
+    let quoted_pcrs = matches!(evidence.pcrs, Some((Source::TpmQuote, _))) && covered(Source::TpmQuote);
+    if let Some((source, _)) = evidence.pcrs {
+        if !quoted_pcrs {
+            uncovered.push(format!("the PCR values ({}): no verified TPM quote vouches for them", source.name()));
+        }
+    }
+    if let Some(log) = evidence.eventlog {
+        // A log is as genuine as the registers it must replay to (a disagreement is a mismatch).
+        let bound = match log.format {
+            LogFormat::Ccel => evidence.tdx.is_some() && covered(Source::TdxQuote),
+            _ => quoted_pcrs,
+        };
+        if !bound {
+            uncovered.push("the event log: it replays to no verified quote's registers".to_owned());
+        }
+    }
+    if evidence.snp.is_some() && !covered(Source::SnpReport) {
+        uncovered.push("the SNP report: its signature (VCEK/VLEK chain to AMD's root) was not checked".to_owned());
+    }
+    if evidence.tdx.is_some() && !covered(Source::TdxQuote) {
+        uncovered.push("the TDX quote: its signature (PCK chain to Intel's root) was not checked".to_owned());
+    }
+    if uncovered.is_empty() && !auth.is_empty() {
+        return Authenticity::Authenticated;
+    }
+    for u in uncovered {
+        notes.push(format!(
+            "unauthenticated: {u}; its values prove only what the party that handed them over vouches for \
+             (signatures not checked: have an attestation service verify them)"
+        ));
+    }
+    Authenticity::Unauthenticated
 }
 
 fn check_pcrs(
@@ -1011,6 +1123,69 @@ mod tests {
         let r = check(&p, &Evidence { pcrs: Some((Source::Tpm, &three)), ..Default::default() }).unwrap();
         let c = find(&r, "PCR 11 (sha256)");
         assert_eq!((c.status, c.expected.len()), (Status::Mismatch, 2));
+    }
+
+    fn auth(covers: Source, status: Status) -> Authentication {
+        Authentication {
+            covers,
+            checks: vec![Check {
+                value: "TPM QUOTE SIGNATURE".into(),
+                status,
+                source: covers,
+                actual: String::new(),
+                expected: Vec::new(),
+                detail: "test".into(),
+                events: None,
+            }],
+        }
+    }
+
+    /// Authenticity checks come first; the report is authenticated only when every part of the
+    /// evidence is covered, and never when a check fails.
+    #[test]
+    fn authenticity_sums_up_the_verifiers_checks() {
+        let l = log("console=ttyS0");
+        let pcrs = pcrs_of(&l);
+        let p = platform("console=ttyS0");
+        let good = [auth(Source::TpmQuote, Status::Ok)];
+        let quoted = Evidence {
+            pcrs: Some((Source::TpmQuote, &pcrs)),
+            eventlog: Some(&l),
+            authentication: &good,
+            ..Default::default()
+        };
+        let r = check(&p, &quoted).unwrap();
+        assert_eq!((r.authenticity, r.ok()), (Authenticity::Authenticated, true), "{r:#?}");
+        assert_eq!(r.checks[0].value, "TPM QUOTE SIGNATURE");
+        assert!(!r.notes.iter().any(|n| n.contains("unauthenticated")), "{:?}", r.notes);
+
+        // The same values from a file: compared, but unauthenticated, and the notes say which part.
+        let from_file = Evidence {
+            pcrs: Some((Source::PcrsFile, &pcrs)),
+            eventlog: Some(&l),
+            authentication: &good,
+            ..Default::default()
+        };
+        let r = check(&p, &from_file).unwrap();
+        assert_eq!((r.authenticity, r.ok()), (Authenticity::Unauthenticated, true));
+        assert!(r.notes.iter().any(|n| n.starts_with("unauthenticated: the PCR values (pcrs file)")), "{:?}", r.notes);
+        assert!(r.notes.iter().any(|n| n.starts_with("unauthenticated: the event log")), "{:?}", r.notes);
+        let r = check(&p, &Evidence { pcrs: Some((Source::PcrsFile, &pcrs)), ..Default::default() }).unwrap();
+        assert_eq!(r.authenticity, Authenticity::Unauthenticated);
+
+        // A failed signature fails the report, whatever the values say.
+        let bad = [auth(Source::TpmQuote, Status::Mismatch)];
+        let r = check(&p, &Evidence { authentication: &bad, ..quoted }).unwrap();
+        assert_eq!((r.authenticity, r.ok()), (Authenticity::Failed, false));
+
+        // A TPM quote does not vouch for an SNP report.
+        let report = snp_report();
+        let r = check(&p, &Evidence { snp: Some(&report), ..quoted }).unwrap();
+        assert_eq!(r.authenticity, Authenticity::Unauthenticated);
+        assert!(r.notes.iter().any(|n| n.starts_with("unauthenticated: the SNP report")), "{:?}", r.notes);
+        let both = [auth(Source::TpmQuote, Status::Ok), auth(Source::SnpReport, Status::Ok)];
+        let r = check(&p, &Evidence { snp: Some(&report), authentication: &both, ..quoted }).unwrap();
+        assert_eq!(r.authenticity, Authenticity::Authenticated);
     }
 
     fn snp_report() -> SnpReport {

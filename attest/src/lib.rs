@@ -15,8 +15,12 @@
 //!   root, its signature, the TCB and chip its key was issued for, the nonce.
 //! * [`tdx_verify`] checks that a TDX quote is authentic (DCAP, with the `dcap-qvl` crate): PCK
 //!   chain to Intel's root, QE report, attestation key, collateral, TCB status, the nonce.
-//! * [`check`] compares evidence with [`ReferenceValues`] value by value, and explains a PCR
-//!   that differs by the first event that differs ("the UKI's .cmdline section").
+//! * [`quote`] reads TPM 2.0 quotes (`TPMS_ATTEST`, `TPMT_SIGNATURE`) and attestation keys
+//!   (`TPM2B_PUBLIC`, or a PEM public key) and verifies a quote: signature, type, nonce, PCR
+//!   selection and PCR digest.
+//! * [`check`] compares evidence with [`ReferenceValues`] value by value, after the checks that
+//!   prove it authentic, and explains a PCR that differs by the first event that differs ("the
+//!   UKI's .cmdline section").
 //!
 //! # Trust model: what a passing check proves, and what it assumes
 //!
@@ -31,6 +35,18 @@
 //!   SNP report from another VMPL than expected, a policy that lets a migration agent in, or SMT
 //!   where the release forbids it fail on their own, whatever the measurements say: the host can
 //!   read such a guest's memory.
+//! * **Authenticity** comes first. A verifier of signed evidence hands its checks to [`check`]
+//!   as an [`Authentication`]; they open the report, and [`Report::authenticity`] says whether
+//!   every part of the evidence was proven genuine. A TPM quote ([`quote`]) proves, given the
+//!   attestation key (AK): that the TPM holding the AK signed this `TPMS_ATTEST` (the signature),
+//!   that it is a quote the TPM generated (`TPM_GENERATED_VALUE`, `TPM_ST_ATTEST_QUOTE`: the
+//!   TPM signs no outside data with such a header), that it is fresh (its `extraData` is the
+//!   verifier's nonce), which PCRs it covers (the selection must include every PCR the bundle
+//!   enforces) and their values (the PCR values compared are those whose digest is the quote's
+//!   `pcrDigest`; an event log must replay to them). **Assumed:** that the AK is a key of a
+//!   genuine TPM of this node. Whether it is — an EK certificate chain to a TPM vendor or cloud,
+//!   `TPM2_ActivateCredential`, a registrar that enrolled it — is out of scope: the AK is given
+//!   (`--ak`), and a verifier must obtain it by such means.
 //! * **SEV-SNP authenticity** ([`snp_verify`], when the caller passes the VCEK/VLEK and AMD's
 //!   chain). Passing proves: the ARK's key is one of AMD's (built in, or the one the caller
 //!   names), it signed the ASK/ASVK, which signed the VEK, each valid at the verification time;
@@ -48,14 +64,11 @@
 //!   (`UpToDate` by default); REPORTDATA is the verifier's nonce. It assumes: Intel's root, PCS and
 //!   the TDX module are honest, and the collateral is recent (it is trusted for its ~30-day window:
 //!   older collateral may not know a newer advisory).
-//! * **Assumed, not yet proven here:** that the evidence is *authentic*, wherever the checks above
-//!   did not run: the signatures of SNP reports given without their VEK and chain, of TDX quotes
-//!   given without collateral (PCK chains to Intel's root) and of
-//!   TPM quotes (an attestation key) are not checked by this crate today, so PCR values read from
-//!   a file or a local TPM, and reports and quotes taken as given, prove only what the party
-//!   that handed them over vouches for. Every report says so in a note; an attestation service
-//!   (Trustee, Keylime, Intel's QVL, go-sev-guest) must verify the signatures until this crate
-//!   does.
+//! * **Unauthenticated evidence** — PCR values read from a file or a local TPM without a quote,
+//!   SNP reports given without their VEK and chain, TDX quotes given without collateral — is
+//!   still compared, but the report is [`Authenticity::Unauthenticated`], and a note names each part: it proves only what the
+//!   party that handed it over vouches for. An attestation service (Trustee, Keylime, Intel's
+//!   QVL, go-sev-guest) must verify what this crate did not.
 //! * **The reference values** are trusted as given: [`ReferenceValues`] should come from a bundle
 //!   whose minisign signature, trusted comment and schema were verified (`release::verify`).
 //!
@@ -71,8 +84,8 @@ pub mod time;
 pub mod tpm;
 
 pub use check::{
-    check, check_with, pcr_values, pcr_values_from_json, AttestError, Check, Evidence, GuestPolicy, PcrValues, Report,
-    Source, Status,
+    check, check_with, pcr_values, pcr_values_from_json, AttestError, Authentication, Authenticity, Check, Evidence,
+    GuestPolicy, PcrValues, Report, Source, Status,
 };
 pub use hex::Hex;
 pub use reference::ReferenceValues;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ::eventlog::EventLog;
 use anyhow::{bail, Context, Result};
 use attest::evidence::{snp_report, tdx_quote, SnpReport, TdxQuote};
-use attest::{Evidence, PcrValues, Report, Source, Status};
+use attest::{Authentication, Authenticity, Evidence, PcrValues, Report, Source, Status};
 use clap::{ArgGroup, Args, Subcommand};
 use serde::Serialize;
 
@@ -30,7 +30,12 @@ pub enum Command {
     /// one line per value: ok (an enforced value matches), mismatch (it differs, or the evidence
     /// contradicts itself), observed-only (the bundle does not enforce it). With an event log and
     /// a bundle that carries the predicted log, each differing register is explained by its first
-    /// differing event (as `nodeimg eventlog diff`).
+    /// differing event (as `nodeimg eventlog diff`). Without --bundle, --pubkey and --platform the
+    /// evidence is checked on its own and its values are reported, none enforced.
+    ///
+    /// Checks that prove the evidence authentic come first. Evidence no signature vouches for is
+    /// still compared, but the verdict (and "authenticity" in --json) says UNAUTHENTICATED, never
+    /// a plain OK.
     ///
     /// NOT checked: the signatures of the SNP report (VCEK/VLEK certificate chain to AMD's root)
     /// and of the TDX quote (QE report and PCK certificate chain to Intel's root), and any TPM
@@ -45,21 +50,22 @@ pub enum Command {
         .args(["eventlog", "pcrs", "tpm", "snp_report", "tdx_quote"])
 ))]
 pub struct CheckArgs {
-    /// The bundle (bundle.json).
-    #[arg(long, value_name = "FILE")]
-    bundle: PathBuf,
+    /// The bundle (bundle.json). Without --bundle, --pubkey and --platform the evidence is
+    /// verified on its own and its values are reported, none enforced.
+    #[arg(long, value_name = "FILE", requires_all = ["pubkey", "platform"])]
+    bundle: Option<PathBuf>,
     /// The minisign public key of the publisher.
-    #[arg(long, value_name = "KEY")]
-    pubkey: PathBuf,
+    #[arg(long, value_name = "KEY", requires = "bundle")]
+    pubkey: Option<PathBuf>,
     /// The bundle's signature (default: BUNDLE.minisig).
-    #[arg(long, value_name = "SIG")]
+    #[arg(long, value_name = "SIG", requires = "bundle")]
     sig: Option<PathBuf>,
     /// Refuse bundles older than this version (rollback protection).
-    #[arg(long, value_name = "VERSION")]
+    #[arg(long, value_name = "VERSION", requires = "bundle")]
     min_version: Option<String>,
     /// The bundle's platform to check against (e.g. qemu-snp).
-    #[arg(long, value_name = "NAME")]
-    platform: String,
+    #[arg(long, value_name = "NAME", requires = "bundle")]
+    platform: Option<String>,
     /// The node's event log: TCG binary log (/sys/kernel/security/tpm0/binary_bios_measurements)
     /// or TDX CCEL (/sys/firmware/acpi/tables/data/CCEL).
     #[arg(long, value_name = "FILE")]
@@ -124,7 +130,8 @@ fn read_tdx(path: &Path) -> Result<TdxQuote> {
 
 #[derive(Serialize)]
 struct CheckJson<'a> {
-    bundle: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bundle: Option<String>,
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<&'a str>,
@@ -134,7 +141,8 @@ struct CheckJson<'a> {
     sha256: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key_id: Option<String>,
-    platform: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
@@ -152,43 +160,16 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     let snp = a.snp_report.as_deref().map(read_snp).transpose()?;
     let tdx = a.tdx_quote.as_deref().map(read_tdx).transpose()?;
 
-    let min_version = super::release::parse_min_version(a.min_version.as_deref())?;
-    let bytes = crate::fsutil::read_input(&a.bundle, crate::fsutil::limits::BUNDLE, "a bundle")?;
-    let key = read_public_key(&a.pubkey)?;
-    let sig = read_signature(&a.bundle, a.sig.as_deref())?;
-    let bundle_name = a.bundle.display().to_string();
-    let verified = match release::verify_bundle(&bytes, Some((&key, &sig)), min_version.as_ref()) {
-        Ok(v) => v,
-        // A malformed signature file is unusable input (exit 2), not a failed verification.
-        Err(e @ release::VerifyError::MalformedSignature(_)) => bail!("{}: {e}", a.bundle.display()),
-        Err(e) => {
-            if a.json {
-                let out = CheckJson {
-                    bundle: bundle_name.clone(),
-                    ok: false,
-                    image: None,
-                    version: None,
-                    sha256: None,
-                    key_id: None,
-                    platform: &a.platform,
-                    reason: Some(format!("the bundle did not verify: {e}")),
-                    report: None,
-                    snp_report: None,
-                    tdx_quote: None,
-                };
-                emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
-            }
-            eprintln!("{bundle_name}: verification failed: {e}");
-            return Ok(Outcome::Mismatch);
-        }
+    let bundle = match (&a.bundle, &a.pubkey, &a.platform) {
+        (Some(bundle), Some(pubkey), Some(platform)) => match verify_bundle(a, bundle, pubkey, platform)? {
+            Some(b) => Some(b),
+            None => return Ok(Outcome::Mismatch),
+        },
+        _ => None,
     };
-    let bundle = &verified.bundle;
-    let Some(platform) = bundle.platforms.get(&a.platform) else {
-        bail!(
-            "the bundle has no platform {:?} (it has: {})",
-            a.platform,
-            bundle.platforms.keys().cloned().collect::<Vec<_>>().join(", ")
-        );
+    let references = match &bundle {
+        Some(b) => b.references.clone(),
+        None => attest::ReferenceValues::default(),
     };
 
     let tpm = match &a.tpm {
@@ -207,14 +188,26 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
         (None, Some((v, s))) => (Some((Source::PcrsFile, v)), s.clone()),
         (None, None) => (None, Vec::new()),
     };
-    let evidence = Evidence { pcrs, eventlog: log.as_ref(), snp: snp.as_ref(), tdx: tdx.as_ref() };
+    let authentication: Vec<Authentication> = Vec::new();
+    let evidence = Evidence {
+        pcrs,
+        eventlog: log.as_ref(),
+        snp: snp.as_ref(),
+        tdx: tdx.as_ref(),
+        authentication: &authentication,
+    };
     let guest = attest::GuestPolicy {
         allow_debug: a.allow_debug,
         vmpl: a.vmpl,
         allow_migration_agent: a.allow_migration_agent,
     };
-    let mut report = attest::check_with(&attest::ReferenceValues::from(platform), &evidence, &guest)
-        .with_context(|| format!("checking the evidence against platform {}", a.platform))?;
+    let mut report = attest::check_with(&references, &evidence, &guest).with_context(|| match &a.platform {
+        Some(p) => format!("checking the evidence against platform {p}"),
+        None => "checking the evidence".to_owned(),
+    })?;
+    if bundle.is_none() {
+        report.notes.push("no bundle: the evidence's values are reported, none is enforced".into());
+    }
     for b in skipped_banks {
         report
             .notes
@@ -223,13 +216,13 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     let ok = report.ok();
     if a.json {
         let out = CheckJson {
-            bundle: bundle_name,
+            bundle: a.bundle.as_ref().map(|b| b.display().to_string()),
             ok,
-            image: Some(&bundle.image.name),
-            version: Some(&bundle.image.version),
-            sha256: Some(hex::encode(verified.sha256)),
-            key_id: verified.key_id.map(|k| k.to_string()),
-            platform: &a.platform,
+            image: bundle.as_ref().map(|b| b.verified.bundle.image.name.as_str()),
+            version: bundle.as_ref().map(|b| b.verified.bundle.image.version.as_str()),
+            sha256: bundle.as_ref().map(|b| hex::encode(b.verified.sha256)),
+            key_id: bundle.as_ref().and_then(|b| b.verified.key_id.map(|k| k.to_string())),
+            platform: a.platform.as_deref(),
             reason: None,
             report: Some(&report),
             snp_report: snp.as_ref(),
@@ -239,20 +232,73 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     } else {
         let mut out = String::new();
         if !global.quiet {
-            writeln!(
-                out,
-                "bundle {} {} (sha256 {}), signed by key {}; platform {}",
-                bundle.image.name,
-                bundle.image.version,
-                hex::encode(verified.sha256),
-                verified.key_id.map(|k| k.to_string()).unwrap_or_default(),
-                a.platform
-            )?;
+            match &bundle {
+                Some(b) => writeln!(
+                    out,
+                    "bundle {} {} (sha256 {}), signed by key {}; platform {}",
+                    b.verified.bundle.image.name,
+                    b.verified.bundle.image.version,
+                    hex::encode(b.verified.sha256),
+                    b.verified.key_id.map(|k| k.to_string()).unwrap_or_default(),
+                    a.platform.as_deref().unwrap_or_default()
+                )?,
+                None => writeln!(out, "no bundle: verifying the evidence alone")?,
+            }
         }
         text(&mut out, &report, global.quiet)?;
         emit(&out)?;
     }
     Ok(if ok { Outcome::Ok } else { Outcome::Mismatch })
+}
+
+/// A bundle that verified, and its platform's reference values.
+struct VerifiedBundle {
+    verified: release::Verified,
+    references: attest::ReferenceValues,
+}
+
+/// Verifies the bundle (as `nodeimg verify`) and picks `platform`; `None` when it does not
+/// verify (reported, exit 1), an error for unusable input (exit 2).
+fn verify_bundle(a: &CheckArgs, path: &Path, pubkey: &Path, platform: &str) -> Result<Option<VerifiedBundle>> {
+    let min_version = super::release::parse_min_version(a.min_version.as_deref())?;
+    let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::BUNDLE, "a bundle")?;
+    let key = read_public_key(pubkey)?;
+    let sig = read_signature(path, a.sig.as_deref())?;
+    let bundle_name = path.display().to_string();
+    let verified = match release::verify_bundle(&bytes, Some((&key, &sig)), min_version.as_ref()) {
+        Ok(v) => v,
+        // A malformed signature file is unusable input (exit 2), not a failed verification.
+        Err(e @ release::VerifyError::MalformedSignature(_)) => bail!("{}: {e}", path.display()),
+        Err(e) => {
+            if a.json {
+                let out = CheckJson {
+                    bundle: Some(bundle_name.clone()),
+                    ok: false,
+                    image: None,
+                    version: None,
+                    sha256: None,
+                    key_id: None,
+                    platform: Some(platform),
+                    reason: Some(format!("the bundle did not verify: {e}")),
+                    report: None,
+                    snp_report: None,
+                    tdx_quote: None,
+                };
+                emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
+            }
+            eprintln!("{bundle_name}: verification failed: {e}");
+            return Ok(None);
+        }
+    };
+    let Some(p) = verified.bundle.platforms.get(platform) else {
+        bail!(
+            "the bundle has no platform {:?} (it has: {})",
+            platform,
+            verified.bundle.platforms.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    };
+    let references = attest::ReferenceValues::from(p);
+    Ok(Some(VerifiedBundle { verified, references }))
 }
 
 /// One line per check (only mismatches with `quiet`); under a mismatch the expected values and,
@@ -289,7 +335,18 @@ fn text(out: &mut String, report: &Report, quiet: bool) -> std::fmt::Result {
     let bad: Vec<&str> =
         report.checks.iter().filter(|c| c.status == Status::Mismatch).map(|c| c.value.as_str()).collect();
     if bad.is_empty() {
-        writeln!(out, "OK: every enforced value matches ({ok} ok, {observed} observed only)")
+        match report.authenticity {
+            Authenticity::Authenticated => writeln!(
+                out,
+                "OK: the evidence is authentic and every enforced value matches ({ok} ok, {observed} observed only)"
+            ),
+            // Never a plain OK: nothing proved these values genuine.
+            _ => writeln!(
+                out,
+                "UNAUTHENTICATED: every enforced value matches ({ok} ok, {observed} observed only), but no \
+                 signature proves the evidence genuine (see the notes)"
+            ),
+        }
     } else {
         writeln!(out, "FAIL: {} mismatch(es): {} ({ok} ok, {observed} observed only)", bad.len(), bad.join(", "))
     }
