@@ -122,6 +122,10 @@ fn unusable_inputs_are_errors_not_checks() {
     let one = read("ark-genoa.pem");
     assert!(e(&SnpInputs { cert_chain: &one, ..ok.clone() }).contains("1 certificates, not 2"));
     assert!(e(&SnpInputs { report_data: Some(&[0; 65]), ..ok.clone() }).contains("65 bytes"));
+    // Empty input (x509-cert's load_pem_chain underflows on it), truncated DER: errors.
+    assert!(e(&SnpInputs { cert_chain: b"", ..ok.clone() }).contains("no -----BEGIN CERTIFICATE-----"));
+    assert!(e(&SnpInputs { vek: b"", ..ok.clone() }).contains("VCEK/VLEK"));
+    assert!(e(&SnpInputs { ark: Some(b"-----BEGIN CERTIFICATE-----\n"), ..ok.clone() }).contains("END CERTIFICATE"));
     // Truncated DER never panics.
     for n in [0, 1, 100, vek.len() - 1] {
         assert!(snp_verify::verify(&report, &parsed, &SnpInputs { vek: &vek[..n], ..ok.clone() }).is_err(), "{n}");
