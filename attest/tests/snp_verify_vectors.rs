@@ -155,3 +155,24 @@ fn min_tcb() {
     assert!("spl=1".parse::<snp_verify::MinTcb>().is_err());
     assert!("tee=256".parse::<snp_verify::MinTcb>().is_err());
 }
+
+/// AMD's VEK certificates carry serial number 0 (RFC 5280 wants a positive one; Python
+/// `cryptography` warns about it): every VEK here has it, and every one verified above.
+#[test]
+fn vek_certificates_have_serial_zero() {
+    use x509_cert::der::{Decode, DecodePem};
+    for (file, pem) in [
+        ("vcek-milan-gsg.der", false),
+        ("vcek-milan-virtee.der", false),
+        ("vlek-milan-trustee.der", false),
+        ("vcek-genoa-azure.pem", true),
+    ] {
+        let bytes = read(file);
+        let cert = if pem {
+            x509_cert::Certificate::from_pem(&bytes).unwrap()
+        } else {
+            x509_cert::Certificate::from_der(&bytes).unwrap()
+        };
+        assert_eq!(cert.tbs_certificate.serial_number.as_bytes(), [0], "{file}");
+    }
+}
