@@ -550,6 +550,56 @@ fn unusable_input_exits_2() {
     fs::copy(f.this_image.with_extension("json.minisig"), d.join("bundle.json.minisig")).unwrap();
     let run = check(&tampered, "qemu-vtpm", &["--pcrs", s(&boot("pcrs.json"))]);
     assert_fails(&run, 1, &["verification failed"]);
+    // TPM quotes, signatures, keys and evidence files that cannot be read.
+    let q = |name: &str| s(&need(&format!("attest/testdata/quote/{name}"))).to_owned();
+    let nonce = fs::read_to_string(need("attest/testdata/quote/nonce.hex")).unwrap().trim().to_owned();
+    let msg = fs::read(need("attest/testdata/quote/quote-p256.msg")).unwrap();
+    let short = write("short.msg", &msg[..msg.len() - 1]);
+    let mut long = msg.clone();
+    long.push(0);
+    let long = write("long.msg", &long);
+    let pcrs = q("pcrs.json");
+    type QuoteCase = (Vec<String>, Vec<&'static str>);
+    let quote_cases: Vec<QuoteCase> = vec![
+        (
+            vec![s(&short).into(), q("quote-p256.sig"), q("ak-p256.pem"), nonce.clone()],
+            vec!["short.msg: not a TPM quote", "pcrDigest at offset", "needs 32 bytes, 31 remain"],
+        ),
+        (
+            vec![s(&long).into(), q("quote-p256.sig"), q("ak-p256.pem"), nonce.clone()],
+            vec!["long.msg: not a TPM quote", "1 bytes after its last field"],
+        ),
+        (
+            vec![q("quote-p256.msg"), q("quote-p256.msg"), q("ak-p256.pem"), nonce.clone()],
+            vec!["quote-p256.msg: not a TPM quote's signature", "signature scheme"],
+        ),
+        (
+            vec![q("quote-p256.msg"), q("quote-p256.sig"), q("quote-p256.sig"), nonce.clone()],
+            vec!["quote-p256.sig: not an attestation key", "TPM2B_PUBLIC"],
+        ),
+        (vec![q("quote-p256.msg"), q("quote-p256.sig"), q("ak-p256.pem"), "xyz".into()], vec!["--nonce: not hex"]),
+    ];
+    for (files, words) in quote_cases {
+        let mut args = vec!["--tpm-quote", &files[0], "--tpm-quote-sig", &files[1], "--ak", &files[2]];
+        args.extend(["--nonce", &files[3], "--pcrs", &pcrs]);
+        let run = check(&f.this_image, "qemu-vtpm", &args);
+        assert_fails(&run, 2, &words);
+    }
+    let run = check(&f.this_image, "qemu-vtpm", &["--tpm-quote", &q("quote-p256.msg")]);
+    assert_fails(&run, 2, &["--tpm-quote-sig", "--ak", "--nonce"]);
+    let args = ["--tpm-quote", &q("quote-p256.msg"), "--tpm-quote-sig", &q("quote-p256.sig")];
+    let run = check(&f.this_image, "qemu-vtpm", &[&args[..], &["--ak", &q("ak-p256.pem"), "--nonce", &nonce]].concat());
+    assert_fails(&run, 2, &["a TPM quote needs the PCR values it covers: --pcrs, --tpm or --eventlog"]);
+    for (text, words) in [
+        ("{}", vec!["bad.json: not an evidence file", "missing field `tpm_quote`"]),
+        (r#"{"tpm_quote": {"message": "!", "signature": ""}}"#, vec!["tpm_quote.message: not base64"]),
+        (r#"{"tpm_quote": {"message": "", "signature": ""}, "extra": 1}"#, vec!["unknown field `extra`"]),
+    ] {
+        let file = write("bad.json", text.as_bytes());
+        let run = check(&f.this_image, "qemu-vtpm", &["--evidence", s(&file)]);
+        assert_fails(&run, 2, &words);
+    }
+
     // Evidence is required.
     let run = check(&f.this_image, "qemu-vtpm", &[]);
     assert_fails(&run, 2, &["required"]);
@@ -662,4 +712,197 @@ fn a_secret_sealed_to_the_predicted_pcrs_unseals_after_the_real_boot() {
     assert_eq!((r.code, r.stdout.as_str()), (0, "the disk key"), "after the real boot: {r:?}");
     tpm.extend(&[format!("9:sha256={}", "11".repeat(32))]);
     assert_ne!(unseal().code, 0, "unsealed after one more measurement into PCR 9");
+}
+
+/// A swtpm that went through the real boot (its log's events extended) quotes the enforced PCRs
+/// with an AK made by tpm2-tools; tpm2_checkquote and nodeimg judge the same quote side by side:
+/// genuine and of this release (exit 0, authenticated), of another release (exit 1, naming the
+/// .cmdline event), with another nonce (both refuse), leaving enforced PCRs out (tpm2_checkquote
+/// accepts the quote, nodeimg refuses it against the bundle), and as one --evidence file.
+#[test]
+fn a_tpm_quote_of_the_real_boot() {
+    use base64::Engine;
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let log = boot("eventlog.bin");
+    let tpm = Swtpm::start("sha256,sha384");
+    replay_into(&tpm, &[]);
+    let tcti = tpm.tcti();
+    let tpm2 = |tool_name: &str, args: &[&str]| {
+        let all: Vec<&str> = ["-T", tcti.as_str()].into_iter().chain(args.iter().copied()).collect();
+        let run = tool(d, tool_name, &all);
+        let _ = tool(d, "tpm2_flushcontext", &["-T", tcti.as_str(), "-t"]);
+        let _ = tool(d, "tpm2_flushcontext", &["-T", tcti.as_str(), "-s"]);
+        run
+    };
+    let ok = |r: Run, what: &str| assert_eq!(r.code, 0, "{what}: {r:?}");
+    ok(tpm2("tpm2_createek", &["-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"]), "createek");
+    ok(
+        tpm2(
+            "tpm2_createak",
+            &["-C", "ek.ctx", "-c", "ak.ctx", "-G", "rsa", "-s", "rsassa", "-g", "sha256", "-u", "ak.pub"],
+        ),
+        "createak",
+    );
+    ok(tpm2("tpm2_readpublic", &["-c", "ak.ctx", "-f", "pem", "-o", "ak.pem"]), "readpublic");
+    let nonce = hex::encode(common::random_bytes(32));
+    let enforced = "4,5,7,9,11,12,13";
+    let quote = |sel: &str, tag: &str| {
+        let (m, sg, p) = (format!("{tag}.msg"), format!("{tag}.sig"), format!("{tag}.pcrs"));
+        ok(
+            tpm2(
+                "tpm2_quote",
+                &["-c", "ak.ctx", "-l", sel, "-q", &nonce, "-g", "sha256", "-m", &m, "-s", &sg, "-o", &p],
+            ),
+            "quote",
+        );
+        (d.join(m), d.join(sg), d.join(p))
+    };
+    let checkquote = |m: &Path, sg: &Path, p: &Path, n: &str| {
+        tool(
+            d,
+            "tpm2_checkquote",
+            &["-u", s(&d.join("ak.pub")), "-m", s(m), "-s", s(sg), "-f", s(p), "-q", n, "-g", "sha256"],
+        )
+    };
+    let (msg, sig, pcrs) = quote(&format!("sha256:{enforced}+sha384:{enforced}"), "full");
+    let quote_args = |m: &Path, sg: &Path, n: &str| -> Vec<String> {
+        ["--tpm-quote", s(m), "--tpm-quote-sig", s(sg), "--ak", s(&d.join("ak.pem")), "--nonce", n]
+            .iter()
+            .map(|x| x.to_string())
+            .collect()
+    };
+    let run_check = |bundle: Option<&Path>, extra: &[String]| -> Run {
+        let mut args: Vec<String> = vec!["attest".into(), "check".into()];
+        if let Some(b) = bundle {
+            args.extend(
+                ["--bundle", s(b), "--pubkey", s(&f.dir.join("k.pub")), "--platform", "qemu-vtpm"].map(String::from),
+            );
+        }
+        args.extend_from_slice(extra);
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        nodeimg(d, &refs)
+    };
+
+    // Genuine, and this release's.
+    ok(checkquote(&msg, &sig, &pcrs, &nonce), "tpm2_checkquote of the quote");
+    let mut args = quote_args(&msg, &sig, &nonce);
+    args.extend(["--eventlog".into(), s(&log).into(), "--json".into()]);
+    let run = run_check(Some(&f.this_image), &args);
+    assert_eq!(run.code, 0, "{run:?}");
+    let v = json_of(&run);
+    assert_eq!(v["authenticity"], "authenticated", "{v}");
+    let all = checks(&run);
+    let first: Vec<&str> = all.iter().take(5).map(|c| c.value.as_str()).collect();
+    assert_eq!(
+        first,
+        ["TPM QUOTE SIGNATURE", "TPM QUOTE TYPE", "TPM QUOTE NONCE", "TPM QUOTE PCR SELECTION", "TPM QUOTE PCR DIGEST"]
+    );
+    assert!(all.iter().take(5).all(|c| c.status == "ok"), "{all:?}");
+    for bank in ["sha256", "sha384"] {
+        for pcr in enforced.split(',') {
+            assert_eq!(status_of(&all, &format!("PCR {pcr} ({bank})")).status, "ok", "{bank} {pcr}");
+        }
+    }
+    // Only the quoted PCRs are reported: the others are not vouched for.
+    assert!(!all.iter().any(|c| c.value == "PCR 0 (sha256)"), "{all:?}");
+    assert_eq!(v["tpm_quote"]["extra_data"], nonce);
+    // The PCR values from the TPM instead of the log, and the text verdict.
+    let mut args = quote_args(&msg, &sig, &nonce);
+    args.extend(["--tpm".into(), tcti.clone()]);
+    let run = run_check(Some(&f.this_image), &args);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("\nOK: the evidence is authentic (given its keys)"), "{run:?}");
+
+    // Genuine, but another release.
+    let mut args = quote_args(&msg, &sig, &nonce);
+    args.extend(["--eventlog".into(), s(&log).into()]);
+    let run = run_check(Some(&f.other_cmdline), &args);
+    assert_fails(
+        &run,
+        1,
+        &["ok             TPM QUOTE SIGNATURE", "The UKI's .cmdline section differs", "FAIL: 6 mismatch(es)"],
+    );
+
+    // Another nonce: a replayed quote. Both refuse it.
+    let other = hex::encode(common::random_bytes(32));
+    assert_ne!(checkquote(&msg, &sig, &pcrs, &other).code, 0, "tpm2_checkquote accepted another nonce");
+    let mut args = quote_args(&msg, &sig, &other);
+    args.extend(["--eventlog".into(), s(&log).into()]);
+    let run = run_check(Some(&f.this_image), &args);
+    assert_fails(&run, 1, &["mismatch       TPM QUOTE NONCE", "FAIL: 1 mismatch(es): TPM QUOTE NONCE"]);
+
+    // A tampered signature: both refuse it.
+    let bad_sig = d.join("bad.sig");
+    let mut bytes = fs::read(&sig).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    fs::write(&bad_sig, bytes).unwrap();
+    assert_ne!(checkquote(&msg, &bad_sig, &pcrs, &nonce).code, 0, "tpm2_checkquote accepted a tampered signature");
+    let mut args = quote_args(&msg, &bad_sig, &nonce);
+    args.extend(["--eventlog".into(), s(&log).into()]);
+    assert_fails(&run_check(Some(&f.this_image), &args), 1, &["mismatch       TPM QUOTE SIGNATURE"]);
+
+    // A log that is not the quoted boot's (one PCR 4 digest changed): the PCR values replayed from
+    // it do not make the quote's digest. tpm2_checkquote -e refuses it too.
+    let parsed = eventlog::parse(&fs::read(&log).unwrap()).unwrap();
+    let i = parsed.events.iter().position(|e| e.pcr == 4 && e.is_extended()).expect("a PCR 4 event");
+    let mut bytes = fs::read(&log).unwrap();
+    // TCG_PCR_EVENT2: index, type, digest count (u32 each), then the first algorithm id (u16).
+    bytes[parsed.offsets[i] as usize + 14] ^= 1;
+    let other_log = d.join("other-log.bin");
+    fs::write(&other_log, bytes).unwrap();
+    let theirs = tool(
+        d,
+        "tpm2_checkquote",
+        &[
+            "-u",
+            "ak.pub",
+            "-m",
+            s(&msg),
+            "-s",
+            s(&sig),
+            "-f",
+            s(&pcrs),
+            "-q",
+            &nonce,
+            "-g",
+            "sha256",
+            "-e",
+            s(&other_log),
+        ],
+    );
+    assert_ne!(theirs.code, 0, "tpm2_checkquote accepted another log: {theirs:?}");
+    let mut args = quote_args(&msg, &sig, &nonce);
+    args.extend(["--eventlog".into(), s(&other_log).into()]);
+    let run = run_check(Some(&f.this_image), &args);
+    assert_fails(&run, 1, &["mismatch       TPM QUOTE PCR DIGEST", "not the ones the TPM quoted"]);
+
+    // A genuine quote that leaves PCRs 9 and 11 out: tpm2_checkquote accepts it, the bundle does not.
+    let (pmsg, psig, ppcrs) = quote("sha256:4,5,7,12,13", "partial");
+    ok(checkquote(&pmsg, &psig, &ppcrs, &nonce), "tpm2_checkquote of the partial quote");
+    let mut args = quote_args(&pmsg, &psig, &nonce);
+    args.extend(["--eventlog".into(), s(&log).into()]);
+    let run = run_check(Some(&f.this_image), &args);
+    assert_fails(&run, 1, &["mismatch       TPM QUOTE PCR SELECTION", "sha256 PCR 9, 11"]);
+    // Without a bundle the same quote verifies on its own, as tpm2_checkquote says.
+    let run = run_check(None, &args);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("observed-only  TPM QUOTE PCR SELECTION sha256:4,5,7,12,13"), "{run:?}");
+
+    // One evidence file with the quote, the key and the log; the verifier's nonce on the command line.
+    let b64 = |p: &Path| base64::engine::general_purpose::STANDARD.encode(fs::read(p).unwrap());
+    let evidence = json!({
+        "tpm_quote": {"message": b64(&msg), "signature": b64(&sig),
+                      "ak": fs::read_to_string(d.join("ak.pem")).unwrap()},
+        "eventlog": b64(&log),
+    });
+    let file = d.join("evidence.json");
+    fs::write(&file, serde_json::to_vec(&evidence).unwrap()).unwrap();
+    let run = run_check(Some(&f.this_image), &["--evidence".into(), s(&file).into(), "--nonce".into(), nonce.clone()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("note: the attestation key came with the evidence (no --ak)"), "{run:?}");
+    let run = run_check(Some(&f.other_cmdline), &["--evidence".into(), s(&file).into(), "--nonce".into(), nonce]);
+    assert_fails(&run, 1, &["The UKI's .cmdline section differs"]);
 }

@@ -360,6 +360,13 @@ pub fn pcr_values_from_json(bytes: &[u8]) -> Result<(PcrValues, Vec<String>), St
     pcr_values(banks)
 }
 
+/// The PCR values a TCG event log replays to: PCRs 0–23 of each bank it carries (registers no
+/// event extends keep their reset value), as a TPM that went through that boot would report them.
+pub fn pcr_values_from_log(log: &EventLog) -> Result<PcrValues, AttestError> {
+    let r = eventlog::replay(log).map_err(AttestError::Replay)?;
+    Ok(replayed_pcrs(&r, &algorithms(log)))
+}
+
 /// Compares `evidence` with `platform`'s reference values, with the default [`GuestPolicy`]
 /// (no debug, VMPL 0, no migration agent).
 pub fn check(platform: &ReferenceValues, evidence: &Evidence) -> Result<Report, AttestError> {

@@ -4,8 +4,9 @@
 //! log that explains them, an AMD SEV-SNP attestation report, an Intel TDX quote. A verifier
 //! compares that evidence with *reference values* — what a genuine node of one platform reports,
 //! computed before any node booted and published in a release's signed bundle. This crate is
-//! that comparison, and nothing of building or releasing: it depends on the event-log crate and
-//! small parsing crates only, so a verifier can take it without mkosi, compression or archives.
+//! that comparison, and nothing of building or releasing: it depends on the event-log crate, small
+//! parsing crates and RustCrypto's signature verifiers (`rsa`, `p256`, `p384`) only, so a verifier
+//! can take it without mkosi, compression or archives.
 //!
 //! * [`evidence`] reads SNP reports (v2, v3, v5) and TDX quotes (v4, v5): every field, checked
 //!   lengths, reserved bytes, versions.
@@ -35,7 +36,7 @@
 //!   SNP report from another VMPL than expected, a policy that lets a migration agent in, or SMT
 //!   where the release forbids it fail on their own, whatever the measurements say: the host can
 //!   read such a guest's memory.
-//! * **Authenticity** comes first. A verifier of signed evidence hands its checks to [`check`]
+//! * **Authenticity** comes first. A verifier of signed evidence hands its checks to [`check()`]
 //!   as an [`Authentication`]; they open the report, and [`Report::authenticity`] says whether
 //!   every part of the evidence was proven genuine. A TPM quote ([`quote`]) proves, given the
 //!   attestation key (AK): that the TPM holding the AK signed this `TPMS_ATTEST` (the signature),
@@ -77,6 +78,7 @@
 pub mod check;
 pub mod evidence;
 pub mod hex;
+pub mod quote;
 pub mod reference;
 pub mod snp_verify;
 pub mod tdx_verify;
@@ -84,8 +86,8 @@ pub mod time;
 pub mod tpm;
 
 pub use check::{
-    check, check_with, pcr_values, pcr_values_from_json, AttestError, Authentication, Authenticity, Check, Evidence,
-    GuestPolicy, PcrValues, Report, Source, Status,
+    check, check_with, pcr_values, pcr_values_from_json, pcr_values_from_log, AttestError, Authentication,
+    Authenticity, Check, Evidence, GuestPolicy, PcrValues, Report, Source, Status,
 };
 pub use hex::Hex;
 pub use reference::ReferenceValues;

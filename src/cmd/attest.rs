@@ -1,9 +1,11 @@
 //! `nodeimg attest check`: is this node running this release?
 //!
-//! Verifies the bundle (as `nodeimg verify`), gathers the evidence the user points at — an event
-//! log, PCR values from a file or a live TPM, an SEV-SNP report, a TDX quote —, parses it with
-//! `attest`, and prints `attest::check`'s verdict value by value. Parsing and comparing
-//! are the libraries'; this module reads files, talks to the TPM and formats.
+//! Verifies the bundle (as `nodeimg verify`) when one is given, gathers the evidence the user
+//! points at — an event log, PCR values from a file or a live TPM, a TPM quote, an SEV-SNP
+//! report, a TDX quote —, parses it with `attest`, verifies the TPM quote (`attest::quote`), and
+//! prints `attest::check`'s verdict: authenticity checks first, then value by value. Parsing,
+//! verifying and comparing are the libraries'; this module reads files, talks to the TPM and
+//! formats.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -14,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use attest::evidence::{snp_report, tdx_quote, SnpReport, TdxQuote};
 use attest::{Authentication, Authenticity, Evidence, PcrValues, Report, Source, Status};
 use clap::{ArgGroup, Args, Subcommand};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::eventlog::{emit, load, register_diff, FormatArg};
 use super::sign::{read_public_key, read_signature};
@@ -37,6 +39,12 @@ pub enum Command {
     /// still compared, but the verdict (and "authenticity" in --json) says UNAUTHENTICATED, never
     /// a plain OK.
     ///
+    /// A TPM quote (--tpm-quote, --tpm-quote-sig, --ak, --nonce, or --evidence) is verified:
+    /// signature, TPM_GENERATED_VALUE and quote type, nonce, a selection that covers every PCR the
+    /// bundle enforces, and a PCR digest that matches the PCR values compared (--pcrs, --tpm, or
+    /// replayed from --eventlog). Only the quoted PCRs are then compared. The AK is trusted as
+    /// given (docs/attest-evidence.md).
+    ///
     /// With --vek and --cert-chain, an SNP report is verified first: ARK self-signature and key
     /// (one of AMD's built-in Milan, Genoa, Turin roots, or --ark), ASK/ASVK by ARK, VCEK/VLEK by
     /// ASK (RSA-PSS), the report by the VCEK/VLEK (ECDSA P-384), REPORTED_TCB equal to the
@@ -50,8 +58,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 #[command(group(
-    ArgGroup::new("evidence").required(true).multiple(true)
-        .args(["eventlog", "pcrs", "tpm", "snp_report", "tdx_quote"])
+    ArgGroup::new("any_evidence").required(true).multiple(true)
+        .args(["eventlog", "pcrs", "tpm", "snp_report", "tdx_quote", "tpm_quote", "evidence"])
 ))]
 pub struct CheckArgs {
     /// The bundle (bundle.json). Without --bundle, --pubkey and --platform the evidence is
@@ -125,6 +133,31 @@ pub struct CheckArgs {
     /// collateral's window.
     #[arg(long, value_name = "RFC3339", value_parser = attest::time::parse_rfc3339)]
     at: Option<attest::time::UnixTime>,
+    /// A TPM quote: the TPMS_ATTEST `tpm2_quote -m` writes (a TPM2B_ATTEST is accepted too). Its
+    /// signature, type, nonce, PCR selection (every PCR the bundle enforces) and PCR digest are
+    /// checked before any value; the PCR values it must match come from --pcrs, --tpm or are
+    /// replayed from --eventlog.
+    #[arg(long, value_name = "FILE", requires_all = ["tpm_quote_sig", "ak", "nonce"], conflicts_with = "evidence")]
+    tpm_quote: Option<PathBuf>,
+    /// The quote's signature: the TPMT_SIGNATURE `tpm2_quote -s` writes (RSASSA, RSAPSS, ECDSA on
+    /// NIST P-256/P-384; SHA-256 or SHA-384).
+    #[arg(long, value_name = "FILE", requires = "tpm_quote")]
+    tpm_quote_sig: Option<PathBuf>,
+    /// The attestation key that signed the quote: a PEM public key (`tpm2_readpublic -f pem`) or
+    /// a TPM2B_PUBLIC (`tpm2_createak -u`). Whether it belongs to a genuine TPM of this node (EK
+    /// certificate, credential activation) is for you to establish: it is trusted as given.
+    #[arg(long, value_name = "FILE")]
+    ak: Option<PathBuf>,
+    /// The nonce you gave the node for the quote (hex): the quote's extraData must equal it.
+    #[arg(long, value_name = "HEX")]
+    nonce: Option<String>,
+    /// One JSON file with a node's TPM evidence: {"tpm_quote": {"message": B64, "signature": B64,
+    /// "ak": PEM or B64 TPM2B_PUBLIC, "nonce": HEX}, "pcrs": {"sha256": {"0": HEX, …}},
+    /// "eventlog": B64} (docs/attest-evidence.md; every part optional but the quote's message
+    /// and signature). --ak and --nonce override the file's, and should: a key and a nonce that
+    /// come with the evidence prove nothing.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pcrs", "eventlog", "tpm"])]
+    evidence: Option<PathBuf>,
     /// Accept a debuggable guest (SNP policy DEBUG, TDX TDATTRIBUTES.DEBUG), whose memory the
     /// host can read: for development only. Without it such a guest fails (exit 1).
     #[arg(long)]
@@ -238,6 +271,117 @@ fn verify_tdx(a: &CheckArgs, bytes: &[u8], quote: &TdxQuote, path: &Path, at: u6
     Ok(Authentication { covers: Source::TdxQuote, checks })
 }
 
+/// The largest `--evidence` file: an event log as large as `--eventlog` takes, in base64.
+const EVIDENCE_FILE: u64 = crate::fsutil::limits::EVENTLOG / 3 * 4 + crate::fsutil::limits::SMALL_JSON;
+
+/// `--evidence`: a node's TPM evidence in one JSON file (docs/attest-evidence.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EvidenceFile {
+    tpm_quote: QuoteFile,
+    #[serde(default)]
+    pcrs: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    #[serde(default)]
+    eventlog: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuoteFile {
+    message: String,
+    signature: String,
+    #[serde(default)]
+    ak: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+/// A TPM quote and what verifies it, read and parsed (errors are unusable input).
+struct QuoteInput {
+    message: Vec<u8>,
+    signature: attest::quote::Signature,
+    ak: attest::quote::AkPublic,
+    nonce: Vec<u8>,
+    /// Where the AK and the nonce came from, when it was the evidence itself.
+    notes: Vec<String>,
+}
+
+fn base64(what: &str, text: &str) -> Result<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| anyhow::anyhow!("{what}: not base64: {e}"))
+}
+
+fn parse_nonce(what: &str, text: &str) -> Result<Vec<u8>> {
+    let n = hex::decode(text.trim()).map_err(|e| anyhow::anyhow!("{what}: not hex: {e}"))?;
+    if n.is_empty() || n.len() > 64 {
+        bail!("{what}: a nonce of {} bytes (a TPM takes 1 to 64)", n.len());
+    }
+    Ok(n)
+}
+
+fn read_ak(path: &Path) -> Result<attest::quote::AkPublic> {
+    let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::KEY, "an attestation key")?;
+    attest::quote::parse_ak(&bytes).with_context(|| format!("{}: not an attestation key", path.display()))
+}
+
+/// The quote of `--tpm-quote …` or of `--evidence`, with `--ak` and `--nonce` (which override
+/// the file's).
+fn read_quote(a: &CheckArgs, file: Option<&QuoteFile>) -> Result<Option<QuoteInput>> {
+    let mut notes = Vec::new();
+    let (message, signature) = match (file, &a.tpm_quote, &a.tpm_quote_sig) {
+        (Some(q), _, _) => (
+            base64("the evidence's tpm_quote.message", &q.message)?,
+            base64("the evidence's tpm_quote.signature", &q.signature)?,
+        ),
+        (None, Some(m), Some(sig)) => (
+            crate::fsutil::read_input(m, crate::fsutil::limits::EVIDENCE, "a TPM quote")?,
+            crate::fsutil::read_input(sig, crate::fsutil::limits::EVIDENCE, "a TPM quote's signature")?,
+        ),
+        _ => return Ok(None),
+    };
+    let what =
+        |flag: &Option<PathBuf>, default: &str| flag.as_ref().map_or(default.to_owned(), |p| p.display().to_string());
+    let signature = attest::quote::parse_signature(&signature).with_context(|| {
+        format!("{}: not a TPM quote's signature", what(&a.tpm_quote_sig, "the evidence's tpm_quote.signature"))
+    })?;
+    // Unusable quotes are input errors: parse it here once (verify parses it again).
+    attest::quote::parse_attest(&message)
+        .with_context(|| format!("{}: not a TPM quote", what(&a.tpm_quote, "the evidence's tpm_quote.message")))?;
+    let ak = match (&a.ak, file.and_then(|q| q.ak.as_deref())) {
+        (Some(p), _) => read_ak(p)?,
+        (None, Some(text)) => {
+            notes.push(
+                "the attestation key came with the evidence (no --ak): a key anyone can make proves nothing until \
+                 you know it is this node's TPM's"
+                    .to_owned(),
+            );
+            let bytes = if text.trim_start().starts_with("-----BEGIN") {
+                text.as_bytes().to_vec()
+            } else {
+                base64("the evidence's tpm_quote.ak", text)?
+            };
+            attest::quote::parse_ak(&bytes).context("the evidence's tpm_quote.ak: not an attestation key")?
+        }
+        (None, None) => bail!("the TPM quote needs its attestation key: --ak (or tpm_quote.ak in --evidence)"),
+    };
+    let nonce = match (&a.nonce, file.and_then(|q| q.nonce.as_deref())) {
+        (Some(n), _) => parse_nonce("--nonce", n)?,
+        (None, Some(n)) => {
+            notes.push(
+                "the nonce came with the evidence (no --nonce): it proves the quote fresh only if you chose it"
+                    .to_owned(),
+            );
+            parse_nonce("the evidence's tpm_quote.nonce", n)?
+        }
+        (None, None) => {
+            bail!("the TPM quote needs the nonce you gave the node: --nonce (or tpm_quote.nonce in --evidence)")
+        }
+    };
+    Ok(Some(QuoteInput { message, signature, ak, nonce, notes }))
+}
+
 #[derive(Serialize)]
 struct CheckJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -261,12 +405,34 @@ struct CheckJson<'a> {
     snp_report: Option<&'a SnpReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tdx_quote: Option<&'a TdxQuote>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tpm_quote: Option<&'a attest::quote::Attest>,
 }
 
 fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     // Unusable evidence is an input error (exit 2): read it all before anything else.
-    let log: Option<EventLog> = a.eventlog.as_deref().map(|p| load(p, a.eventlog_format)).transpose()?;
-    let pcrs_file = a.pcrs.as_deref().map(read_pcrs_file).transpose()?;
+    let file: Option<EvidenceFile> = match &a.evidence {
+        Some(p) => {
+            let bytes = crate::fsutil::read_input(p, EVIDENCE_FILE, "a JSON evidence file")?;
+            Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{}: not an evidence file (docs/attest-evidence.md)", p.display()))?,
+            )
+        }
+        None => None,
+    };
+    let mut log: Option<EventLog> = a.eventlog.as_deref().map(|p| load(p, a.eventlog_format)).transpose()?;
+    let mut pcrs_file = a.pcrs.as_deref().map(read_pcrs_file).transpose()?;
+    if let Some(f) = &file {
+        if let Some(text) = &f.eventlog {
+            let bytes = base64("the evidence's eventlog", text)?;
+            log = Some(::eventlog::parse(&bytes).context("the evidence's eventlog")?);
+        }
+        if let Some(banks) = &f.pcrs {
+            pcrs_file = Some(pcr_values(banks.clone(), "the evidence's pcrs")?);
+        }
+    }
+    let quote = read_quote(a, file.as_ref().map(|f| &f.tpm_quote))?;
     let snp = a.snp_report.as_deref().map(read_snp).transpose()?;
     let tdx_read = a.tdx_quote.as_deref().map(read_tdx).transpose()?;
     if a.report_data.is_some() && a.vek.is_none() && a.collateral.is_none() {
@@ -312,10 +478,44 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
         }
         None => None,
     };
-    let (pcrs, skipped_banks) = match (&tpm, &pcrs_file) {
+    let (mut pcrs, skipped_banks) = match (&tpm, &pcrs_file) {
         (Some((v, s)), _) => (Some((Source::Tpm, v)), s.clone()),
         (None, Some((v, s))) => (Some((Source::PcrsFile, v)), s.clone()),
         (None, None) => (None, Vec::new()),
+    };
+    let mut quote_notes = Vec::new();
+    let replayed;
+    let quoted;
+    let quote_verification = match &quote {
+        Some(q) => {
+            // The values the quote's digest must match: the TPM's or the file's, else the log's.
+            let values = match (pcrs, &log) {
+                (Some((_, v)), _) => v,
+                (None, Some(l)) => {
+                    replayed = attest::pcr_values_from_log(l).context("the event log")?;
+                    pcrs = Some((Source::Eventlog, &replayed));
+                    &replayed
+                }
+                (None, None) => bail!("a TPM quote needs the PCR values it covers: --pcrs, --tpm or --eventlog"),
+            };
+            let v = attest::quote::verify(
+                &q.message,
+                &q.signature,
+                &q.ak,
+                &q.nonce,
+                values,
+                bundle.as_ref().map(|b| &b.references),
+            )
+            .context("the TPM quote")?;
+            if let Some(values) = &v.quoted {
+                quoted = values.clone();
+                pcrs = Some((Source::TpmQuote, &quoted));
+            }
+            authentication.push(v.authentication.clone());
+            quote_notes.extend(q.notes.iter().cloned());
+            Some(v)
+        }
+        None => None,
     };
     let evidence = Evidence {
         pcrs,
@@ -336,6 +536,7 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     if bundle.is_none() {
         report.notes.push("no bundle: the evidence's values are reported, none is enforced".into());
     }
+    report.notes.extend(quote_notes);
     for b in skipped_banks {
         report
             .notes
@@ -355,6 +556,7 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
             report: Some(&report),
             snp_report: snp.as_ref(),
             tdx_quote: tdx.as_ref(),
+            tpm_quote: quote_verification.as_ref().map(|v| &v.attest),
         };
         emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     } else {
@@ -411,6 +613,7 @@ fn verify_bundle(a: &CheckArgs, path: &Path, pubkey: &Path, platform: &str) -> R
                     report: None,
                     snp_report: None,
                     tdx_quote: None,
+                    tpm_quote: None,
                 };
                 emit(&(serde_json::to_string_pretty(&out)? + "\n"))?;
             }
@@ -466,7 +669,8 @@ fn text(out: &mut String, report: &Report, quiet: bool) -> std::fmt::Result {
         match report.authenticity {
             Authenticity::Authenticated => writeln!(
                 out,
-                "OK: the evidence is authentic and every enforced value matches ({ok} ok, {observed} observed only)"
+                "OK: the evidence is authentic (given its keys) and every enforced value matches ({ok} ok, {observed} observed \
+                 only)"
             ),
             // Never a plain OK: nothing proved these values genuine.
             _ => writeln!(
