@@ -272,8 +272,13 @@ fn cert_hwid(cert: &X509) -> Option<Vec<u8>> {
 pub fn verify(bytes: &[u8], report: &SnpReport, inputs: &SnpInputs) -> Result<Vec<Check>, SnpVerifyError> {
     let vek = parse_cert(inputs.vek).map_err(SnpVerifyError::Vek)?;
     let chain = pem_certs(inputs.cert_chain).map_err(SnpVerifyError::Chain)?;
-    let [ask, ark]: [X509; 2] =
+    let [mut ask, mut ark]: [X509; 2] =
         chain.try_into().map_err(|c: Vec<X509>| SnpVerifyError::Chain(format!("{} certificates, not 2", c.len())))?;
+    // KDS writes the ASK first; a bundle written root first is taken as meant.
+    let self_issued = |c: &X509| c.tbs_certificate.subject == c.tbs_certificate.issuer;
+    if self_issued(&ask) && !self_issued(&ark) {
+        std::mem::swap(&mut ask, &mut ark);
+    }
     let trusted: Vec<(String, X509)> = match inputs.ark {
         Some(b) => vec![("the --ark root".into(), parse_cert(b).map_err(SnpVerifyError::Ark)?)],
         None => BUILTIN_ARKS

@@ -122,6 +122,14 @@ fn unusable_inputs_are_errors_not_checks() {
     let one = read("ark-genoa.pem");
     assert!(e(&SnpInputs { cert_chain: &one, ..ok.clone() }).contains("1 certificates, not 2"));
     assert!(e(&SnpInputs { report_data: Some(&[0; 65]), ..ok.clone() }).contains("65 bytes"));
+    // A chain written root first reads as KDS's order.
+    let text = String::from_utf8(chain.clone()).unwrap();
+    let mut parts: Vec<&str> = text.split_inclusive("-----END CERTIFICATE-----\n").collect();
+    parts.swap(0, 1);
+    let swapped = parts.concat();
+    let checks =
+        snp_verify::verify(&report, &parsed, &SnpInputs { cert_chain: swapped.as_bytes(), ..ok.clone() }).unwrap();
+    assert!(checks.iter().all(|c| c.status.name() == "ok"), "{checks:#?}");
     // Empty input (x509-cert's load_pem_chain underflows on it), truncated DER: errors.
     assert!(e(&SnpInputs { cert_chain: b"", ..ok.clone() }).contains("no -----BEGIN CERTIFICATE-----"));
     assert!(e(&SnpInputs { vek: b"", ..ok.clone() }).contains("VCEK/VLEK"));
