@@ -12,6 +12,10 @@
 //!   lengths, reserved bytes, versions.
 //! * [`tpm`] builds and reads the TPM 2.0 commands that read PCRs (`TPM2_PCR_Read`,
 //!   `TPM2_GetCapability`): a verifier's tools talk to a TPM without a TSS library.
+//! * [`snp_verify`] checks that an SNP report is authentic: its VCEK/VLEK chain to a pinned AMD
+//!   root, its signature, the TCB and chip its key was issued for, the nonce.
+//! * [`tdx_verify`] checks that a TDX quote is authentic (DCAP, with the `dcap-qvl` crate): PCK
+//!   chain to Intel's root, QE report, attestation key, collateral, TCB status, the nonce.
 //! * [`quote`] reads TPM 2.0 quotes (`TPMS_ATTEST`, `TPMT_SIGNATURE`) and attestation keys
 //!   (`TPM2B_PUBLIC`, or a PEM public key) and verifies a quote: signature, type, nonce, PCR
 //!   selection and PCR digest.
@@ -44,10 +48,26 @@
 //!   genuine TPM of this node. Whether it is — an EK certificate chain to a TPM vendor or cloud,
 //!   `TPM2_ActivateCredential`, a registrar that enrolled it — is out of scope: the AK is given
 //!   (`--ak`), and a verifier must obtain it by such means.
+//! * **SEV-SNP authenticity** ([`snp_verify`], when the caller passes the VCEK/VLEK and AMD's
+//!   chain). Passing proves: the ARK's key is one of AMD's (built in, or the one the caller
+//!   names), it signed the ASK/ASVK, which signed the VEK, each valid at the verification time;
+//!   the VEK signed the report's bytes 0x0–0x29f, so every value above came from AMD firmware
+//!   holding that key; REPORTED_TCB is the TCB the VEK was issued for and (VCEK) CHIP_ID the chip,
+//!   so the report does not claim a newer TCB than its key; REPORT_DATA is the verifier's nonce,
+//!   so the report is fresh. It assumes: AMD's root keys and KDS are honest, the firmware at that
+//!   TCB is not broken (use `MinTcb` to refuse old TCBs: nothing here knows which TCB is current),
+//!   and certificate revocation is not checked (AMD's KDS CRL revokes ASKs only; none has been).
+//! * **TDX authenticity** ([`tdx_verify`], with the collateral for the quote's platform).
+//!   Passing proves: the quote's PCK certificate chains to Intel's SGX Root CA (built into
+//!   dcap-qvl) and is not on the PCK CRL, the PCK signed the QE's report, which binds the
+//!   attestation key that signed the TD report; Intel signed the TCB info and QE identity, all
+//!   valid at the verification time; Intel rates the platform's TCB one of the accepted statuses
+//!   (`UpToDate` by default); REPORTDATA is the verifier's nonce. It assumes: Intel's root, PCS and
+//!   the TDX module are honest, and the collateral is recent (it is trusted for its ~30-day window:
+//!   older collateral may not know a newer advisory).
 //! * **Unauthenticated evidence** — PCR values read from a file or a local TPM without a quote,
-//!   SNP reports and TDX quotes whose signatures (VCEK/VLEK chains to AMD's root, PCK chains to
-//!   Intel's root) no verifier checked — is still compared, but the report is
-//!   [`Authenticity::Unauthenticated`], and a note names each part: it proves only what the
+//!   SNP reports given without their VEK and chain, TDX quotes given without collateral — is
+//!   still compared, but the report is [`Authenticity::Unauthenticated`], and a note names each part: it proves only what the
 //!   party that handed it over vouches for. An attestation service (Trustee, Keylime, Intel's
 //!   QVL, go-sev-guest) must verify what this crate did not.
 //! * **The reference values** are trusted as given: [`ReferenceValues`] should come from a bundle
@@ -60,6 +80,9 @@ pub mod evidence;
 pub mod hex;
 pub mod quote;
 pub mod reference;
+pub mod snp_verify;
+pub mod tdx_verify;
+pub mod time;
 pub mod tpm;
 
 pub use check::{

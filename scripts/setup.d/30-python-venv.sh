@@ -4,6 +4,7 @@ PIP_PKGS=(
   sev-snp-measure==0.0.13 # SEV-SNP launch digests (measure::snp oracle)
   lief==1.0.0 # Authenticode digests sha1/sha256/sha384 (uki oracle, uki/testdata/*.gen.sh)
   in-toto-attestation==0.9.3 # in-toto Statement / SLSA Provenance v1 (release::export::intoto oracle)
+  cryptography==50.0.2 # X.509, RSA-PSS, ECDSA P-384 (attest::snp_verify oracle, attest/testdata/snp-verdicts.gen.sh)
   keylime==7.14.3 # Keylime's verifier and tenant code (release::export::keylime oracle, tests/keylime_cli.rs)
   # What keylime imports on the verifier's quote and measured-boot path (its wheel declares no
   # dependencies; keylime's requirements.txt names them), with theirs:

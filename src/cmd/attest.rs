@@ -45,9 +45,14 @@ pub enum Command {
     /// replayed from --eventlog). Only the quoted PCRs are then compared. The AK is trusted as
     /// given (docs/attest-evidence.md).
     ///
-    /// NOT checked: the signatures of the SNP report (VCEK/VLEK certificate chain to AMD's root)
-    /// and of the TDX quote (QE report and PCK certificate chain to Intel's root). Have an
-    /// attestation service verify those; this command checks the values they carry.
+    /// With --vek and --cert-chain, an SNP report is verified first: ARK self-signature and key
+    /// (one of AMD's built-in Milan, Genoa, Turin roots, or --ark), ASK/ASVK by ARK, VCEK/VLEK by
+    /// ASK (RSA-PSS), the report by the VCEK/VLEK (ECDSA P-384), REPORTED_TCB equal to the
+    /// VCEK's TCB, CHIP_ID equal to its hwID, and --report-data, --min-tcb. With --collateral, a
+    /// TDX quote is verified by DCAP (dcap-qvl): the PCK chain from the quote to Intel's root CA,
+    /// the QE report, the signature, the collateral's signatures, CRLs and validity, and the TCB
+    /// status (--allow-tcb-status), and --report-data. Certificates and collateral must be valid
+    /// at --at (default: now). Without these, the report's or quote's signature is not checked.
     Check(CheckArgs),
 }
 
@@ -94,6 +99,40 @@ pub struct CheckArgs {
     /// An Intel TDX quote (binary; quote versions 4 and 5, TD report 1.0 and 1.5).
     #[arg(long, value_name = "FILE")]
     tdx_quote: Option<PathBuf>,
+    /// The VCEK or VLEK certificate that signed --snp-report (DER or PEM, as AMD's KDS serves
+    /// it); verifies the report's signature and chain.
+    #[arg(long, value_name = "FILE", requires_all = ["snp_report", "cert_chain"])]
+    vek: Option<PathBuf>,
+    /// AMD's cert_chain for the VEK (PEM: the ASK or ASVK, then the ARK), as KDS serves it.
+    #[arg(long, value_name = "FILE", requires = "vek")]
+    cert_chain: Option<PathBuf>,
+    /// Trust this ARK (DER or PEM) instead of AMD's built-in Milan, Genoa and Turin roots.
+    #[arg(long, value_name = "FILE", requires = "vek")]
+    ark: Option<PathBuf>,
+    /// The minimum REPORTED_TCB, e.g. bootloader=3,tee=0,snp=8,microcode=115 (any subset; fmc=N
+    /// on Turin).
+    #[arg(long, value_name = "SPEC", requires = "vek", value_parser = parse_min_tcb)]
+    min_tcb: Option<attest::snp_verify::MinTcb>,
+    /// DCAP collateral for --tdx-quote: a JSON file in dcap-qvl's format (PCK CRL and issuer
+    /// chain, root CA CRL, TCB info and QE identity with signatures and issuer chains), or a
+    /// directory of the files Intel's PCS serves (tcbinfo.json, tcbinfo-issuer-chain.pem,
+    /// qeidentity.json, qeidentity-issuer-chain.pem, pckcrl.der, pckcrl-issuer-chain.pem,
+    /// rootcacrl.der). The PCK chain comes from the quote; Intel's root CA is built in.
+    #[arg(long, value_name = "FILE|DIR", requires = "tdx_quote")]
+    collateral: Option<PathBuf>,
+    /// A TDX TCB status to accept (repeat or comma-separate: UpToDate, SWHardeningNeeded,
+    /// ConfigurationNeeded, ConfigurationAndSWHardeningNeeded, OutOfDate, …).
+    #[arg(long, value_name = "STATUS", value_delimiter = ',', default_value = "UpToDate", requires = "collateral")]
+    allow_tcb_status: Vec<String>,
+    /// The nonce the report's REPORT_DATA / the quote's REPORTDATA must hold (hex, up to 64
+    /// bytes, zero-padded); needs --vek or --collateral.
+    #[arg(long, value_name = "HEX", value_parser = parse_report_data)]
+    report_data: Option<Nonce>,
+    /// The time at which certificates, CRLs and collateral must be valid, RFC 3339 UTC
+    /// (2025-07-01T00:00:00Z; default: now). Recorded evidence is verified at a time inside its
+    /// collateral's window.
+    #[arg(long, value_name = "RFC3339", value_parser = attest::time::parse_rfc3339)]
+    at: Option<attest::time::UnixTime>,
     /// A TPM quote: the TPMS_ATTEST `tpm2_quote -m` writes (a TPM2B_ATTEST is accepted too). Its
     /// signature, type, nonce, PCR selection (every PCR the bundle enforces) and PCR digest are
     /// checked before any value; the PCR values it must match come from --pcrs, --tpm or are
@@ -150,14 +189,86 @@ fn read_pcrs_file(path: &Path) -> Result<(PcrValues, Vec<String>)> {
     attest::pcr_values_from_json(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-fn read_snp(path: &Path) -> Result<SnpReport> {
+fn read_snp(path: &Path) -> Result<(Vec<u8>, SnpReport)> {
     let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::EVIDENCE, "an SEV-SNP report")?;
-    snp_report::parse(&bytes).with_context(|| format!("{}: not an SEV-SNP attestation report", path.display()))
+    let report =
+        snp_report::parse(&bytes).with_context(|| format!("{}: not an SEV-SNP attestation report", path.display()))?;
+    Ok((bytes, report))
 }
 
-fn read_tdx(path: &Path) -> Result<TdxQuote> {
+fn read_tdx(path: &Path) -> Result<(Vec<u8>, TdxQuote)> {
     let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::EVIDENCE, "a TDX quote")?;
-    tdx_quote::parse(&bytes).with_context(|| format!("{}: not a TDX quote", path.display()))
+    let quote = tdx_quote::parse(&bytes).with_context(|| format!("{}: not a TDX quote", path.display()))?;
+    Ok((bytes, quote))
+}
+
+fn parse_min_tcb(s: &str) -> Result<attest::snp_verify::MinTcb, String> {
+    s.parse()
+}
+
+/// `--report-data`: 1 to 64 bytes.
+#[derive(Debug, Clone)]
+struct Nonce(Vec<u8>);
+
+fn parse_report_data(s: &str) -> Result<Nonce, String> {
+    let b = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
+    if b.is_empty() || b.len() > 64 {
+        return Err(format!("{} bytes: REPORT_DATA holds 1 to 64", b.len()));
+    }
+    Ok(Nonce(b))
+}
+
+/// The SNP report's authenticity checks (`--vek`, `--cert-chain`, `--ark`).
+fn verify_snp(a: &CheckArgs, bytes: &[u8], report: &SnpReport, vek: &Path, at: u64) -> Result<Authentication> {
+    use crate::fsutil::{limits, read_input};
+    let vek_bytes = read_input(vek, limits::KEY, "a VCEK/VLEK certificate")?;
+    let chain_path = a.cert_chain.as_deref().context("--vek needs --cert-chain")?;
+    let chain = read_input(chain_path, limits::KEY, "AMD's cert_chain")?;
+    let ark = a.ark.as_deref().map(|p| read_input(p, limits::KEY, "an ARK certificate")).transpose()?;
+    let inputs = attest::snp_verify::SnpInputs {
+        vek: &vek_bytes,
+        cert_chain: &chain,
+        ark: ark.as_deref(),
+        at,
+        report_data: a.report_data.as_ref().map(|n| n.0.as_slice()),
+        min_tcb: a.min_tcb,
+    };
+    let checks = attest::snp_verify::verify(bytes, report, &inputs).map_err(|e| {
+        let file = match e {
+            attest::snp_verify::SnpVerifyError::Vek(_) => vek.display().to_string(),
+            attest::snp_verify::SnpVerifyError::Chain(_) => chain_path.display().to_string(),
+            attest::snp_verify::SnpVerifyError::Ark(_) => a.ark.as_deref().unwrap_or(vek).display().to_string(),
+            _ => "--report-data".into(),
+        };
+        anyhow::anyhow!("{file}: {e}")
+    })?;
+    Ok(Authentication { covers: Source::SnpReport, checks })
+}
+
+/// The TDX quote's authenticity checks (`--collateral`, `--allow-tcb-status`).
+fn verify_tdx(a: &CheckArgs, bytes: &[u8], quote: &TdxQuote, path: &Path, at: u64) -> Result<Authentication> {
+    use crate::fsutil::{limits, read_input};
+    let collateral = if path.is_dir() {
+        let mut files = BTreeMap::new();
+        for name in attest::tdx_verify::PCS_FILES {
+            let p = path.join(name);
+            if p.exists() {
+                files.insert(name.to_owned(), read_input(&p, limits::SMALL_JSON, "a PCS collateral file")?);
+            }
+        }
+        attest::tdx_verify::collateral_from_pcs_dir(&files)
+    } else {
+        attest::tdx_verify::collateral_from_json(&read_input(path, limits::SMALL_JSON, "DCAP collateral JSON")?)
+    }
+    .with_context(|| format!("{}", path.display()))?;
+    let inputs = attest::tdx_verify::TdxInputs {
+        collateral: &collateral,
+        at,
+        allowed_statuses: &a.allow_tcb_status,
+        report_data: a.report_data.as_ref().map(|n| n.0.as_slice()),
+    };
+    let checks = attest::tdx_verify::verify(bytes, quote, &inputs)?;
+    Ok(Authentication { covers: Source::TdxQuote, checks })
 }
 
 /// The largest `--evidence` file: an event log as large as `--eventlog` takes, in base64.
@@ -323,7 +434,26 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     }
     let quote = read_quote(a, file.as_ref().map(|f| &f.tpm_quote))?;
     let snp = a.snp_report.as_deref().map(read_snp).transpose()?;
-    let tdx = a.tdx_quote.as_deref().map(read_tdx).transpose()?;
+    let tdx_read = a.tdx_quote.as_deref().map(read_tdx).transpose()?;
+    if a.report_data.is_some() && a.vek.is_none() && a.collateral.is_none() {
+        bail!("--report-data needs --vek (SNP) or --collateral (TDX): a nonce in an unsigned report proves nothing");
+    }
+    let at = match a.at {
+        Some(t) => t,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .context("the system clock is before 1970")?
+            .as_secs(),
+    };
+    let mut authentication: Vec<Authentication> = Vec::new();
+    if let (Some((bytes, report)), Some(vek)) = (&snp, &a.vek) {
+        authentication.push(verify_snp(a, bytes, report, vek, at)?);
+    }
+    if let (Some((bytes, quote)), Some(path)) = (&tdx_read, &a.collateral) {
+        authentication.push(verify_tdx(a, bytes, quote, path, at)?);
+    }
+    let snp = snp.map(|(_, r)| r);
+    let tdx = tdx_read.map(|(_, q)| q);
 
     let bundle = match (&a.bundle, &a.pubkey, &a.platform) {
         (Some(bundle), Some(pubkey), Some(platform)) => match verify_bundle(a, bundle, pubkey, platform)? {
@@ -353,7 +483,6 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
         (None, Some((v, s))) => (Some((Source::PcrsFile, v)), s.clone()),
         (None, None) => (None, Vec::new()),
     };
-    let mut authentication: Vec<Authentication> = Vec::new();
     let mut quote_notes = Vec::new();
     let replayed;
     let quoted;

@@ -17,8 +17,8 @@
 //! chip-unique VCEK (or a cloud's VLEK) that chains to AMD's root key; a TDX quote with an
 //! attestation key certified by the Quoting Enclave, whose report chains through the PCK
 //! certificate to Intel's root. Checking those chains needs the vendor's certificates, CRLs and
-//! TCB information, which is what an attestation service (Trustee, Intel's QVL, go-sev-guest's
-//! `check`) does; a value parsed here means something only once that check has passed.
+//! TCB information: [`crate::snp_verify`] and [`crate::tdx_verify`] do that; a value parsed here
+//! means something only once that check has passed.
 //!
 //! Both are untrusted input. Each parser checks the length before reading a field, refuses
 //! versions it does not know, requires reserved fields to be zero (a non-zero reserved field
