@@ -19,28 +19,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use common::release::{build_output, json_of, need, release, s, vtpm_reference, BOOTS};
 use common::swtpm::{extend_spec, Swtpm};
 use common::{assert_fails, nodeimg, tool, Run};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
-const OVMF: &str = "tools/ovmf/2025.02-8+deb13u1/usr/share/OVMF";
 /// The firmware-owned PCRs a release engineer records from a running instance.
 const OBSERVED: [&str; 5] = ["0", "1", "2", "3", "6"];
 /// The booted UKI's command line, and the other image's.
 const CMDLINE: &str = "console=ttyS0 panic=-1 loglevel=4";
 const OTHER_CMDLINE: &str = "console=ttyS0 panic=-1 loglevel=7";
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A file of `make setup`'s or of the fixtures, which must exist.
-fn need(rel: &str) -> PathBuf {
-    let p = root().join(rel);
-    assert!(p.exists(), "{} is missing: run `make setup`", p.display());
-    p
-}
 
 fn boot(file: &str) -> PathBuf {
     need(&format!("measure/testdata/boot/sb-off/{file}"))
@@ -48,106 +36,6 @@ fn boot(file: &str) -> PathBuf {
 
 fn evidence(file: &str) -> PathBuf {
     need(&format!("attest/testdata/{file}"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn json_of(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{run:?}"))
-}
-
-/// A platform of a build output: name, reference values, artefact files.
-type PlatformOutput<'a> = (&'a str, Value, Vec<(&'a str, Vec<u8>)>);
-
-/// Writes a build output (`nodeimg build`'s layout) for `platforms` into `dir`.
-fn build_output(dir: &Path, version: &str, platforms: &[PlatformOutput]) {
-    fs::create_dir_all(dir).unwrap();
-    let info = json!({
-        "image": {"name": "boot-capture", "version": version, "source_date_epoch": 1700000000},
-        "provenance": {"nodeimg_version": "0.1.0", "mkosi_version": "25.3",
-                       "package_lock_sha256": "00".repeat(32), "source_commit": "0".repeat(40)}
-    });
-    fs::write(dir.join("build.json"), serde_json::to_vec_pretty(&info).unwrap()).unwrap();
-    for (name, values, files) in platforms {
-        let p = dir.join(name);
-        fs::create_dir_all(&p).unwrap();
-        let mut artefacts = Vec::new();
-        for (file, bytes) in files {
-            fs::write(p.join(file), bytes).unwrap();
-            artefacts.push(json!({"name": file, "size": bytes.len(), "sha256": hex::encode(Sha256::digest(bytes))}));
-        }
-        let manifest = json!({"image": "boot-capture", "version": version, "artefacts": artefacts});
-        fs::write(p.join("manifest.json"), serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
-        fs::write(p.join("reference-values.json"), serde_json::to_vec_pretty(values).unwrap()).unwrap();
-    }
-}
-
-/// Releases the build output `build` (relative to `d`) with the key `d/k.key`; returns the
-/// bundle's path.
-fn release(d: &Path, build: &str, version: &str, extra: &[&str]) -> PathBuf {
-    let mut args = vec!["release", "--version", version, "--input", build, "--key", "k.key", "--out", "rel", "-q"];
-    args.extend_from_slice(extra);
-    let run = nodeimg(d, &args);
-    assert_eq!(run.code, 0, "{run:?}");
-    let bundle = d.join("rel").join(format!("boot-capture-{version}")).join("bundle.json");
-    assert!(bundle.exists(), "{run:?}");
-    bundle
-}
-
-/// The reference values of the vTPM platform for `uki`: `nodeimg measure pcrs` for the real
-/// boot's firmware (trixie's OVMF_VARS_4M.fd, no Secure Boot) and disk.
-fn vtpm_reference(d: &Path, uki: &Path, tag: &str) -> Value {
-    let predicted_log = d.join(format!("predicted-{tag}.bin"));
-    let run = nodeimg(
-        d,
-        &[
-            "measure",
-            "pcrs",
-            "--uki",
-            s(uki),
-            "--firmware-vars",
-            s(&need(&format!("{OVMF}/OVMF_VARS_4M.fd"))),
-            "--secure-boot",
-            "off",
-            "--disk",
-            s(&need("tools/boot/sb-off/gpt.bin")),
-            "--banks",
-            "sha256,sha384",
-            "--json",
-            "--eventlog-out",
-            s(&predicted_log),
-        ],
-    );
-    assert_eq!(run.code, 0, "{run:?}");
-    let p = json_of(&run);
-    let mut vtpm = serde_json::Map::new();
-    let mut pcr11 = serde_json::Map::new();
-    for bank in ["sha256", "sha384"] {
-        let mut pcrs = serde_json::Map::new();
-        for (index, value) in p["pcrs"][bank].as_object().unwrap() {
-            if index != "11" {
-                pcrs.insert(index.clone(), json!({"value": value, "status": "enforced"}));
-            }
-        }
-        vtpm.insert(bank.into(), pcrs.into());
-        // systemd-measure's phase paths; the value before any phase is the predicted log's.
-        let phases = &p["pcr11_phases"][bank];
-        let mut by_path = serde_json::Map::new();
-        let mut path = Vec::new();
-        for phase in ["enter-initrd", "leave-initrd", "sysinit", "ready"] {
-            path.push(phase);
-            by_path.insert(path.join(":"), phases[phase].clone());
-        }
-        pcr11.insert(bank.into(), by_path.into());
-    }
-    json!({
-        "attestation_variant": "qemu-vtpm",
-        "vtpm": vtpm,
-        "pcr11": pcr11,
-        "eventlog": hex::encode(fs::read(&predicted_log).unwrap()),
-    })
 }
 
 /// Bundles shared by the tests (built once per test run).
@@ -184,14 +72,16 @@ fn fixture() -> &'static Fixture {
         assert!(inputs.contains(&format!("ukify-cmdline {CMDLINE}\n")), "the booted UKI's command line");
         let uki = need("tools/boot/sb-off/uki.efi");
         let uki_bytes = fs::read(&uki).unwrap();
-        let a = vtpm_reference(&d, &uki, "a");
+        let sb_off = &BOOTS[0];
+        assert_eq!(sb_off.mode, "sb-off", "the real boot these tests replay");
+        let a = vtpm_reference(&d, sb_off, &uki, "a");
         build_output(&d.join("build-a"), "1.0.0", &[("qemu-vtpm", a, vec![("uki.efi", uki_bytes)])]);
         let this_image = release(&d, "build-a", "1.0.0", &["--observed", "qemu-vtpm=observed.json"]);
 
         let other = d.join("other.efi");
         let run = nodeimg(&d, &["uki", "set-cmdline", s(&uki), "--cmdline", OTHER_CMDLINE, "-o", s(&other)]);
         assert_eq!(run.code, 0, "{run:?}");
-        let b = vtpm_reference(&d, &other, "b");
+        let b = vtpm_reference(&d, sb_off, &other, "b");
         build_output(&d.join("build-b"), "1.0.1", &[("qemu-vtpm", b, vec![("uki.efi", fs::read(&other).unwrap())])]);
         let other_cmdline = release(&d, "build-b", "1.0.1", &["--observed", "qemu-vtpm=observed.json"]);
 
