@@ -5,29 +5,7 @@
 # routex-client-lua embeds in a test as base64, decoded) byte for byte.
 #
 # Needs git and network access to github.com (not available in CI, which only checks SHA256SUMS:
-# `# SEV-SNP reports with the certificates that verify them (snp-cases.json, snp-verdicts.gen.sh).
-GSG=af1c107a648f47253da23a9de7a7c82ec073cfdb TRUSTEE=78962cd416dcc8a32f9377e0066a28fe21420f69
-show google/go-sev-guest $GSG verify/testdata/vcek.testcer > vcek-milan-gsg.der
-show google/go-sev-guest $GSG verify/trust/ask_ark_milan.pem > cert-chain-milan.pem
-show google/go-sev-guest $GSG verify/trust/ask_ark_milan_vlek.pem > cert-chain-milan-vlek.pem
-show google/go-sev-guest $GSG verify/trust/ask_ark_genoa.pem > cert-chain-genoa.pem
-show google/go-sev-guest $GSG verify/trust/ask_ark_turin_vcek.pem > cert-chain-turin.pem
-show confidential-containers/trustee $TRUSTEE deps/verifier/test_data/snp/test-vlek.der > vlek-milan-trustee.der
-show confidential-containers/trustee $TRUSTEE deps/verifier/test_data/az-snp-vtpm/vcek-genoa.pem > vcek-genoa-azure.pem
-# Azure's HCL report carries the SNP report at offset 0x20.
-show confidential-containers/trustee $TRUSTEE deps/verifier/test_data/az-snp-vtpm/evidence-genoa.json |
-  python3 -c 'import json, sys; sys.stdout.buffer.write(bytes(json.load(sys.stdin)["report"])[0x20:0x20 + 1184])' \
-  > snp-report-v3-genoa-azure.bin
-show virtee/sev 9cf2adbffa209cc5becf7ff89ffdf624e7278ced tests/certs_data/report_milan.hex | xxd -r -p \
-  > snp-report-v2-milan-virtee.bin
-show virtee/sev 9cf2adbffa209cc5becf7ff89ffdf624e7278ced tests/certs_data/vcek_milan.der > vcek-milan-virtee.der
-# TDX quotes with their DCAP collateral (dcap-qvl's samples; tests/tdx_verify_vectors.rs).
-DCAPQVL=9bffe30b4da53acc05f2e3a36fafc0f6418973b8
-show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote > tdx-quote-v4-dcapqvl.dat
-show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote_collateral.json > tdx-collateral-v4-dcapqvl.json
-show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote_outdated > tdx-quote-v5-dcapqvl.dat
-show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote_outdated_collateral.json > tdx-collateral-v5-dcapqvl.json
-sha256sum -c SHA256SUMS`). Set SRC=DIR to use existing clones named DIR/<owner>+<repo>.
+# `sha256sum -c SHA256SUMS`). Set SRC=DIR to use existing clones named DIR/<owner>+<repo>.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=${SRC:-$(mktemp -d)}
