@@ -78,17 +78,6 @@ impl ToolsTree {
     }
 }
 
-/// The version mkosi reports (`mkosi --version` prints `mkosi 25.3`).
-pub fn mkosi_version(mkosi: &Path) -> Result<String, Error> {
-    use crate::run::CommandRunExt;
-    let out = Command::new(mkosi).arg("--version").run_capture()?;
-    let text = String::from_utf8_lossy(&out);
-    text.split_whitespace()
-        .last()
-        .map(str::to_owned)
-        .ok_or_else(|| Error::Profile(format!("{}: `--version` printed nothing", mkosi.display())))
-}
-
 /// The commit of the sources the image is built from, when there is one: `$NODEIMG_SOURCE_COMMIT`,
 /// else the `HEAD` of the git checkout holding `dir`, else `None` (a directory that is not a git
 /// checkout: the profile tree's content hash identifies the sources, see [`crate::tree`]). A
