@@ -645,7 +645,9 @@ mod tests {
         let o = t.path().join("mkosi.profiles/o");
         fs::create_dir_all(&o).unwrap();
         fs::write(o.join("mkosi.conf"), format!("{OVERLAY_MARKER}\n")).unwrap();
-        ProfileSet::load(t.path()).unwrap();
+        let set = ProfileSet::load(t.path()).unwrap();
+        // No qemu: `nodeimg lock` resolves the first platform, never an overlay.
+        assert_eq!(set.lock_platform().unwrap(), "p");
         fs::write(o.join(PLATFORM_CONFIG), "{}").unwrap();
         let err = ProfileSet::load(t.path()).unwrap_err().to_string();
         assert!(err.contains("mkosi.profiles/o/nodeimg.json: o is an overlay"), "{err}");

@@ -102,3 +102,20 @@ pub fn source_commit(dir: &Path) -> Result<Option<String>, Error> {
     }
     Ok(Some(commit))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Provenance needs no git: a profile directory outside a checkout has no commit, and that
+    /// is not an error.
+    #[test]
+    fn no_git_checkout_no_commit() {
+        let t = tempfile::tempdir().unwrap();
+        let got = source_commit(t.path()).unwrap();
+        match std::env::var("NODEIMG_SOURCE_COMMIT") {
+            Ok(c) if !c.is_empty() => assert_eq!(got, Some(c)),
+            _ => assert_eq!(got, None),
+        }
+    }
+}

@@ -146,3 +146,20 @@ fn request_changes(old: &Lock, new: &Lock) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_list_changes() {
+        let sha = "a".repeat(64);
+        let parse = |t: &str| Lock::parse(&format!("{t}image bash 5 amd64 {sha}\n"), "l".as_ref()).unwrap();
+        let old = parse("request image systemd udev\nrequest tools mtools\n");
+        let new = parse("request image curl systemd\nrequest tools mtools\n");
+        assert_eq!(request_changes(&old, &new), ["+ image curl", "- image udev"]);
+        assert!(request_changes(&old, &old).is_empty());
+        // A version-2 lock records no list: nothing to compare.
+        assert!(request_changes(&parse(""), &new).is_empty());
+    }
+}
