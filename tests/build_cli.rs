@@ -19,7 +19,7 @@ fn profiles() -> PathBuf {
 /// A fake mkosi that prints like mkosi and then does what `script` says.
 fn fake_mkosi(dir: &Path, script: &str) -> PathBuf {
     let path = dir.join("fake-mkosi");
-    fs::write(&path, format!("#!/bin/sh\necho '‣ Building tools image'\necho 'Get:1 http://deb.debian.org/debian trixie/main amd64 bash amd64 5.2 [1,234 kB]'\n{script}\n")).unwrap();
+    fs::write(&path, format!("#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'mkosi 25.3'; exit 0; }}\necho '‣ Building tools image'\necho 'Get:1 http://deb.debian.org/debian trixie/main amd64 bash amd64 5.2 [1,234 kB]'\n{script}\n")).unwrap();
     fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     path
 }
@@ -112,7 +112,7 @@ fn missing_lock_file() {
         .output()
         .unwrap()
         .into();
-    assert_fails(&run, 2, &["packages.lock: no lock file", "nodeimg lock"]);
+    assert_fails(&run, 2, &["packages.lock: no lock file", "nodeimg lock --profiles-dir"]);
     assert_no_output(t.path());
 }
 
@@ -267,4 +267,255 @@ fn bad_package_sources() {
     );
     assert!(!run.stderr.contains("mkosi-must-not-run"), "mkosi ran: {run:?}");
     assert_no_output(t.path());
+}
+
+/// A copy of the repository's profile directory at `dir/profiles`, with `dir/tools` the
+/// repository's (where the qemu platform's firmware is, relative to the copy's parent).
+fn copy_profiles(dir: &Path) -> PathBuf {
+    let prof = dir.join("profiles");
+    let status = Command::new("cp").arg("-r").arg(profiles()).arg(&prof).status().unwrap();
+    assert!(status.success());
+    if !dir.join("tools").exists() {
+        std::os::unix::fs::symlink(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools"), dir.join("tools")).unwrap();
+    }
+    prof
+}
+
+/// Appends `text` to `path`.
+fn append(path: &Path, text: &str) {
+    let mut old = fs::read_to_string(path).unwrap();
+    old.push_str(text);
+    fs::write(path, old).unwrap();
+}
+
+/// `nodeimg CMD --profiles-dir PROF …` in `dir` with mkosi at `mkosi` and `env` set.
+fn run_in(dir: &Path, cmd: &[&str], prof: &Path, mkosi: &Path, extra: &[&str], env: &[(&str, &Path)]) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nodeimg"));
+    c.args(cmd).arg("--cache-dir").arg("cache").arg("--profiles-dir").arg(prof).args(extra);
+    c.env("NODEIMG_MKOSI", mkosi).current_dir(dir);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap().into()
+}
+
+fn build_in(dir: &Path, prof: &Path, mkosi: &Path, extra: &[&str]) -> Run {
+    run_in(dir, &["build", "--out", "out"], prof, mkosi, extra, &[])
+}
+
+/// Where mkosi would be if the checks let it run: its absence, named in the error, shows that
+/// every check before it passed.
+const NEVER: &str = "/nonexistent/mkosi-must-not-run";
+
+/// A directory that is not an image profile directory: exit 2 naming what is missing.
+#[test]
+fn not_a_profile_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let never = Path::new(NEVER);
+    let run = build_in(t.path(), &t.path().join("nowhere"), never, &[]);
+    assert_fails(&run, 2, &["nowhere: no such directory", "--profiles-dir DIR"]);
+    let empty = t.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    let run = build_in(t.path(), &empty, never, &[]);
+    assert_fails(&run, 2, &[&format!("no mkosi.conf in {}: is it an image profile directory?", empty.display())]);
+    fs::copy(profiles().join("mkosi.conf"), empty.join("mkosi.conf")).unwrap();
+    let run = build_in(t.path(), &empty, never, &[]);
+    assert_fails(&run, 2, &["no mkosi.profiles/ directory", "mkosi.profiles/qemu/ with mkosi.conf and nodeimg.json"]);
+    fs::create_dir_all(empty.join("mkosi.profiles/qemu")).unwrap();
+    let run = build_in(t.path(), &empty, never, &[]);
+    assert_fails(&run, 2, &["mkosi.profiles/qemu/mkosi.conf: profile qemu has no mkosi.conf"]);
+    // `nodeimg lock` checks the same.
+    let run = run_in(t.path(), &["lock"], &t.path().join("nowhere"), never, &[], &[]);
+    assert_fails(&run, 2, &["nowhere: no such directory"]);
+    assert_no_output(t.path());
+}
+
+/// The request lines a lock made for `Packages=systemd,udev` and no initrd or tools-tree
+/// packages would have (lock format v3), on the repository's pins.
+fn lock_requesting(prof: &Path, image: &str) {
+    let lock = fs::read_to_string(profiles().join("packages.lock")).unwrap();
+    assert!(!lock.contains("\nrequest "), "the repository lock now has request lines: update this test");
+    fs::write(prof.join("packages.lock"), format!("{lock}request image {image}\nrequest initrd\nrequest tools\n"))
+        .unwrap();
+}
+
+/// A package added to (or removed from) the profiles since the lock was made stops the build
+/// before mkosi runs, naming each package, where it was asked for and `nodeimg lock`.
+#[test]
+fn lock_must_cover_the_package_list() {
+    let t = tempfile::tempdir().unwrap();
+    let never = Path::new(NEVER);
+    let prof = copy_profiles(t.path());
+    let conf = prof.join("mkosi.conf");
+    let base = fs::read_to_string(&conf).unwrap();
+
+    // A version-2 lock (the repository's: no request lines): an added package has no pin.
+    append(&conf, "[Content]\nPackages=curl\n");
+    let run = build_in(t.path(), &prof, never, &[]);
+    assert_fails(
+        &run,
+        2,
+        &[
+            &format!("{} does not match the packages the profiles ask for", prof.join("packages.lock").display()),
+            &format!("image curl: asked for by Packages= in {}, but the lock does not list it", conf.display()),
+            &format!("Run `nodeimg lock --profiles-dir {}`", prof.display()),
+            "no `request` lines",
+        ],
+    );
+    assert!(!run.stderr.contains("mkosi-must-not-run"), "{run:?}");
+    assert_no_output(t.path());
+
+    // A version-3 lock made for `systemd udev`: the same list passes (mkosi is next) ...
+    lock_requesting(&prof, "systemd udev");
+    fs::write(&conf, format!("{base}[Content]\nPackages=\nPackages=systemd,udev\n")).unwrap();
+    let run = build_in(t.path(), &prof, never, &[]);
+    assert_fails(&run, 2, &["mkosi not found at /nonexistent/mkosi-must-not-run"]);
+    // ... a package added, one removed and a tools-tree package added are each named.
+    fs::write(
+        &conf,
+        format!("{base}[Content]\nPackages=\nPackages=systemd\n  curl=8.14\n[Build]\nToolsTreePackages=jq\n"),
+    )
+    .unwrap();
+    let run = build_in(t.path(), &prof, never, &[]);
+    assert_fails(
+        &run,
+        2,
+        &[
+            &format!("image curl: added to Packages= in {} since the lock was made", conf.display()),
+            "image udev: removed from Packages= since the lock was made (the lock still pins it)",
+            "tools jq: added to ToolsTreePackages=",
+            "nodeimg lock --profiles-dir",
+        ],
+    );
+    assert!(!run.stderr.contains("request` lines"), "a v3 lock is not called old: {run:?}");
+    assert_no_output(t.path());
+}
+
+/// A platform may not ask for packages (the root is built once); an overlay only for packages
+/// the lock pins (the lock is made without overlays).
+#[test]
+fn profiles_may_not_add_unlocked_packages() {
+    let t = tempfile::tempdir().unwrap();
+    let never = Path::new(NEVER);
+    let prof = copy_profiles(t.path());
+    let gcp = prof.join("mkosi.profiles/gcp/mkosi.conf");
+    append(&gcp, "Packages=google-guest-agent\n");
+    // Even a build of another platform: the tree is wrong.
+    let run = build_in(t.path(), &prof, never, &["--profile", "qemu"]);
+    assert_fails(
+        &run,
+        2,
+        &[
+            &format!("{}: platform gcp sets Packages=", gcp.display()),
+            "may only add kernel command-line keys",
+            "nodeimg lock --profiles-dir",
+        ],
+    );
+    let run = run_in(t.path(), &["lock"], &prof, never, &[], &[]);
+    assert_fails(&run, 2, &["platform gcp sets Packages="]);
+    assert_no_output(t.path());
+    fs::copy(profiles().join("mkosi.profiles/gcp/mkosi.conf"), &gcp).unwrap();
+
+    let overlay = prof.join("mkosi.profiles/test/mkosi.conf");
+    append(&overlay, "Packages=curl\n");
+    let run = build_in(t.path(), &prof, never, &["--profile", "test"]);
+    assert_fails(
+        &run,
+        2,
+        &[
+            &format!("image curl: asked for by overlay test (Packages= in {})", overlay.display()),
+            "move it to Packages=",
+        ],
+    );
+    assert_no_output(t.path());
+    // bash is pinned (installed with the base image anyway): the overlay may name it.
+    fs::copy(profiles().join("mkosi.profiles/test/mkosi.conf"), &overlay).unwrap();
+    append(&overlay, "Packages=bash\n");
+    let run = build_in(t.path(), &prof, never, &["--profile", "test"]);
+    assert_fails(&run, 2, &["mkosi not found at /nonexistent/mkosi-must-not-run"]);
+    assert_no_output(t.path());
+}
+
+/// mkosi that does not run, bwrap missing for a derived platform, reprepro missing for a
+/// package archive: exit 2 naming the tool and `make setup`, nothing written.
+#[test]
+fn missing_tools() {
+    let t = tempfile::tempdir().unwrap();
+    let prof = profiles();
+    let broken = t.path().join("broken-mkosi");
+    fs::write(&broken, "#!/bin/sh\necho 'ModuleNotFoundError: No module named mkosi' >&2\nexit 1\n").unwrap();
+    fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let run = build_in(t.path(), &prof, &broken, &[]);
+    assert_fails(
+        &run,
+        2,
+        &[&format!("mkosi at {} does not run", broken.display()), "make setup", "No module named mkosi"],
+    );
+    let run = run_in(t.path(), &["lock"], &prof, &broken, &[], &[]);
+    assert_fails(&run, 2, &["does not run", "make setup"]);
+    let run = run_in(t.path(), &["lock"], &prof, Path::new(NEVER), &["--check"], &[]);
+    assert_fails(&run, 2, &["mkosi not found at /nonexistent/mkosi-must-not-run", "make setup"]);
+    assert_no_output(t.path());
+
+    let mkosi = fake_mkosi(t.path(), "echo mkosi-ran >&2; exit 1");
+    let empty_path = t.path().join("no-tools");
+    fs::create_dir_all(&empty_path).unwrap();
+    let env: &[(&str, &Path)] = &[("PATH", &empty_path)];
+    let run =
+        run_in(t.path(), &["build", "--out", "out"], &prof, &mkosi, &["--profile", "qemu", "--profile", "gcp"], env);
+    assert_fails(&run, 2, &["bwrap not found on PATH", "to derive gcp from qemu", "make setup", "bubblewrap"]);
+    assert!(!run.stderr.contains("mkosi-ran"), "{run:?}");
+    assert_no_output(t.path());
+
+    // A package archive that is exactly a (one-package) lock's, without reprepro.
+    let prof = copy_profiles(t.path());
+    append(&prof.join("mkosi.conf"), "[Content]\nPackages=\nPackages=bash\n");
+    let pkgs = t.path().join("pkgs");
+    fs::create_dir_all(&pkgs).unwrap();
+    fs::write(pkgs.join("bash_5.2_amd64.deb"), b"a deb").unwrap();
+    let sha = common::tool(t.path(), "sha256sum", &[pkgs.join("bash_5.2_amd64.deb").to_str().unwrap()]);
+    let sha = sha.stdout.split_whitespace().next().unwrap().to_owned();
+    fs::write(
+        prof.join("packages.lock"),
+        format!("request image bash\nrequest initrd\nrequest tools\nimage bash 5.2 amd64 {sha}\n"),
+    )
+    .unwrap();
+    let run = run_in(t.path(), &["build", "--out", "out"], &prof, &mkosi, &["--packages", "pkgs"], env);
+    assert_fails(&run, 2, &["reprepro not found on PATH", "to index the package archive", "make setup"]);
+    assert!(!run.stderr.contains("mkosi-ran"), "{run:?}");
+    assert_no_output(t.path());
+}
+
+/// An output or cache directory that cannot be written stops the build before mkosi runs.
+#[test]
+fn unwritable_output_directory() {
+    let t = tempfile::tempdir().unwrap();
+    let mkosi = fake_mkosi(t.path(), "echo mkosi-ran >&2; exit 1");
+    fs::write(t.path().join("a-file"), "").unwrap();
+    for out in ["a-file", "a-file/out"] {
+        let run = run_in(t.path(), &["build", "--out", out], &profiles(), &mkosi, &[], &[]);
+        let abs = t.path().join(out);
+        assert_fails(
+            &run,
+            2,
+            &[
+                &format!("cannot write to {} (--out)", abs.display()),
+                &format!("{} is not a directory", t.path().join("a-file").display()),
+                "choose another --out",
+            ],
+        );
+        assert!(!run.stderr.contains("mkosi-ran"), "{run:?}");
+        assert_eq!(fs::read(t.path().join("a-file")).unwrap(), b"", "the file is untouched");
+    }
+    let run: Run = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["build", "--out", "out", "--cache-dir", "a-file", "--profiles-dir"])
+        .arg(profiles())
+        .env("NODEIMG_MKOSI", &mkosi)
+        .current_dir(t.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_fails(&run, 2, &["(--cache-dir)", "a-file is not a directory"]);
+    assert!(!run.stderr.contains("mkosi-ran"), "{run:?}");
+    assert!(!t.path().join("out").exists(), "nothing created: {run:?}");
 }

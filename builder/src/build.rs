@@ -131,20 +131,21 @@ pub fn build_with_hook(
     let sel = &req.selection;
     let lock_path = req.profiles_dir.join(LOCK_FILE);
     let lock_text = fs::read_to_string(&lock_path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::NoLock { path: lock_path.clone() },
+        io::ErrorKind::NotFound => Error::NoLock { path: lock_path.clone(), dir: req.profiles_dir.clone() },
         _ => Error::Read { path: lock_path.clone(), error: e },
     })?;
     let lock = Lock::parse(&lock_text, &lock_path)?;
-
-    let name = output_name(&set, sel);
     // Absolute: tools run in a sandbox whose working directory is not ours.
     let out_dir = std::path::absolute(&req.out_dir).map_err(write_err(&req.out_dir))?;
+    let ready = preflight(req, &set, &lock, &lock_path, &out_dir, on_event)?;
+
+    let name = output_name(&set, sel);
     let final_dir = out_dir.join(&name);
     let partial = out_dir.join(format!(".{name}.partial"));
     let result = (|| {
         remove_dir_if_exists(&partial)?;
         fs::create_dir_all(&partial).map_err(write_err(&partial))?;
-        let report = build_into(req, &set, &lock, &lock_path, &partial, on_event, hook)?;
+        let report = build_into(req, &set, &lock, &lock_path, &ready, &partial, on_event, hook)?;
         on_event(Event::Phase(format!("renaming into {}", final_dir.display())));
         publish(&partial, &final_dir)?;
         Ok(BuildReport { dir: final_dir.clone(), ..report })
@@ -166,16 +167,27 @@ fn check_interrupted() -> Result<(), Error> {
     Ok(())
 }
 
-fn build_into(
+/// What the checks before mkosi found out and the build goes on with.
+#[derive(Debug)]
+struct Ready {
+    source: PackageSource,
+    keyring: Option<Vec<u8>>,
+    mkosi_version: String,
+}
+
+/// Everything that can fail before mkosi runs, in the order a user fixes it: the lock against
+/// the profiles' package list, the package source, the tools, the directories written
+/// ([`crate::preflight`]). Nothing is written.
+fn preflight(
     req: &BuildRequest,
     set: &ProfileSet,
     lock: &Lock,
     lock_path: &Path,
-    partial: &Path,
+    out_dir: &Path,
     on_event: &mut dyn FnMut(Event),
-    hook: &mut PlatformHook<'_>,
-) -> Result<BuildReport, Error> {
+) -> Result<Ready, Error> {
     let sel = &req.selection;
+    crate::preflight::check_lock_covers(set, sel, lock, lock_path)?;
     let source = req.source.resolve(lock.snapshot.as_ref()).map_err(Error::Profile)?;
     let source = absolute_source(source)?;
     if let PackageSource::Archive { dir } = &source {
@@ -183,6 +195,43 @@ fn build_into(
         debs::check_archive(dir, lock)?;
     }
     let keyring = read_keyring(req.keyring.as_deref())?;
+    let mkosi_version = crate::preflight::check_mkosi(&req.mkosi)?;
+    if sel.platforms.len() > 1 {
+        crate::preflight::check_tool(
+            "bwrap",
+            "bubblewrap",
+            format!(
+                "to derive {} from {}: systemd-repart runs from mkosi's tools tree in bubblewrap",
+                sel.platforms[1..].join(", "),
+                sel.platforms[0]
+            ),
+        )?;
+    }
+    if let PackageSource::Archive { dir } = &source {
+        crate::preflight::check_tool(
+            "reprepro",
+            "reprepro",
+            format!("for mkosi to index the package archive {}", dir.display()),
+        )?;
+    }
+    crate::preflight::check_writable_dir(out_dir, "--out")?;
+    crate::preflight::check_writable_dir(&req.cache_dir, "--cache-dir")?;
+    Ok(Ready { source, keyring, mkosi_version })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_into(
+    req: &BuildRequest,
+    set: &ProfileSet,
+    lock: &Lock,
+    lock_path: &Path,
+    ready: &Ready,
+    partial: &Path,
+    on_event: &mut dyn FnMut(Event),
+    hook: &mut PlatformHook<'_>,
+) -> Result<BuildReport, Error> {
+    let sel = &req.selection;
+    let (source, keyring) = (ready.source.clone(), ready.keyring.clone());
     let tree_sha256 = crate::tree::tree_sha256(&req.profiles_dir)?;
     let key = cache_key(lock, &source, keyring.as_deref(), &tree_sha256, &sel.overlays);
     let _cache_lock = CacheLock::acquire(&req.cache_dir, on_event)?;
@@ -299,7 +348,7 @@ fn build_into(
         let work = partial.join(".esp-work");
         fs::remove_dir_all(&work).map_err(write_err(&work))?;
     }
-    write_build_info(req, set, lock_path, &tree_sha256, &source, partial)?;
+    write_build_info(req, set, lock_path, &tree_sha256, &source, &ready.mkosi_version, partial)?;
     Ok(BuildReport {
         image: set.image_id.clone(),
         version: set.image_version.clone(),
@@ -390,6 +439,7 @@ fn write_build_info(
     lock_path: &Path,
     tree_sha256: &str,
     source: &PackageSource,
+    mkosi_version: &str,
     partial: &Path,
 ) -> Result<(), Error> {
     let lock = fs::read(lock_path).map_err(read_err(lock_path))?;
@@ -401,7 +451,7 @@ fn write_build_info(
         },
         provenance: BuildProvenance {
             nodeimg_version: &req.nodeimg_version,
-            mkosi_version: crate::tools::mkosi_version(&req.mkosi)?,
+            mkosi_version: mkosi_version.to_owned(),
             package_lock_sha256: hex::encode(Sha256::digest(&lock)),
             profile_tree_sha256: tree_sha256,
             package_source: source.record(),
@@ -900,9 +950,20 @@ pub fn resolve_packages(
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Resolution, Error> {
     let set = ProfileSet::load(profiles_dir)?;
-    let sel = set.select(&[], false)?;
+    crate::preflight::check_platforms(&set)?;
+    let requests = crate::preflight::lock_requests(&set)?;
+    let platforms = vec![set.lock_platform()?.to_owned()];
     let source = absolute_source(source.clone())?;
     let keyring = read_keyring(keyring)?;
+    crate::preflight::check_mkosi(mkosi)?;
+    if let PackageSource::Archive { dir } = &source {
+        crate::preflight::check_tool(
+            "reprepro",
+            "reprepro",
+            format!("for mkosi to index the package archive {}", dir.display()),
+        )?;
+    }
+    crate::preflight::check_writable_dir(cache_dir, "--cache-dir")?;
     let _cache_lock = CacheLock::acquire(cache_dir, on_event)?;
     let cache = CacheDirs::keyed(cache_dir, "resolve");
     remove_dir_if_exists(&cache.incremental)?;
@@ -914,7 +975,7 @@ pub fn resolve_packages(
     Invocation {
         mkosi,
         profiles_dir,
-        profiles: &sel.platforms,
+        profiles: &platforms,
         cache: &cache,
         sandbox_tree: Some(&trees.image),
         tools_sandbox_tree: Some(&trees.tools),
@@ -929,7 +990,7 @@ pub fn resolve_packages(
     let apt_archives = cache.apt_archives();
     let search = deb_search_dirs(&cache, &source);
     let search: Vec<&Path> = search.iter().map(PathBuf::as_path).collect();
-    let mut lock = Lock::default();
+    let mut lock = Lock { requested: Some(crate::preflight::names(&requests)), ..Lock::default() };
     for (scope, packages) in installed {
         for (name, (version, architecture)) in packages {
             let mut pin = lock::Pin { version, architecture, sha256: String::new() };

@@ -58,6 +58,7 @@ pub mod debs;
 pub mod gpt;
 pub mod lock;
 pub mod mkosi;
+pub mod preflight;
 pub mod profiles;
 pub mod repro;
 pub mod run;
@@ -101,8 +102,15 @@ pub enum Error {
     UnknownProfile { name: String, dir: PathBuf, known: String },
     #[error("{path}, line {line}: {reason}")]
     Lock { path: PathBuf, line: usize, reason: String },
-    #[error("{path}: no lock file; run `nodeimg lock` to create it")]
-    NoLock { path: PathBuf },
+    #[error("{path}: no lock file; run `nodeimg lock --profiles-dir {dir}` to create it")]
+    NoLock { path: PathBuf, dir: PathBuf },
+    /// The lock was made for another package list than the profiles ask for now.
+    #[error(
+        "{path} does not match the packages the profiles ask for:\n{problems}\n\
+         Run `nodeimg lock --profiles-dir {dir}` to resolve the new package list, then review and commit \
+         packages.lock.{note}"
+    )]
+    LockStale { path: PathBuf, problems: String, dir: PathBuf, note: &'static str },
     #[error(
         "the packages {origin} gave differ from {path}:\n{changes}\n\
          The archive has moved on, or this is another archive. Either build from a source that still \
@@ -128,6 +136,18 @@ pub enum Error {
     },
     #[error("mkosi not found at {path}; run `make setup` (or set NODEIMG_MKOSI)")]
     MkosiMissing { path: PathBuf },
+    #[error("mkosi at {path} does not run (`{path} --version` failed); run `make setup` (or set NODEIMG_MKOSI)")]
+    MkosiBroken {
+        path: PathBuf,
+        #[source]
+        error: CommandError,
+    },
+    /// A program the build runs on the host is not on `$PATH`.
+    #[error("{program} not found on PATH (needed {why}); run `make setup` (Debian package {package})")]
+    ToolMissing { program: &'static str, package: &'static str, why: String },
+    /// A directory the build writes into cannot be written.
+    #[error("cannot write to {path} ({what}): {reason}; choose another {what} or make it writable")]
+    NotWritable { path: PathBuf, what: &'static str, reason: String },
     #[error("mkosi failed{hint}")]
     Mkosi {
         hint: &'static str,

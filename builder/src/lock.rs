@@ -19,16 +19,26 @@
 //!   builds then use instead of the live archive, so the lock keeps working after the archive
 //!   has moved on.
 //!
-//! Format (version 2): comment lines start with `#`; the other lines are
+//! Format (version 3): comment lines start with `#`; the other lines are
 //!
 //! ```text
 //! snapshot 20261204T000000Z                      (optional, at most once)
+//! request SCOPE NAME…                            (once per scope; the names the profiles ask for)
 //! image NAME VERSION ARCHITECTURE SHA256         (a package of the image)
 //! initrd NAME VERSION ARCHITECTURE SHA256        (a package of mkosi's default initrd)
 //! tools NAME VERSION ARCHITECTURE SHA256         (a package of the tools tree)
 //! ```
 //!
 //! sorted by scope and name, so the lock diffs well in review.
+//!
+//! The `request` lines (new in version 3) record which packages `nodeimg lock` was asked for:
+//! the names in `Packages=`, `InitrdPackages=` and `ToolsTreePackages=` of the profiles it
+//! resolved ([`crate::preflight::requested_packages`]). The pins name every package, dependencies
+//! included, so they alone cannot tell that a package was *removed* from the profiles (its pin
+//! stays, and the build fails only after mkosi ran); with the request lines `nodeimg build`
+//! compares the profiles with the lock before mkosi runs, both ways, without resolving anything.
+//! A version-2 lock (no `request` lines) still reads and builds: `requested` is `None`, and only
+//! a requested name that has no pin is caught early.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -96,7 +106,13 @@ pub struct Lock {
     pub initrd: BTreeMap<String, Pin>,
     /// The tools tree's packages.
     pub tools: BTreeMap<String, Pin>,
+    /// The package names the profiles asked for when the lock was made, per scope (`request`
+    /// lines); `None` for a version-2 lock, which does not record them.
+    pub requested: Option<Requested>,
 }
+
+/// Package names asked for, per scope (every scope present, possibly empty).
+pub type Requested = BTreeMap<Scope, std::collections::BTreeSet<String>>;
 
 /// How one package differs between two locks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -159,10 +175,10 @@ impl Change {
 }
 
 const HEADER: &str = "\
-# nodeimg package lock v2: every Debian package of the image, its initrd and mkosi's tools tree, at the
+# nodeimg package lock v3: every Debian package of the image, its initrd and mkosi's tools tree, at the
 # version apt is pinned to and with the sha256 of its .deb. Written by `nodeimg lock`; a build
 # that installs anything else fails. `snapshot STAMP` (optional) names the archive snapshot
-# builds resolve from by default.
+# builds resolve from by default; `request SCOPE NAME…` the packages the profiles asked for.
 # SCOPE NAME VERSION ARCHITECTURE SHA256
 ";
 
@@ -170,6 +186,7 @@ impl Lock {
     /// Parses the lock file text; `path` only names the file in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, Error> {
         let mut lock = Lock::default();
+        let mut request_lines = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -183,6 +200,28 @@ impl Lock {
                         return Err(bad("a second `snapshot` line"));
                     }
                     lock.snapshot = Some(stamp.parse().map_err(|e: String| bad(&e))?);
+                }
+                ["request", scope, ref names @ ..] => {
+                    let scope = match scope {
+                        "image" => Scope::Image,
+                        "initrd" => Scope::Initrd,
+                        "tools" => Scope::Tools,
+                        _ => return Err(bad(&format!("request: {scope:?} is not image, initrd or tools"))),
+                    };
+                    let requested = lock
+                        .requested
+                        .get_or_insert_with(|| Scope::ALL.into_iter().map(|s| (s, Default::default())).collect());
+                    if request_lines.contains(&scope) {
+                        return Err(bad(&format!("a second `request {scope}` line")));
+                    }
+                    request_lines.push(scope);
+                    let set = requested.get_mut(&scope).expect("every scope");
+                    for name in names {
+                        if !valid_name(name) {
+                            return Err(bad(&format!("{:?} is not a Debian package name", name)));
+                        }
+                        set.insert((*name).to_owned());
+                    }
                 }
                 [scope @ ("image" | "initrd" | "tools"), name, version, arch, sha256] => {
                     if !valid_name(name) {
@@ -208,7 +247,7 @@ impl Lock {
                         return Err(bad(&format!("{scope} package {name} is listed twice")));
                     }
                 }
-                [first, _, _] if !["image", "initrd", "tools", "snapshot"].contains(&first) => {
+                [first, _, _] if !["image", "initrd", "tools", "snapshot", "request"].contains(&first) => {
                     return Err(bad(
                         "a version-1 line (`NAME VERSION ARCHITECTURE`, no sha256): run `nodeimg lock` to write a version-2 lock",
                     ))
@@ -224,6 +263,16 @@ impl Lock {
         let mut s = HEADER.to_owned();
         if let Some(stamp) = &self.snapshot {
             s.push_str(&format!("snapshot {stamp}\n"));
+        }
+        if let Some(requested) = &self.requested {
+            for scope in Scope::ALL {
+                s.push_str(&format!("request {scope}"));
+                for name in requested.get(&scope).into_iter().flatten() {
+                    s.push(' ');
+                    s.push_str(name);
+                }
+                s.push('\n');
+            }
         }
         for scope in Scope::ALL {
             for (name, pin) in self.scope(scope) {
@@ -379,7 +428,7 @@ pub(crate) fn is_sha256_hex(s: &str) -> bool {
 
 /// Debian Policy 5.6.1: lowercase letters, digits, `+ - .`, at least two characters, starting
 /// with an alphanumeric. (`:arch` qualifiers are not part of the name.)
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     s.len() >= 2
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
@@ -443,6 +492,27 @@ mod tests {
             (format!("image b\u{1b}[2J 5 amd64 {A}\n"), "\\u{1b}"),
         ] {
             let err = Lock::parse(&text, Path::new("packages.lock")).unwrap_err();
+            assert!(err.to_string().contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn request_lines() {
+        // Version 2: no request lines, nothing recorded.
+        assert_eq!(lock(&format!("image bash 5 amd64 {A}\n")).requested, None);
+        let l = lock(&format!("request image udev systemd\nrequest tools\nimage bash 5 amd64 {A}\n"));
+        let r = l.requested.as_ref().unwrap();
+        assert_eq!(r[&Scope::Image].iter().collect::<Vec<_>>(), ["systemd", "udev"]);
+        assert!(r[&Scope::Initrd].is_empty() && r[&Scope::Tools].is_empty());
+        let text = l.to_text();
+        assert!(text.contains("\nrequest image systemd udev\nrequest initrd\nrequest tools\nimage bash"), "{text}");
+        assert_eq!(lock(&text), l);
+        for (text, want) in [
+            ("request boot x\n", "line 1: request: \"boot\" is not image, initrd or tools"),
+            ("request tools\nrequest tools\n", "line 2: a second `request tools` line"),
+            ("request image Bash\n", "line 1: \"Bash\" is not a Debian package name"),
+        ] {
+            let err = Lock::parse(text, Path::new("packages.lock")).unwrap_err();
             assert!(err.to_string().contains(want), "{text:?}: {err}");
         }
     }

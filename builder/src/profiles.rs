@@ -290,6 +290,13 @@ impl ProfileSet {
             .ok_or_else(|| Error::Profile(format!("{}: no ImageVersion= in [Output]", base.display())))?;
         let mut profiles = BTreeMap::new();
         let pdir = dir.join("mkosi.profiles");
+        if !pdir.is_dir() {
+            return Err(Error::Profile(format!(
+                "{}: no mkosi.profiles/ directory; an image profile directory has one profile per platform \
+                 (mkosi.profiles/qemu/ with mkosi.conf and {PLATFORM_CONFIG}; copy mkosi-profiles/ to start)",
+                dir.display()
+            )));
+        }
         let entries = fs::read_dir(&pdir).map_err(|error| Error::Read { path: pdir.clone(), error })?;
         for entry in entries {
             let entry = entry.map_err(|error| Error::Read { path: pdir.clone(), error })?;
@@ -302,6 +309,13 @@ impl ProfileSet {
                 continue;
             };
             let name = name.to_string_lossy().into_owned();
+            if !conf.is_file() {
+                return Err(Error::Profile(format!(
+                    "{}: profile {name} has no mkosi.conf (a platform adds KernelCommandLine= there, an overlay \
+                     starts it with {OVERLAY_MARKER:?})",
+                    conf.display()
+                )));
+            }
             let text = read(&conf)?;
             let kind = if text.lines().any(|l| l.trim() == OVERLAY_MARKER) {
                 ProfileKind::Overlay
@@ -393,6 +407,21 @@ impl ProfileSet {
             sel.platforms.push(DEFAULT_PLATFORM.to_owned());
         }
         Ok(sel)
+    }
+
+    /// The platform `nodeimg lock` resolves: [`DEFAULT_PLATFORM`] when there is one, else the first
+    /// platform by name (platforms add no packages, so any one gives the same lock).
+    pub fn lock_platform(&self) -> Result<&str, Error> {
+        if self.profiles.get(DEFAULT_PLATFORM).is_some_and(|p| p.kind == ProfileKind::Platform) {
+            return Ok(DEFAULT_PLATFORM);
+        }
+        self.platforms().first().copied().ok_or_else(|| {
+            Error::Profile(format!(
+                "{}: no platform profile (a directory with mkosi.conf and {PLATFORM_CONFIG}, e.g. \
+                 mkosi.profiles/qemu/)",
+                self.dir.join("mkosi.profiles").display()
+            ))
+        })
     }
 
     /// The kernel command line mkosi writes into the UKI for `platform` with `overlays`, given
@@ -616,7 +645,9 @@ mod tests {
         let o = t.path().join("mkosi.profiles/o");
         fs::create_dir_all(&o).unwrap();
         fs::write(o.join("mkosi.conf"), format!("{OVERLAY_MARKER}\n")).unwrap();
-        ProfileSet::load(t.path()).unwrap();
+        let set = ProfileSet::load(t.path()).unwrap();
+        // No qemu: `nodeimg lock` resolves the first platform, never an overlay.
+        assert_eq!(set.lock_platform().unwrap(), "p");
         fs::write(o.join(PLATFORM_CONFIG), "{}").unwrap();
         let err = ProfileSet::load(t.path()).unwrap_err().to_string();
         assert!(err.contains("mkosi.profiles/o/nodeimg.json: o is an overlay"), "{err}");

@@ -78,17 +78,6 @@ impl ToolsTree {
     }
 }
 
-/// The version mkosi reports (`mkosi --version` prints `mkosi 25.3`).
-pub fn mkosi_version(mkosi: &Path) -> Result<String, Error> {
-    use crate::run::CommandRunExt;
-    let out = Command::new(mkosi).arg("--version").run_capture()?;
-    let text = String::from_utf8_lossy(&out);
-    text.split_whitespace()
-        .last()
-        .map(str::to_owned)
-        .ok_or_else(|| Error::Profile(format!("{}: `--version` printed nothing", mkosi.display())))
-}
-
 /// The commit of the sources the image is built from, when there is one: `$NODEIMG_SOURCE_COMMIT`,
 /// else the `HEAD` of the git checkout holding `dir`, else `None` (a directory that is not a git
 /// checkout: the profile tree's content hash identifies the sources, see [`crate::tree`]). A
@@ -112,4 +101,21 @@ pub fn source_commit(dir: &Path) -> Result<Option<String>, Error> {
         return Err(Error::Profile(format!("source commit {commit:?} is not 40 or 64 lowercase hex digits")));
     }
     Ok(Some(commit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Provenance needs no git: a profile directory outside a checkout has no commit, and that
+    /// is not an error.
+    #[test]
+    fn no_git_checkout_no_commit() {
+        let t = tempfile::tempdir().unwrap();
+        let got = source_commit(t.path()).unwrap();
+        match std::env::var("NODEIMG_SOURCE_COMMIT") {
+            Ok(c) if !c.is_empty() => assert_eq!(got, Some(c)),
+            _ => assert_eq!(got, None),
+        }
+    }
 }

@@ -62,9 +62,17 @@ impl Locations {
     /// The profile directory, made absolute (mkosi runs with another working directory).
     pub fn profiles_dir(&self) -> Result<PathBuf> {
         let d = &self.profiles_dir;
+        if !d.is_dir() {
+            bail!(
+                "{}: no such directory; give the image profile directory with --profiles-dir DIR \
+                 (default: mkosi-profiles in the working directory)",
+                d.display()
+            );
+        }
         if !d.join("mkosi.conf").is_file() {
             bail!(
-                "{}: not an mkosi profile directory (no mkosi.conf); run from the nodeimg repository or give --profiles-dir",
+                "no mkosi.conf in {}: is it an image profile directory? Give --profiles-dir DIR (a copy of the \
+                 repository's mkosi-profiles/ to start from)",
                 d.display()
             );
         }
@@ -392,7 +400,8 @@ pub(crate) fn build_measured(
         .iter()
         .map(|p| Ok((p.clone(), plan(set, p)?)))
         .collect::<Result<std::collections::BTreeMap<_, _>>>()?;
-    std::fs::create_dir_all(&req.out_dir).with_context(|| format!("creating {}", req.out_dir.display()))?;
+    // The builder checks the output directory (and everything else it can) before mkosi runs,
+    // and creates it only then.
     install_interrupt_handler();
     let mut progress = Progress::new(global);
     let result = builder::build_with_hook(req, &mut |e| progress.event(e), &mut |platform, dir| {

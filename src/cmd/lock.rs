@@ -32,6 +32,8 @@ struct Report<'a> {
     packages: usize,
     written: bool,
     changes: &'a [builder::Change],
+    /// How the requested package list (`request` lines) changed: `+ image curl`, `- image foo`.
+    request_changes: &'a [String],
     /// Pins of the lock as it was that the source no longer serves.
     dropped: Vec<Dropped>,
 }
@@ -62,6 +64,10 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
         },
         Err(()) => Lock::default(),
     };
+    if !args.check {
+        // Before minutes of resolving: the lock is written into the profile directory.
+        builder::preflight::check_writable_dir(&profiles_dir, "the profile directory")?;
+    }
     install_interrupt_handler();
     let mut progress = Progress::new(global);
     let choice = args.source.choice(true)?;
@@ -83,6 +89,7 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
     let dropped = resolution.dropped(&old);
     let new = resolution.lock;
     let changes = old.diff(&new);
+    let requests = request_changes(&old, &new);
     let write = !args.check && (!changes.is_empty() || !path.exists() || old != new);
     if write {
         write_atomic(&path, new.to_text().as_bytes())?;
@@ -93,6 +100,7 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
             packages: new.all().count(),
             written: write,
             changes: &changes,
+            request_changes: &requests,
             dropped: dropped
                 .iter()
                 .map(|(scope, name, version)| Dropped { scope: *scope, name: name.clone(), version: version.clone() })
@@ -100,6 +108,9 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
         };
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
+        for c in &requests {
+            println!("request {c}");
+        }
         for c in &changes {
             println!("{c}");
         }
@@ -117,5 +128,38 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
         let verb = if write { "wrote" } else { "checked" };
         eprintln!("{verb} {}: {} packages, {} changed", path.display(), new.all().count(), changes.len());
     }
-    Ok(if args.check && !changes.is_empty() { Outcome::Mismatch } else { Outcome::Ok })
+    // An out-of-date request list fails `--check` too: `build` refuses such a lock. A lock that
+    // records none (version 2) is only out of date in format.
+    let stale = !changes.is_empty() || (old.requested.is_some() && !requests.is_empty());
+    Ok(if args.check && stale { Outcome::Mismatch } else { Outcome::Ok })
+}
+
+/// The requested names `new` has and `old` had not (`+ SCOPE NAME`), and the reverse (`-`);
+/// nothing when `old` records no request list.
+fn request_changes(old: &Lock, new: &Lock) -> Vec<String> {
+    let (Some(o), Some(n)) = (&old.requested, &new.requested) else { return Vec::new() };
+    let mut out = Vec::new();
+    for scope in builder::Scope::ALL {
+        let (o, n) = (o.get(&scope).cloned().unwrap_or_default(), n.get(&scope).cloned().unwrap_or_default());
+        out.extend(n.difference(&o).map(|name| format!("+ {scope} {name}")));
+        out.extend(o.difference(&n).map(|name| format!("- {scope} {name}")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_list_changes() {
+        let sha = "a".repeat(64);
+        let parse = |t: &str| Lock::parse(&format!("{t}image bash 5 amd64 {sha}\n"), "l".as_ref()).unwrap();
+        let old = parse("request image systemd udev\nrequest tools mtools\n");
+        let new = parse("request image curl systemd\nrequest tools mtools\n");
+        assert_eq!(request_changes(&old, &new), ["+ image curl", "- image udev"]);
+        assert!(request_changes(&old, &old).is_empty());
+        // A version-2 lock records no list: nothing to compare.
+        assert!(request_changes(&parse(""), &new).is_empty());
+    }
 }
