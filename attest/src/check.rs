@@ -470,7 +470,10 @@ fn authenticity(evidence: &Evidence, notes: &mut Vec<String>) -> Authenticity {
     let quoted_pcrs = matches!(evidence.pcrs, Some((Source::TpmQuote, _))) && covered(Source::TpmQuote);
     if let Some((source, _)) = evidence.pcrs {
         if !quoted_pcrs {
-            uncovered.push(format!("the PCR values ({}): no verified TPM quote vouches for them", source.name()));
+            uncovered.push(format!(
+                "the PCR values ({}): no verified TPM quote vouches for them (verify a quote of them)",
+                source.name()
+            ));
         }
     }
     if let Some(log) = evidence.eventlog {
@@ -484,18 +487,21 @@ fn authenticity(evidence: &Evidence, notes: &mut Vec<String>) -> Authenticity {
         }
     }
     if evidence.snp.is_some() && !covered(Source::SnpReport) {
-        uncovered.push("the SNP report: its signature (VCEK/VLEK chain to AMD's root) was not checked".to_owned());
+        uncovered.push(
+            "the SNP report: its signature was not checked (verify it with its VCEK/VLEK and AMD's chain)".to_owned(),
+        );
     }
     if evidence.tdx.is_some() && !covered(Source::TdxQuote) {
-        uncovered.push("the TDX quote: its signature (PCK chain to Intel's root) was not checked".to_owned());
+        uncovered
+            .push("the TDX quote: its signature was not checked (verify it by DCAP with its collateral)".to_owned());
     }
     if uncovered.is_empty() && !auth.is_empty() {
         return Authenticity::Authenticated;
     }
     for u in uncovered {
         notes.push(format!(
-            "unauthenticated: {u}; its values prove only what the party that handed them over vouches for \
-             (signatures not checked: have an attestation service verify them)"
+            "unauthenticated: {u}; until then its values prove only what the party that handed them \
+             over vouches for"
         ));
     }
     Authenticity::Unauthenticated
@@ -1219,7 +1225,10 @@ mod tests {
         assert!(m.detail.contains("194 vCPU(s)"), "{m:?}");
         assert_eq!(find(&r, "SNP VMPL").status, Status::Ok);
         assert_eq!(find(&r, "SNP POLICY.DEBUG").status, Status::Ok);
-        assert!(r.notes.iter().any(|n| n.contains("signatures")));
+        assert!(r
+            .notes
+            .iter()
+            .any(|n| n.starts_with("unauthenticated: the SNP report: its signature was not checked")));
         p.snp.remove(1);
         let r = check(&p, &Evidence { snp: Some(&report), ..Default::default() }).unwrap();
         assert_eq!(find(&r, "SNP MEASUREMENT").status, Status::Mismatch);

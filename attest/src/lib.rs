@@ -67,9 +67,9 @@
 //!   older collateral may not know a newer advisory).
 //! * **Unauthenticated evidence** — PCR values read from a file or a local TPM without a quote,
 //!   SNP reports given without their VEK and chain, TDX quotes given without collateral — is
-//!   still compared, but the report is [`Authenticity::Unauthenticated`], and a note names each part: it proves only what the
-//!   party that handed it over vouches for. An attestation service (Trustee, Keylime, Intel's
-//!   QVL, go-sev-guest) must verify what this crate did not.
+//!   still compared, but the report is [`Authenticity::Unauthenticated`], and a note names each
+//!   part and what would vouch for it: until then it proves only what the party that handed it
+//!   over vouches for.
 //! * **The reference values** are trusted as given: [`ReferenceValues`] should come from a bundle
 //!   whose minisign signature, trusted comment and schema were verified (`release::verify`).
 //!
