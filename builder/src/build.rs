@@ -207,13 +207,7 @@ fn preflight(
             ),
         )?;
     }
-    if let PackageSource::Archive { dir } = &source {
-        crate::preflight::check_tool(
-            "reprepro",
-            "reprepro",
-            format!("for mkosi to index the package archive {}", dir.display()),
-        )?;
-    }
+    crate::preflight::check_source_tools(&source)?;
     crate::preflight::check_writable_dir(out_dir, "--out")?;
     crate::preflight::check_writable_dir(&req.cache_dir, "--cache-dir")?;
     Ok(Ready { source, keyring, mkosi_version })
@@ -956,13 +950,7 @@ pub fn resolve_packages(
     let source = absolute_source(source.clone())?;
     let keyring = read_keyring(keyring)?;
     crate::preflight::check_mkosi(mkosi)?;
-    if let PackageSource::Archive { dir } = &source {
-        crate::preflight::check_tool(
-            "reprepro",
-            "reprepro",
-            format!("for mkosi to index the package archive {}", dir.display()),
-        )?;
-    }
+    crate::preflight::check_source_tools(&source)?;
     crate::preflight::check_writable_dir(cache_dir, "--cache-dir")?;
     let _cache_lock = CacheLock::acquire(cache_dir, on_event)?;
     let cache = CacheDirs::keyed(cache_dir, "resolve");

@@ -289,6 +289,14 @@ pub fn check_tool(program: &'static str, package: &'static str, why: String) -> 
     }
 }
 
+/// The tools a package source needs besides mkosi: `reprepro` to index a directory of `.deb`s.
+pub fn check_source_tools(source: &crate::source::PackageSource) -> Result<(), Error> {
+    if let crate::source::PackageSource::Archive { dir } = source {
+        check_tool("reprepro", "reprepro", format!("for mkosi to index the package archive {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Checks that a directory is (or can be created and is) writable without creating it: the
 /// directory itself if it exists, else its nearest existing parent. `what` names it for the
 /// message (`--out`).
