@@ -84,6 +84,7 @@ pub mod snp_verify;
 pub mod tdx_verify;
 pub mod time;
 pub mod tpm;
+mod wire;
 
 pub use check::{
     check, check_with, pcr_values, pcr_values_from_json, pcr_values_from_log, AttestError, Authentication,

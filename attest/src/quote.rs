@@ -48,6 +48,7 @@ use crate::check::{Authentication, Check, PcrValues, Reference, Source, Status};
 use crate::hex::Hex;
 use crate::reference::{PcrStatus, ReferenceValues};
 use crate::tpm::PcrSelection;
+use crate::wire::{Context, Cursor, Fault, SelectionFields, MAX_SELECT_BYTES};
 
 /// `TPM_GENERATED_VALUE`: the first four bytes of every structure a TPM signs itself.
 pub const TPM_GENERATED_VALUE: u32 = 0xff54_4347;
@@ -207,74 +208,50 @@ impl AkPublic {
     }
 }
 
-/// A cursor over a TPM structure, with errors that name the field.
-struct Reader<'a> {
-    structure: &'static str,
-    data: &'a [u8],
-    offset: usize,
+/// Reading the structure named: faults become [`QuoteError`]s naming it.
+#[derive(Debug, Clone, Copy)]
+struct Structure(&'static str);
+
+impl Context for Structure {
+    type Error = QuoteError;
+
+    fn error(self, fault: Fault) -> QuoteError {
+        let structure = self.0;
+        match fault {
+            Fault::Truncated { field, offset, needed, available } => {
+                QuoteError::Truncated { structure, field, offset, needed, available }
+            }
+            Fault::Count { field, count, offset } => QuoteError::Malformed {
+                structure,
+                detail: format!("{field} {count} at offset {offset} exceeds the structure"),
+            },
+            Fault::SelectTooLarge { size } => QuoteError::Malformed {
+                structure,
+                detail: format!("a PCR selection of {size} bytes (at most {MAX_SELECT_BYTES}: 64 PCRs)"),
+            },
+            Fault::Malformed(detail) => QuoteError::Malformed { structure, detail },
+            Fault::Trailing { offset, extra } => QuoteError::Trailing { structure, offset, extra },
+        }
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn new(structure: &'static str, data: &'a [u8]) -> Result<Self, QuoteError> {
-        if data.len() > MAX_LEN {
-            return Err(QuoteError::TooLarge { structure, len: data.len() });
-        }
-        Ok(Reader { structure, data, offset: 0 })
-    }
+type Reader<'a> = Cursor<'a, Structure>;
 
-    fn bytes(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], QuoteError> {
-        let available = self.data.len() - self.offset;
-        if n > available {
-            return Err(QuoteError::Truncated {
-                structure: self.structure,
-                field,
-                offset: self.offset,
-                needed: n,
-                available,
-            });
-        }
-        let out = &self.data[self.offset..self.offset + n];
-        self.offset += n;
-        Ok(out)
+/// A cursor over `data`, read as `structure`; refuses more bytes than any TPM makes.
+fn reader<'a>(structure: &'static str, data: &'a [u8]) -> Result<Reader<'a>, QuoteError> {
+    if data.len() > MAX_LEN {
+        return Err(QuoteError::TooLarge { structure, len: data.len() });
     }
-
-    fn u8(&mut self, field: &'static str) -> Result<u8, QuoteError> {
-        Ok(self.bytes(field, 1)?[0])
-    }
-
-    fn u16(&mut self, field: &'static str) -> Result<u16, QuoteError> {
-        Ok(u16::from_be_bytes(self.bytes(field, 2)?.try_into().expect("2 bytes")))
-    }
-
-    fn u32(&mut self, field: &'static str) -> Result<u32, QuoteError> {
-        Ok(u32::from_be_bytes(self.bytes(field, 4)?.try_into().expect("4 bytes")))
-    }
-
-    fn u64(&mut self, field: &'static str) -> Result<u64, QuoteError> {
-        Ok(u64::from_be_bytes(self.bytes(field, 8)?.try_into().expect("8 bytes")))
-    }
-
-    /// A `TPM2B_*`: a 16-bit size, then that many bytes.
-    fn tpm2b(&mut self, field: &'static str) -> Result<&'a [u8], QuoteError> {
-        let n = usize::from(self.u16(field)?);
-        self.bytes(field, n)
-    }
-
-    fn malformed(&self, detail: String) -> QuoteError {
-        QuoteError::Malformed { structure: self.structure, detail }
-    }
-
-    fn finish(self) -> Result<(), QuoteError> {
-        if self.offset != self.data.len() {
-            return Err(QuoteError::Trailing {
-                structure: self.structure,
-                offset: self.offset,
-                extra: self.data.len() - self.offset,
-            });
-        }
-        Ok(())
-    }
+    Ok(Cursor::new(Structure(structure), data))
 }
+
+/// A quote's `TPML_PCR_SELECTION`, as `TPMS_QUOTE_INFO` names its fields.
+const PCR_SELECT: SelectionFields = SelectionFields {
+    count: "pcrSelect.count",
+    hash: "pcrSelections.hash",
+    size_of_select: "pcrSelections.sizeofSelect",
+    pcr_select: "pcrSelections.pcrSelect",
+};
 
 /// Parses a `TPMS_ATTEST` (as `tpm2_quote -m` writes it), or a `TPM2B_ATTEST` that wraps one.
 /// Returns the structure and the bytes the TPM signed (without a `TPM2B` size prefix).
@@ -289,7 +266,7 @@ pub fn parse_attest(bytes: &[u8]) -> Result<(Attest, &[u8]), QuoteError> {
         }
         _ => bytes,
     };
-    let mut r = Reader::new(S, body)?;
+    let mut r = reader(S, body)?;
     let magic = r.u32("magic")?;
     let kind = r.u16("type")?;
     let qualified_signer = Hex(r.tpm2b("qualifiedSigner")?.to_vec());
@@ -306,7 +283,7 @@ pub fn parse_attest(bytes: &[u8]) -> Result<(Attest, &[u8]), QuoteError> {
     };
     let firmware_version = r.u64("firmwareVersion")?;
     let quote = if kind == TPM_ST_ATTEST_QUOTE {
-        let pcr_select = pcr_selections(&mut r)?.iter().map(Selection::from_tpm).collect();
+        let pcr_select = r.pcr_selections(&PCR_SELECT)?.iter().map(Selection::from_tpm).collect();
         let pcr_digest = Hex(r.tpm2b("pcrDigest")?.to_vec());
         r.finish()?;
         Some(QuoteInfo { pcr_select, pcr_digest })
@@ -316,27 +293,6 @@ pub fn parse_attest(bytes: &[u8]) -> Result<(Attest, &[u8]), QuoteError> {
         None
     };
     Ok((Attest { magic, kind, qualified_signer, extra_data, clock_info, firmware_version, quote }, body))
-}
-
-/// A `TPML_PCR_SELECTION`.
-fn pcr_selections(r: &mut Reader) -> Result<Vec<PcrSelection>, QuoteError> {
-    let count = r.u32("pcrSelect.count")?;
-    // Each entry takes at least 3 bytes: a count larger than that is a lie, not an allocation.
-    if count as usize > (r.data.len() - r.offset) / 3 {
-        return Err(r.malformed(format!("pcrSelect.count {count} at offset {} exceeds the structure", r.offset - 4)));
-    }
-    let mut out = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let alg = AlgId(r.u16("pcrSelections.hash")?);
-        let size = r.u8("pcrSelections.sizeofSelect")?;
-        if size > 8 {
-            return Err(r.malformed(format!("a PCR selection of {size} bytes (at most 8: 64 PCRs)")));
-        }
-        let mut pcrs = [0u8; 8];
-        pcrs[..usize::from(size)].copy_from_slice(r.bytes("pcrSelections.pcrSelect", usize::from(size))?);
-        out.push(PcrSelection { alg, pcrs: u64::from_le_bytes(pcrs), select_bytes: size });
-    }
-    Ok(out)
 }
 
 fn hash_alg(structure: &'static str, id: u16) -> Result<HashAlg, QuoteError> {
@@ -349,7 +305,7 @@ fn hash_alg(structure: &'static str, id: u16) -> Result<HashAlg, QuoteError> {
 /// Parses a `TPMT_SIGNATURE` (as `tpm2_quote -s` writes it).
 pub fn parse_signature(bytes: &[u8]) -> Result<Signature, QuoteError> {
     const S: &str = "TPMT_SIGNATURE";
-    let mut r = Reader::new(S, bytes)?;
+    let mut r = reader(S, bytes)?;
     let alg = r.u16("sigAlg")?;
     let scheme = match alg {
         ALG_RSASSA => Scheme::Rsassa,
@@ -400,10 +356,10 @@ fn parse_ak_pem(bytes: &[u8]) -> Result<AkPublic, QuoteError> {
 /// Parses a `TPM2B_PUBLIC` of an RSA or ECC key.
 pub fn parse_tpm2b_public(bytes: &[u8]) -> Result<AkPublic, QuoteError> {
     const S: &str = "TPM2B_PUBLIC";
-    let mut outer = Reader::new(S, bytes)?;
+    let mut outer = reader(S, bytes)?;
     let public = outer.tpm2b("size")?;
     outer.finish()?;
-    let mut r = Reader::new(S, public)?;
+    let mut r = reader(S, public)?;
     let kind = r.u16("publicArea.type")?;
     let _name_alg = r.u16("publicArea.nameAlg")?;
     let _attributes = r.u32("publicArea.objectAttributes")?;

@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 
 use eventlog::AlgId;
 
+use crate::wire::{Context, Cursor, Fault, SelectionFields, MAX_SELECT_BYTES};
+
 /// `TPM_ST_NO_SESSIONS`: the tag of a command or response without authorization sessions.
 const TPM_ST_NO_SESSIONS: u16 = 0x8001;
 /// `TPM_CC_GetCapability`.
@@ -27,8 +29,6 @@ const TPM_CC_PCR_READ: u32 = 0x0000_017e;
 const TPM_CAP_PCRS: u32 = 0x0000_0005;
 /// A response header: tag (2), responseSize (4), responseCode (4).
 const HEADER_LEN: usize = 10;
-/// The largest `sizeofSelect` this module represents (64 PCRs; PC Client TPMs have 24).
-const MAX_SELECT_BYTES: u8 = 8;
 /// How often a bank read is restarted when the TPM's PCR update counter moves underneath it.
 const READ_ATTEMPTS: usize = 3;
 
@@ -108,7 +108,7 @@ pub fn get_pcr_allocation_command() -> Vec<u8> {
 /// allocated in it (a bank with no PCR set is known but not allocated).
 pub fn parse_pcr_allocation(response: &[u8]) -> Result<Vec<PcrSelection>, TpmError> {
     const CMD: &str = "TPM2_GetCapability";
-    let mut r = Reader::response(CMD, response)?;
+    let mut r = read_response(CMD, response)?;
     let _more_data = r.u8("moreData")?;
     let capability = r.u32("capability")?;
     if capability != TPM_CAP_PCRS {
@@ -117,7 +117,7 @@ pub fn parse_pcr_allocation(response: &[u8]) -> Result<Vec<PcrSelection>, TpmErr
             detail: format!("asked for TPM_CAP_PCRS, got capability 0x{capability:x}"),
         });
     }
-    let selections = r.pcr_selections()?;
+    let selections = r.pcr_selections(&SELECTION)?;
     r.finish()?;
     Ok(selections)
 }
@@ -146,9 +146,9 @@ pub struct PcrReadResponse {
 /// Parses a `TPM2_PCR_Read` response, pairing each digest with its bank and PCR.
 pub fn parse_pcr_read(response: &[u8]) -> Result<PcrReadResponse, TpmError> {
     const CMD: &str = "TPM2_PCR_Read";
-    let mut r = Reader::response(CMD, response)?;
+    let mut r = read_response(CMD, response)?;
     let update_counter = r.u32("pcrUpdateCounter")?;
-    let selection = r.pcr_selections()?;
+    let selection = r.pcr_selections(&SELECTION)?;
     let count = r.u32("TPML_DIGEST.count")? as usize;
     let slots: Vec<(AlgId, u32)> = selection.iter().flat_map(|s| s.indices().map(move |i| (s.alg, i))).collect();
     if count != slots.len() {
@@ -214,95 +214,60 @@ fn command(code: u32, params: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A cursor over a response's parameters, with errors that name the field.
-struct Reader<'a> {
-    command: &'static str,
-    data: &'a [u8],
-    offset: usize,
+/// Reading a response of `command`: faults become [`TpmError`]s naming it.
+#[derive(Debug, Clone, Copy)]
+struct Response(&'static str);
+
+impl Context for Response {
+    type Error = TpmError;
+
+    fn error(self, fault: Fault) -> TpmError {
+        let command = self.0;
+        match fault {
+            Fault::Truncated { field, offset, needed, available } => {
+                TpmError::Truncated { command, what: field, offset, needed, available }
+            }
+            Fault::Count { field, count, offset } => TpmError::Malformed {
+                command,
+                detail: format!("{field} {count} at offset {offset} exceeds the response"),
+            },
+            Fault::SelectTooLarge { size } => TpmError::SelectTooLarge { command, size },
+            Fault::Malformed(detail) => TpmError::Malformed { command, detail },
+            Fault::Trailing { extra, .. } => {
+                TpmError::Malformed { command, detail: format!("{extra} bytes after the last field") }
+            }
+        }
+    }
 }
 
-impl<'a> Reader<'a> {
-    /// Checks the header (tag, size, response code) and positions after it.
-    fn response(command: &'static str, data: &'a [u8]) -> Result<Self, TpmError> {
-        let mut r = Reader { command, data, offset: 0 };
-        let tag = r.u16("tag")?;
-        let size = r.u32("responseSize")?;
-        let rc = r.u32("responseCode")?;
-        if size as usize != data.len() {
-            return Err(TpmError::Malformed {
-                command,
-                detail: format!("its header says {size} bytes, {} arrived", data.len()),
-            });
-        }
-        if rc != 0 {
-            return Err(TpmError::ResponseCode { command, rc });
-        }
-        if tag != TPM_ST_NO_SESSIONS {
-            return Err(TpmError::Malformed {
-                command,
-                detail: format!("tag 0x{tag:04x}, expected TPM_ST_NO_SESSIONS"),
-            });
-        }
-        Ok(r)
-    }
+/// A response's `TPML_PCR_SELECTION`, as the specification names its fields.
+const SELECTION: SelectionFields = SelectionFields {
+    count: "TPML_PCR_SELECTION.count",
+    hash: "TPMS_PCR_SELECTION.hash",
+    size_of_select: "TPMS_PCR_SELECTION.sizeofSelect",
+    pcr_select: "TPMS_PCR_SELECTION.pcrSelect",
+};
 
-    fn bytes(&mut self, what: &'static str, n: usize) -> Result<&'a [u8], TpmError> {
-        let available = self.data.len() - self.offset;
-        if n > available {
-            return Err(TpmError::Truncated { command: self.command, what, offset: self.offset, needed: n, available });
-        }
-        let out = &self.data[self.offset..self.offset + n];
-        self.offset += n;
-        Ok(out)
+/// Checks a response's header (tag, size, response code) and returns a cursor over its
+/// parameters.
+fn read_response<'a>(command: &'static str, data: &'a [u8]) -> Result<Cursor<'a, Response>, TpmError> {
+    let mut r = Cursor::new(Response(command), data);
+    let tag = r.u16("tag")?;
+    let size = r.u32("responseSize")?;
+    let rc = r.u32("responseCode")?;
+    if size as usize != data.len() {
+        return Err(TpmError::Malformed {
+            command,
+            detail: format!("its header says {size} bytes, {} arrived", data.len()),
+        });
     }
-
-    fn u8(&mut self, what: &'static str) -> Result<u8, TpmError> {
-        Ok(self.bytes(what, 1)?[0])
+    if rc != 0 {
+        return Err(TpmError::ResponseCode { command, rc });
     }
-
-    fn u16(&mut self, what: &'static str) -> Result<u16, TpmError> {
-        Ok(u16::from_be_bytes(self.bytes(what, 2)?.try_into().expect("2 bytes")))
+    if tag != TPM_ST_NO_SESSIONS {
+        return Err(TpmError::Malformed { command, detail: format!("tag 0x{tag:04x}, expected TPM_ST_NO_SESSIONS") });
     }
-
-    fn u32(&mut self, what: &'static str) -> Result<u32, TpmError> {
-        Ok(u32::from_be_bytes(self.bytes(what, 4)?.try_into().expect("4 bytes")))
-    }
-
-    /// A `TPML_PCR_SELECTION`.
-    fn pcr_selections(&mut self) -> Result<Vec<PcrSelection>, TpmError> {
-        let count = self.u32("TPML_PCR_SELECTION.count")?;
-        // Each entry takes at least 3 bytes: a count larger than that is a lie, not an allocation.
-        if count as usize > (self.data.len() - self.offset) / 3 {
-            return Err(TpmError::Malformed {
-                command: self.command,
-                detail: format!("TPML_PCR_SELECTION.count {count} at offset {} exceeds the response", self.offset - 4),
-            });
-        }
-        let mut out = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let alg = AlgId(self.u16("TPMS_PCR_SELECTION.hash")?);
-            let select_bytes = self.u8("TPMS_PCR_SELECTION.sizeofSelect")?;
-            if select_bytes > MAX_SELECT_BYTES {
-                return Err(TpmError::SelectTooLarge { command: self.command, size: select_bytes });
-            }
-            let mut pcrs = [0u8; 8];
-            pcrs[..usize::from(select_bytes)]
-                .copy_from_slice(self.bytes("TPMS_PCR_SELECTION.pcrSelect", usize::from(select_bytes))?);
-            out.push(PcrSelection { alg, pcrs: u64::from_le_bytes(pcrs), select_bytes });
-        }
-        Ok(out)
-    }
-
-    /// Errors when bytes are left over.
-    fn finish(self) -> Result<(), TpmError> {
-        if self.offset != self.data.len() {
-            return Err(TpmError::Malformed {
-                command: self.command,
-                detail: format!("{} bytes after the last field", self.data.len() - self.offset),
-            });
-        }
-        Ok(())
-    }
+    Ok(r)
 }
 
 #[cfg(test)]
@@ -365,12 +330,12 @@ mod tests {
         let mut calls = 0;
         let values = read_pcrs(&wanted, |cmd: &[u8]| -> Result<Vec<u8>, TpmError> {
             calls += 1;
-            let asked = Reader::response("test", &{
+            let asked = read_response("test", &{
                 let mut c = cmd.to_vec();
                 c[6..10].copy_from_slice(&[0; 4]); // the command code sits where a response's rc does
                 c
             })
-            .and_then(|mut r| r.pcr_selections())
+            .and_then(|mut r| r.pcr_selections(&SELECTION))
             .unwrap();
             let mut budget = 8;
             let mut out_sel = Vec::new();
