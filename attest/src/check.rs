@@ -170,6 +170,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// [`Status::Ok`] when an enforced value holds, else [`Status::Mismatch`].
+    pub fn ok_if(holds: bool) -> Self {
+        if holds {
+            Self::Ok
+        } else {
+            Self::Mismatch
+        }
+    }
+
     /// How reports name it.
     pub fn name(self) -> &'static str {
         match self {
@@ -189,7 +198,7 @@ pub struct Reference {
     pub what: String,
 }
 
-fn reference(value: impl ToString, what: impl Into<String>) -> Reference {
+pub(crate) fn reference(value: impl ToString, what: impl Into<String>) -> Reference {
     Reference { value: value.to_string(), what: what.into() }
 }
 
@@ -212,6 +221,20 @@ pub struct Check {
     /// Where the evidence's event log departs from the predicted one in this register.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<RegisterDiff>,
+}
+
+impl Check {
+    /// A check that no event explains: what the verifiers of signed evidence report.
+    pub(crate) fn new(
+        source: Source,
+        value: &str,
+        status: Status,
+        actual: String,
+        expected: Vec<Reference>,
+        detail: String,
+    ) -> Self {
+        Check { value: value.into(), status, source, actual, expected, detail, events: None }
+    }
 }
 
 /// The comparison of one node's evidence with one platform's reference values.
@@ -575,7 +598,7 @@ fn check_pcrs(
                         let ok = pcr.value == *actual;
                         Check {
                             value: name,
-                            status: if ok { Status::Ok } else { Status::Mismatch },
+                            status: Status::ok_if(ok),
                             source,
                             actual: actual.to_string(),
                             expected: vec![reference(&pcr.value, "computed by the build")],
@@ -933,7 +956,7 @@ fn check_snp(
     let vmpl_ok = report.vmpl == guest.vmpl;
     checks.push(Check {
         value: "SNP VMPL".into(),
-        status: if vmpl_ok { Status::Ok } else { Status::Mismatch },
+        status: Status::ok_if(vmpl_ok),
         source: Source::SnpReport,
         actual: report.vmpl.to_string(),
         expected: vec![reference(guest.vmpl, "the VMPL the node's kernel runs at (--vmpl)")],
@@ -969,7 +992,7 @@ fn check_snp(
     match platform.snp_policy {
         Some(allowed) => checks.push(Check {
             value: "SNP POLICY.SMT".into(),
-            status: if smt && !allowed.smt { Status::Mismatch } else { Status::Ok },
+            status: Status::ok_if(!smt || allowed.smt),
             source: Source::SnpReport,
             actual: if smt { "set" } else { "clear" }.into(),
             expected: vec![if allowed.smt {

@@ -44,7 +44,7 @@ use eventlog::{AlgId, HashAlg};
 use serde::Serialize;
 use sha2::{Digest, Sha256, Sha384};
 
-use crate::check::{Authentication, Check, PcrValues, Reference, Source, Status};
+use crate::check::{reference, Authentication, Check, PcrValues, Reference, Source, Status};
 use crate::hex::Hex;
 use crate::reference::{PcrStatus, ReferenceValues};
 use crate::tpm::PcrSelection;
@@ -559,19 +559,7 @@ fn enforced(platform: &ReferenceValues) -> BTreeMap<HashAlg, BTreeSet<u32>> {
 }
 
 fn check(value: &str, status: Status, actual: String, expected: Vec<Reference>, detail: String) -> Check {
-    Check { value: value.into(), status, source: Source::TpmQuote, actual, expected, detail, events: None }
-}
-
-fn reference(value: impl ToString, what: &str) -> Reference {
-    Reference { value: value.to_string(), what: what.into() }
-}
-
-fn ok_or(ok: bool) -> Status {
-    if ok {
-        Status::Ok
-    } else {
-        Status::Mismatch
-    }
+    Check::new(Source::TpmQuote, value, status, actual, expected, detail)
 }
 
 /// Verifies a quote (`attest_bytes` as [`parse_attest`] reads them) made with `ak`: its
@@ -610,7 +598,7 @@ pub fn verify(
     let is_quote = attest.magic == TPM_GENERATED_VALUE && attest.kind == TPM_ST_ATTEST_QUOTE;
     checks.push(check(
         "TPM QUOTE TYPE",
-        ok_or(is_quote),
+        Status::ok_if(is_quote),
         format!("magic 0x{:08x}, type 0x{:04x}", attest.magic, attest.kind),
         vec![reference(
             format!("magic 0x{TPM_GENERATED_VALUE:08x}, type 0x{TPM_ST_ATTEST_QUOTE:04x}"),
@@ -628,7 +616,7 @@ pub fn verify(
     let fresh = attest.extra_data.as_bytes() == nonce;
     checks.push(check(
         "TPM QUOTE NONCE",
-        ok_or(fresh),
+        Status::ok_if(fresh),
         attest.extra_data.to_string(),
         vec![reference(hex::encode(nonce), "the verifier's nonce")],
         if fresh {
@@ -780,7 +768,7 @@ fn digest_check(q: &QuoteInfo, hash: HashAlg, pcrs: &PcrValues) -> (Check, PcrVa
             "TPM QUOTE PCR DIGEST",
             Status::Ok,
             q.pcr_digest.to_string(),
-            vec![reference(&computed, &format!("{hash} of the selected PCR values"))],
+            vec![reference(&computed, format!("{hash} of the selected PCR values"))],
             "the PCR values compared below are the ones the TPM quoted".into(),
         )
     } else {
@@ -788,7 +776,7 @@ fn digest_check(q: &QuoteInfo, hash: HashAlg, pcrs: &PcrValues) -> (Check, PcrVa
             "TPM QUOTE PCR DIGEST",
             Status::Mismatch,
             q.pcr_digest.to_string(),
-            vec![reference(&computed, &format!("{hash} of the selected PCR values"))],
+            vec![reference(&computed, format!("{hash} of the selected PCR values"))],
             "the PCR values given are not the ones the TPM quoted".into(),
         )
     };

@@ -228,9 +228,8 @@ fn signs(signer: &X509, signee: &X509) -> Result<(), String> {
 }
 
 fn line(value: &str, problems: &[String], actual: String, ok_detail: String) -> Check {
-    let status = if problems.is_empty() { Status::Ok } else { Status::Mismatch };
     let detail = if problems.is_empty() { ok_detail } else { problems.join("; ") };
-    Check { value: value.into(), status, source: Source::SnpReport, actual, expected: Vec::new(), detail, events: None }
+    Check::new(Source::SnpReport, value, Status::ok_if(problems.is_empty()), actual, Vec::new(), detail)
 }
 
 /// The TCB a VEK certificate was issued for, from its SPL extensions (`None` for one that is

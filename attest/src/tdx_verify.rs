@@ -129,15 +129,7 @@ pub struct TdxInputs<'a> {
 }
 
 fn line(value: &str, ok: bool, actual: String, detail: String) -> Check {
-    Check {
-        value: value.into(),
-        status: if ok { Status::Ok } else { Status::Mismatch },
-        source: Source::TdxQuote,
-        actual,
-        expected: Vec::new(),
-        detail,
-        events: None,
-    }
+    Check::new(Source::TdxQuote, value, Status::ok_if(ok), actual, Vec::new(), detail)
 }
 
 /// Verifies `bytes` (parsed as `quote`) with `inputs`: the quote signature and chain, the TCB
