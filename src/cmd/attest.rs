@@ -126,7 +126,7 @@ pub struct CheckArgs {
     allow_tcb_status: Vec<String>,
     /// The nonce the report's REPORT_DATA / the quote's REPORTDATA must hold (hex, up to 64
     /// bytes, zero-padded); needs --vek or --collateral.
-    #[arg(long, value_name = "HEX", value_parser = parse_report_data)]
+    #[arg(long, value_name = "HEX", value_parser = parse_nonce_hex)]
     report_data: Option<Nonce>,
     /// The time at which certificates, CRLs and collateral must be valid, RFC 3339 UTC
     /// (2025-07-01T00:00:00Z; default: now). Recorded evidence is verified at a time inside its
@@ -206,14 +206,16 @@ fn parse_min_tcb(s: &str) -> Result<attest::snp_verify::MinTcb, String> {
     s.parse()
 }
 
-/// `--report-data`: 1 to 64 bytes.
+/// A verifier's nonce: 1 to 64 bytes, what a TPM quote's extraData and an SNP report's or a TDX
+/// quote's REPORT_DATA hold.
 #[derive(Debug, Clone)]
 struct Nonce(Vec<u8>);
 
-fn parse_report_data(s: &str) -> Result<Nonce, String> {
+/// A nonce in hex (`--report-data`, `--nonce`, the evidence file's).
+fn parse_nonce_hex(s: &str) -> Result<Nonce, String> {
     let b = hex::decode(s).map_err(|e| format!("not hex: {e}"))?;
     if b.is_empty() || b.len() > 64 {
-        return Err(format!("{} bytes: REPORT_DATA holds 1 to 64", b.len()));
+        return Err(format!("a nonce of {} bytes (quotes and reports hold 1 to 64)", b.len()));
     }
     Ok(Nonce(b))
 }
@@ -314,11 +316,7 @@ fn base64(what: &str, text: &str) -> Result<Vec<u8>> {
 }
 
 fn parse_nonce(what: &str, text: &str) -> Result<Vec<u8>> {
-    let n = hex::decode(text.trim()).map_err(|e| anyhow::anyhow!("{what}: not hex: {e}"))?;
-    if n.is_empty() || n.len() > 64 {
-        bail!("{what}: a nonce of {} bytes (a TPM takes 1 to 64)", n.len());
-    }
-    Ok(n)
+    parse_nonce_hex(text.trim()).map(|n| n.0).map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
 fn read_ak(path: &Path) -> Result<attest::quote::AkPublic> {
