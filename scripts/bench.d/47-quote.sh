@@ -9,21 +9,12 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 log=$ROOT/measure/testdata/boot/sb-off/eventlog.bin
 d=$BENCH_DIR/quote
-rm -rf "$d" && mkdir -p "$d/state" && cd "$d"
-swtpm_setup --tpm2 --tpmstate state --pcr-banks sha256,sha384 --overwrite >/dev/null
-port=$(python3 -c 'import socket
-while True:
-    s=socket.socket(); s.bind(("127.0.0.1",0)); p=s.getsockname()[1]
-    t=socket.socket()
-    try: t.bind(("127.0.0.1",p+1)); print(p); break
-    except OSError: pass')
-swtpm socket --tpm2 --tpmstate dir=state --server type=tcp,port="$port",bindaddr=127.0.0.1 \
-  --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear &
-swtpm_pid=$!
+rm -rf "$d" && mkdir -p "$d" && cd "$d"
+swtpm_pid=
 trap 'kill "$swtpm_pid" 2>/dev/null || true' EXIT
-export TPM2TOOLS_TCTI=swtpm:host=127.0.0.1,port=$port
-for _ in $(seq 50); do tpm2_getrandom 1 >/dev/null 2>&1 && break; sleep 0.1; done
-flush() { tpm2_flushcontext -t >/dev/null; tpm2_flushcontext -s >/dev/null; }
+# shellcheck source=tests/lib/swtpm-tcp.sh
+. "$ROOT/tests/lib/swtpm-tcp.sh"
+swtpm_tcp state sha256,sha384
 # The boot: every extended event of the log, into the swtpm.
 "$NODEIMG" eventlog show --json "$log" |
   jq -r '.events[] | select(.extended) | "\(.index):" + ([.digests[] | "\(.alg)=\(.digest)"] | join(","))' |

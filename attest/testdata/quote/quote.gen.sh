@@ -8,23 +8,12 @@
 set -euo pipefail
 OUT=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)
-trap 'kill "$SWTPM_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+swtpm_pid=
+trap 'kill "$swtpm_pid" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+# shellcheck source=tests/lib/swtpm-tcp.sh
+. "$OUT/../../../tests/lib/swtpm-tcp.sh"
 cd "$WORK"
-mkdir state
-swtpm_setup --tpm2 --tpmstate state --pcr-banks sha256,sha384 --overwrite >/dev/null
-PORT=$(python3 -c 'import socket
-while True:
-    s=socket.socket(); s.bind(("127.0.0.1",0)); p=s.getsockname()[1]
-    t=socket.socket()
-    try: t.bind(("127.0.0.1",p+1)); print(p); break
-    except OSError: pass')
-swtpm socket --tpm2 --tpmstate dir=state --server type=tcp,port="$PORT",bindaddr=127.0.0.1 \
-  --ctrl type=tcp,port=$((PORT + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear &
-SWTPM_PID=$!
-export TPM2TOOLS_TCTI=swtpm:host=127.0.0.1,port=$PORT
-for _ in $(seq 50); do tpm2_getrandom 1 >/dev/null 2>&1 && break; sleep 0.1; done
-# No resource manager: flush transient objects and sessions after each command.
-flush() { tpm2_flushcontext -t >/dev/null; tpm2_flushcontext -s >/dev/null; }
+swtpm_tcp state sha256,sha384
 
 for pcr in 0 4 7 9 11; do
   s256=$(printf 'pcr %s' "$pcr" | sha256sum | cut -d' ' -f1)
