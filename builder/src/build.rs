@@ -225,9 +225,9 @@ fn build_into(
     hook: &mut PlatformHook<'_>,
 ) -> Result<BuildReport, Error> {
     let sel = &req.selection;
-    let (source, keyring) = (ready.source.clone(), ready.keyring.clone());
+    let (source, keyring) = (&ready.source, ready.keyring.as_deref());
     let tree_sha256 = crate::tree::tree_sha256(&req.profiles_dir)?;
-    let key = cache_key(lock, &source, keyring.as_deref(), &tree_sha256, &sel.overlays);
+    let key = cache_key(lock, source, keyring, &tree_sha256, &sel.overlays);
     let _cache_lock = CacheLock::acquire(&req.cache_dir, on_event)?;
     let cache = CacheDirs::keyed(&req.cache_dir, &key);
     cache.create()?;
@@ -235,7 +235,7 @@ fn build_into(
         on_event(Event::Phase(format!("removed an unused cache {}", old.display())));
     }
     let release = base_conf(&req.profiles_dir, "Release")?;
-    let trees = SandboxTrees::write(&cache, Some(lock), &source, keyring.as_deref(), &release)?;
+    let trees = SandboxTrees::write(&cache, Some(lock), source, keyring, &release)?;
     let first = &sel.platforms[0];
     let mut profiles = vec![first.clone()];
     profiles.extend(sel.overlays.iter().cloned());
@@ -264,7 +264,7 @@ fn build_into(
         Scope::ALL.iter().flat_map(|scope| lock::compare_installed(*scope, lock, &installed[scope])).collect();
     let mut problems: Vec<String> = changes.iter().map(|c| format!("  {c}")).collect();
     // Then the bytes: every locked .deb with its sha256 (kept in the store when it has it).
-    let search = deb_search_dirs(&cache, &source);
+    let search = deb_search_dirs(&cache, source);
     let search: Vec<&Path> = search.iter().map(PathBuf::as_path).collect();
     match DebStore::under(&req.cache_dir).check_and_keep(lock, &search) {
         Ok(()) => {}
@@ -342,7 +342,7 @@ fn build_into(
         let work = partial.join(".esp-work");
         fs::remove_dir_all(&work).map_err(write_err(&work))?;
     }
-    write_build_info(req, set, lock_path, &tree_sha256, &source, &ready.mkosi_version, partial)?;
+    write_build_info(req, set, lock_path, &tree_sha256, source, &ready.mkosi_version, partial)?;
     Ok(BuildReport {
         image: set.image_id.clone(),
         version: set.image_version.clone(),
