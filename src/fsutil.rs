@@ -164,6 +164,24 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     f.commit()
 }
 
+/// Writes several files that belong together (an export's parts): every file is written and
+/// synced beside its destination first, and only then renamed into place, so a failure while
+/// writing (a full disk, an unwritable directory, a directory where a file goes) leaves none of
+/// them, never some.
+pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<()> {
+    let mut staged = Vec::with_capacity(files.len());
+    for (dest, bytes) in files {
+        if dest.is_dir() {
+            anyhow::bail!("{}: a directory is in the way of a file", dest.display());
+        }
+        let mut f = AtomicFile::create(dest)?;
+        io::Write::write_all(f.file_mut(), bytes).with_context(|| format!("writing {}", dest.display()))?;
+        f.file().sync_all().with_context(|| format!("syncing {}", dest.display()))?;
+        staged.push(f);
+    }
+    staged.into_iter().try_for_each(AtomicFile::commit)
+}
+
 /// Reads a whole file of at most `limit` bytes; a larger one (or `/dev/zero`) is refused after
 /// reading `limit + 1` bytes, never read to its end.
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {

@@ -551,4 +551,14 @@ fn unusable_input_and_failed_verification() {
     );
     assert_fails(&run, 2, &["no PCR 11 value for phase \"sysinit\""]);
     assert!(!d.join("x").exists(), "nothing written");
+    // A directory where the refstate goes: none of the three files appears, no temporary is left.
+    let blocked = d.join("blocked");
+    fs::create_dir_all(blocked.join("refstate.json")).unwrap();
+    let run =
+        nodeimg(d, &["export", "--format", "keylime", "--bundle", s(bundle), "--pubkey", "k.pub", "-o", "blocked"]);
+    assert_fails(&run, 2, &["refstate.json: a directory is in the way of a file"]);
+    let mut left: Vec<String> =
+        fs::read_dir(&blocked).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, ["refstate.json"], "all the files or none");
 }

@@ -708,4 +708,29 @@ fn tpm2_policy_equals_tpm2_createpolicy() {
         ],
     );
     assert_fails(&run, 2, &["no sha256 value for PCR 5"]);
+    // The values file and the digest are written together or not at all: with a directory in
+    // the way of the digest, the values file does not appear.
+    fs::create_dir(d.join("digest-dir")).unwrap();
+    let run = nodeimg(
+        d,
+        &[
+            "export",
+            "--bundle",
+            &bundle,
+            "--pubkey",
+            "k.pub",
+            "--format",
+            "tpm2-policy",
+            "--platform",
+            "qemu-snp",
+            "--pcrs",
+            "4",
+            "--pcr-values",
+            "alone.bin",
+            "-o",
+            "digest-dir",
+        ],
+    );
+    assert_fails(&run, 2, &["digest-dir: a directory is in the way of a file"]);
+    assert!(!d.join("alone.bin").exists(), "the values file without its digest");
 }

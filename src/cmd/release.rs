@@ -583,6 +583,8 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome> {
     }
     let (bundle, bytes) = &loaded[0];
     let opts = export::Options { platform: a.platform.clone(), pcr11_phase: a.pcr11_phase.clone() };
+    // `--pcr-values FILE` of tpm2-policy: written with the output, or not at all.
+    let mut pcr_values: Option<(&Path, Vec<u8>)> = None;
     let text = match a.format {
         Format::Constellation => constellation::export(bundle, &opts, &a.reference, &a.stream)?,
         Format::Trustee => {
@@ -599,7 +601,7 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome> {
         Format::Tpm2Policy => {
             let p = tpm2_policy::export(bundle, &opts, &a.pcrs, a.bank)?;
             if let Some(path) = &a.pcr_values {
-                crate::fsutil::write_atomic(path, &p.values)?;
+                pcr_values = Some((path.as_path(), p.values));
             }
             let list: Vec<String> = p.pcrs.iter().map(u8::to_string).collect();
             eprintln!(
@@ -611,14 +613,18 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome> {
             format!("{}\n", hex::encode(&p.digest))
         }
     };
-    match &a.output {
-        Some(path) => crate::fsutil::write_atomic(path, text.as_bytes())?,
-        None => print!("{text}"),
+    let mut files: Vec<(&Path, &[u8])> = pcr_values.iter().map(|(path, v)| (*path, v.as_slice())).collect();
+    if let Some(path) = &a.output {
+        files.push((path, text.as_bytes()));
+    }
+    crate::fsutil::write_atomic_all(&files)?;
+    if a.output.is_none() {
+        print!("{text}");
     }
     Ok(Outcome::Ok)
 }
 
-/// Writes a Keylime export into `dir`, each file atomically, and says what went where.
+/// Writes a Keylime export into `dir` (all three files or none), and says what went where.
 fn write_keylime(dir: &Path, e: &keylime::Export) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let files = [
@@ -626,9 +632,10 @@ fn write_keylime(dir: &Path, e: &keylime::Export) -> Result<()> {
         ("refstate.json", e.refstate.as_str()),
         (keylime::POLICY_MODULE_FILE, keylime::POLICY_MODULE),
     ];
-    for (name, text) in files {
-        crate::fsutil::write_atomic(&dir.join(name), text.as_bytes())?;
-    }
+    let paths: Vec<PathBuf> = files.iter().map(|(name, _)| dir.join(name)).collect();
+    let files: Vec<(&Path, &[u8])> =
+        paths.iter().zip(files).map(|(path, (_, text))| (path.as_path(), text.as_bytes())).collect();
+    crate::fsutil::write_atomic_all(&files)?;
     let pcrs: Vec<String> = e.tpm_policy_pcrs.iter().map(u8::to_string).collect();
     eprintln!(
         "wrote {0}/tpm_policy.json (PCRs {1}), {0}/refstate.json ({2} boot(s)) and {0}/{3} (measured boot policy {4:?})",
