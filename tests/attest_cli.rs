@@ -19,7 +19,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::release::{build_output, json_of, need, release, s, vtpm_reference, BOOTS};
+use common::release::{build_output, json_of, keyed_dir, need, release, s, vtpm_reference, BOOTS};
 use common::swtpm::{extend_spec, Swtpm};
 use common::{assert_fails, nodeimg, tool, Run};
 use serde_json::{json, Value};
@@ -53,11 +53,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("attest_cli");
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        let run = nodeimg(&d, &["keygen", "-o", "k", "--unencrypted", "-q"]);
-        assert_eq!(run.code, 0, "{run:?}");
+        let d = keyed_dir("attest_cli");
 
         // The firmware-owned PCRs, as read from the running instance.
         let real: Value = serde_json::from_slice(&fs::read(boot("pcrs.json")).unwrap()).unwrap();

@@ -28,7 +28,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::release::{build_output, need, release, root, s, vtpm_reference, BootInputs, BOOTS};
+use common::release::{build_output, keyed_dir, need, release, root, s, vtpm_reference, BootInputs, BOOTS};
 use common::swtpm::{extend_spec, Swtpm};
 use common::{assert_fails, nodeimg, tool, Run};
 use serde_json::Value;
@@ -80,11 +80,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("keylime_cli");
-        let _ = fs::remove_dir_all(&d);
-        fs::create_dir_all(&d).unwrap();
-        let run = nodeimg(&d, &["keygen", "-o", "k", "--unencrypted", "-q"]);
-        assert_eq!(run.code, 0, "{run:?}");
+        let d = keyed_dir("keylime_cli");
         let mut boots = Vec::new();
         for (i, boot) in BOOTS.iter().enumerate() {
             let uki = boot.uki();

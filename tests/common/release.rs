@@ -193,6 +193,17 @@ pub fn build_output(dir: &Path, version: &str, platforms: &[PlatformOutput]) {
     }
 }
 
+/// A fresh scratch directory `name` under the test target's temporary directory, holding the
+/// throwaway key pair `k.key` / `k.pub` that [`release`] signs with.
+pub fn keyed_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = fs::remove_dir_all(&d);
+    fs::create_dir_all(&d).unwrap();
+    let run = nodeimg(&d, &["keygen", "-o", "k", "--unencrypted", "-q"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    d
+}
+
 /// Releases the build output `build` (relative to `d`) with the key `d/k.key` into `d/rel`;
 /// returns the bundle's path.
 pub fn release(d: &Path, build: &str, version: &str, extra: &[&str]) -> PathBuf {
