@@ -648,28 +648,15 @@ fn tpm2_policy_equals_tpm2_createpolicy() {
     let d = dir.path();
     let rel = released(d);
     let bundle = rel.join("bundle.json").display().to_string();
+    let policy = |args: &[&str]| {
+        let base = ["export", "--bundle", &bundle, "--pubkey", "k.pub", "--format", "tpm2-policy"];
+        nodeimg(d, &[&base[..], &["--platform", "qemu-snp"], args].concat())
+    };
     let tpm = common::swtpm::Swtpm::start("sha256");
     for (pcrs, phase) in
         [("4,9,11", "enter-initrd"), ("0,4", "enter-initrd"), ("11", "enter-initrd:leave-initrd:sysinit:ready")]
     {
-        let args = [
-            "export",
-            "--bundle",
-            &bundle,
-            "--pubkey",
-            "k.pub",
-            "--format",
-            "tpm2-policy",
-            "--platform",
-            "qemu-snp",
-            "--pcrs",
-            pcrs,
-            "--pcr11-phase",
-            phase,
-            "--pcr-values",
-            "values.bin",
-        ];
-        let run = nodeimg(d, &args);
+        let run = policy(&["--pcrs", pcrs, "--pcr11-phase", phase, "--pcr-values", "values.bin"]);
         assert_eq!(run.code, 0, "{pcrs}: {run:?}");
         let ours = run.stdout.trim().to_owned();
         let oracle = tool(
@@ -691,46 +678,11 @@ fn tpm2_policy_equals_tpm2_createpolicy() {
         assert_eq!(ours, hex::encode(fs::read(d.join("policy.bin")).unwrap()), "{pcrs} at {phase}");
     }
     // A PCR the bundle has no value for is refused, not guessed.
-    let run = nodeimg(
-        d,
-        &[
-            "export",
-            "--bundle",
-            &bundle,
-            "--pubkey",
-            "k.pub",
-            "--format",
-            "tpm2-policy",
-            "--platform",
-            "qemu-snp",
-            "--pcrs",
-            "5",
-        ],
-    );
-    assert_fails(&run, 2, &["no sha256 value for PCR 5"]);
+    assert_fails(&policy(&["--pcrs", "5"]), 2, &["no sha256 value for PCR 5"]);
     // The values file and the digest are written together or not at all: with a directory in
     // the way of the digest, the values file does not appear.
     fs::create_dir(d.join("digest-dir")).unwrap();
-    let run = nodeimg(
-        d,
-        &[
-            "export",
-            "--bundle",
-            &bundle,
-            "--pubkey",
-            "k.pub",
-            "--format",
-            "tpm2-policy",
-            "--platform",
-            "qemu-snp",
-            "--pcrs",
-            "4",
-            "--pcr-values",
-            "alone.bin",
-            "-o",
-            "digest-dir",
-        ],
-    );
+    let run = policy(&["--pcrs", "4", "--pcr-values", "alone.bin", "-o", "digest-dir"]);
     assert_fails(&run, 2, &["digest-dir: a directory is in the way of a file"]);
     assert!(!d.join("alone.bin").exists(), "the values file without its digest");
 }
