@@ -466,11 +466,10 @@ fn source_date_epoch(profiles_dir: &Path) -> Result<u64, Error> {
     })
 }
 
-/// The last value of `key` in the base profile's `mkosi.conf`.
+/// The last value of `key` in the base profile (`mkosi.conf`, then `mkosi.conf.d/`).
 fn base_conf(profiles_dir: &Path, key: &str) -> Result<String, Error> {
     let path = profiles_dir.join("mkosi.conf");
-    let text = fs::read_to_string(&path).map_err(read_err(&path))?;
-    crate::profiles::parse_ini(&text)
+    crate::profiles::base_settings(profiles_dir)?
         .iter()
         .rev()
         .find(|(_, k, _)| k == key)

@@ -60,6 +60,7 @@ pub mod lock;
 pub mod mkosi;
 pub mod preflight;
 pub mod profiles;
+pub mod project;
 pub mod repro;
 pub mod run;
 pub mod source;

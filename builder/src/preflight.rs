@@ -57,7 +57,7 @@ pub type Requests = BTreeMap<Scope, BTreeMap<String, Asked>>;
 
 /// The configuration files mkosi reads for `path` (a directory: its `mkosi.conf`, then
 /// `mkosi.conf.d/` sorted, directories recursively; a file: itself), in mkosi's order.
-fn conf_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+pub(crate) fn conf_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     if !path.is_dir() {
         if path.is_file() {
             out.push(path.to_path_buf());

@@ -282,8 +282,7 @@ impl ProfileSet {
     /// Reads `dir/mkosi.conf` and every `dir/mkosi.profiles/*/mkosi.conf` (or `*.conf`).
     pub fn load(dir: &Path) -> Result<Self, Error> {
         let base = dir.join("mkosi.conf");
-        let base_text = read(&base)?;
-        let settings = parse_ini(&base_text);
+        let settings = base_settings(dir)?;
         let image_id = last_value(&settings, "Output", "ImageId")
             .ok_or_else(|| Error::Profile(format!("{}: no ImageId= in [Output]", base.display())))?;
         let image_version = last_value(&settings, "Output", "ImageVersion")
@@ -441,6 +440,23 @@ impl ProfileSet {
 
 fn read(path: &Path) -> Result<String, Error> {
     fs::read_to_string(path).map_err(|error| Error::Read { path: path.to_path_buf(), error })
+}
+
+/// The settings of the base profile in mkosi's order: `mkosi.conf`, then `mkosi.conf.d/` (sorted,
+/// directories by their own `mkosi.conf` and `mkosi.conf.d/`), where an image project's additions
+/// are (see [`crate::project`]).
+pub fn base_settings(dir: &Path) -> Result<Vec<(String, String, String)>, Error> {
+    let base = dir.join("mkosi.conf");
+    if !base.is_file() {
+        return Err(Error::Profile(format!("{}: no such file (not an mkosi profile directory)", base.display())));
+    }
+    let mut files = Vec::new();
+    crate::preflight::conf_files(dir, &mut files)?;
+    let mut settings = Vec::new();
+    for f in files {
+        settings.extend(parse_ini(&read(&f)?));
+    }
+    Ok(settings)
 }
 
 /// `(section, key, value)` in file order, following mkosi's `parse_ini`.

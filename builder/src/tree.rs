@@ -76,6 +76,51 @@ pub fn tree_sha256(dir: &Path) -> Result<String, Error> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// The same digest of a tree given in memory: `(path, executable, content)` per regular file
+/// (`/`-separated relative paths); the directories holding them count as they would on disk.
+pub fn files_sha256<'a>(files: impl IntoIterator<Item = (&'a str, bool, &'a [u8])>) -> String {
+    enum Entry<'a> {
+        Dir,
+        File(bool, &'a [u8]),
+    }
+    // Ordered as `tree_sha256` orders `PathBuf`s (component by component).
+    let mut entries: std::collections::BTreeMap<PathBuf, Entry<'a>> = std::collections::BTreeMap::new();
+    for (path, exec, content) in files {
+        let mut prefix = String::new();
+        let mut parts = path.split('/').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                break;
+            }
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            entries.entry(PathBuf::from(&prefix)).or_insert(Entry::Dir);
+        }
+        entries.insert(PathBuf::from(path), Entry::File(exec, content));
+    }
+    let mut h = Sha256::new();
+    for (name, e) in entries {
+        let name = name.as_os_str().as_bytes();
+        match e {
+            Entry::Dir => {
+                h.update(b"d");
+                h.update(name);
+                h.update([0]);
+            }
+            Entry::File(exec, content) => {
+                h.update(if exec { b"x" } else { b"f" });
+                h.update(name);
+                h.update([0]);
+                h.update((content.len() as u64).to_le_bytes());
+                h.update(content);
+            }
+        }
+    }
+    hex::encode(h.finalize())
+}
+
 fn walk(root: &Path, rel: &Path, depth: usize, out: &mut Vec<PathBuf>) -> Result<(), Error> {
     if depth > MAX_DEPTH {
         return Err(Error::Profile(format!(
@@ -153,6 +198,26 @@ mod tests {
         fs::write(copy.join("mkosi.conf"), "[Output]\n").unwrap();
         fs::write(copy.join("mkosi.profiles/qemu/mkosi.conf"), "x").unwrap();
         assert_eq!(tree_sha256(&copy).unwrap(), base);
+    }
+
+    /// The in-memory digest is the on-disk one of the same tree.
+    #[test]
+    fn files_in_memory_hash_as_on_disk() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::create_dir_all(d.join("a/b")).unwrap();
+        fs::write(d.join("a/b/c.conf"), "c").unwrap();
+        fs::write(d.join("a/x"), "#!/bin/sh\n").unwrap();
+        fs::set_permissions(d.join("a/x"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::write(d.join("mkosi.conf"), "[Output]\n").unwrap();
+        fs::write(d.join("a.conf"), "").unwrap();
+        let mem = files_sha256([
+            ("mkosi.conf", false, b"[Output]\n" as &[u8]),
+            ("a.conf", false, b""),
+            ("a/x", true, b"#!/bin/sh\n"),
+            ("a/b/c.conf", false, b"c"),
+        ]);
+        assert_eq!(mem, tree_sha256(d).unwrap());
     }
 
     #[test]

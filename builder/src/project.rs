@@ -1,0 +1,473 @@
+//! Image projects: a user's own image on nodeimg's base, without a copy of this repository.
+//!
+//! A release engineer's node image is nodeimg's minimal base (Debian trixie, systemd, the cloud
+//! kernel, a dm-verity erofs root and one UKI) plus their workload. Copying `mkosi-profiles/`
+//! would fork the base: every fix to it would have to be merged by hand, and nothing would say
+//! which base an image was made from. A project therefore holds only what is the user's:
+//!
+//! ```text
+//! PROJECT/
+//!   nodeimg-project.json   {"base": "sha256:…"}: which base this project is built on
+//!   image/                 what the image adds to the base, as an mkosi configuration directory:
+//!     mkosi.conf           ImageId=, ImageVersion=, Packages=, KernelCommandLine=, …
+//!     mkosi.extra/         files copied into the root (units, presets, configuration)
+//!     mkosi.postinst.chroot  (optional) a script run inside the image after the packages
+//!   platforms/NAME/        one per platform: mkosi.conf (command-line keys) and nodeimg.json
+//!   packages.lock          every package of the image, its initrd and the tools tree, pinned
+//! ```
+//!
+//! The base ships inside the `nodeimg` binary (the repository's `mkosi-profiles/` without its
+//! lock and its test overlay, embedded at compile time), so an installed nodeimg needs no
+//! checkout. Before each command, [`Project::compose`] writes the tree mkosi reads — the base's
+//! `mkosi.conf`, `mkosi.repart/` and `mkosi.sandbox/`, the project's `image/` as
+//! `mkosi.conf.d/50-image/` (mkosi reads it after the base's `mkosi.conf`, so lists such as
+//! `Packages=` add to the base's and single values such as `ImageId=` replace them; its
+//! `mkosi.extra/` and scripts are found there by mkosi's own rules), `platforms/NAME/` as
+//! `mkosi.profiles/NAME/`, and the lock. The tree is content-addressed
+//! (`CACHE/projects/<tree sha256>/`): the same project and base compose to the same directory,
+//! whose [`crate::tree`] hash is what `build.json` and the bundle record as the profiles'
+//! identity, so a rebuild years later checks that it was given the same project *and* base.
+//! Empty directories of the project are not copied (git does not keep them, and a clone must
+//! compose to the same tree).
+//!
+//! **Pinning the base.** `nodeimg-project.json` names the base by its content hash. A nodeimg
+//! whose base differs refuses the project (exit 2) and says both hashes: a project moves to a new
+//! base deliberately (edit the hash, `nodeimg lock`, rebuild, review the new reference values),
+//! never because the tool was upgraded.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{read_err, write_err, Error};
+
+/// The file that makes a directory an image project.
+pub const PROJECT_FILE: &str = "nodeimg-project.json";
+/// The project's additions to the base.
+pub const IMAGE_DIR: &str = "image";
+/// The project's platform profiles.
+pub const PLATFORMS_DIR: &str = "platforms";
+/// Where the image directory goes in the composed tree.
+const IMAGE_DROPIN: &str = "mkosi.conf.d/50-image";
+/// The largest project file read.
+const MAX_PROJECT_FILE: u64 = 64 << 10;
+
+/// The base profile: `(path, executable, content)` of every file, sorted by path.
+static BASE: &[(&str, bool, &[u8])] = include!(concat!(env!("OUT_DIR"), "/base_files.rs"));
+
+/// The package lock of the base as this nodeimg was released with; a new project starts from it
+/// (so a project that adds nothing builds from the same pins, and cached packages).
+pub const BASE_LOCK: &str = include_str!("../../mkosi-profiles/packages.lock");
+
+/// The base's files (without the platform profiles, which [`init`] copies into a project).
+pub fn base_files() -> impl Iterator<Item = (&'static str, bool, &'static [u8])> {
+    BASE.iter().copied().filter(|(p, _, _)| !p.starts_with("mkosi.profiles/"))
+}
+
+/// The content hash of the base (as [`crate::tree::tree_sha256`] of its files would be).
+pub fn base_sha256() -> String {
+    crate::tree::files_sha256(base_files())
+}
+
+/// The platforms whose profiles the base ships as templates (`qemu`, `gcp`, …), sorted.
+pub fn platform_templates() -> Vec<&'static str> {
+    let mut names: Vec<&str> =
+        BASE.iter().filter_map(|(p, _, _)| p.strip_prefix("mkosi.profiles/")?.split('/').next()).collect();
+    names.dedup();
+    names
+}
+
+/// `nodeimg-project.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectFile {
+    /// The base the project is built on: `sha256:` and the base's content hash.
+    pub base: String,
+}
+
+/// An image project directory, checked.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub dir: PathBuf,
+    pub file: ProjectFile,
+}
+
+impl Project {
+    /// Whether `dir` holds a project file.
+    pub fn is_project(dir: &Path) -> bool {
+        dir.join(PROJECT_FILE).is_file()
+    }
+
+    /// Reads and checks the project at `dir`: its project file, that it pins this nodeimg's
+    /// base, and that it has an image directory and at least one platform.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(PROJECT_FILE);
+        let meta = fs::metadata(&path).map_err(|_| {
+            Error::Profile(format!(
+                "{}: not an image project (no {PROJECT_FILE}); create one with `nodeimg init {}`",
+                dir.display(),
+                dir.display()
+            ))
+        })?;
+        if meta.len() > MAX_PROJECT_FILE {
+            return Err(Error::Profile(format!("{}: larger than {MAX_PROJECT_FILE} bytes", path.display())));
+        }
+        let text = fs::read_to_string(&path).map_err(read_err(&path))?;
+        let file: ProjectFile = serde_json::from_str(&text)
+            .map_err(|e| Error::Profile(format!("{}: {e} (expected {{\"base\": \"sha256:…\"}})", path.display())))?;
+        let ours = format!("sha256:{}", base_sha256());
+        if file.base != ours {
+            return Err(Error::Profile(format!(
+                "{}: the project is built on base {}, but this nodeimg ({}) carries base {ours}.\n\
+                 Use the nodeimg the project was made with, or move the project to this base: set \"base\" to \
+                 {ours:?}, run `nodeimg lock`, build, and review the new reference values.",
+                path.display(),
+                file.base,
+                env!("CARGO_PKG_VERSION"),
+            )));
+        }
+        let image = dir.join(IMAGE_DIR).join("mkosi.conf");
+        if !image.is_file() {
+            return Err(Error::Profile(format!(
+                "{}: missing; a project's image/mkosi.conf says what the image adds to the base (`nodeimg init` writes one)",
+                image.display()
+            )));
+        }
+        let platforms = dir.join(PLATFORMS_DIR);
+        let has_platform = fs::read_dir(&platforms)
+            .map(|rd| rd.flatten().any(|e| e.path().join("mkosi.conf").is_file()))
+            .unwrap_or(false);
+        if !has_platform {
+            return Err(Error::Profile(format!(
+                "{}: no platform profiles (platforms/NAME/mkosi.conf and nodeimg.json); `nodeimg init --platform` \
+                 writes them, from these templates: {}",
+                platforms.display(),
+                platform_templates().join(", ")
+            )));
+        }
+        Ok(Self { dir: dir.to_path_buf(), file })
+    }
+
+    /// The project's package lock.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join(crate::build::LOCK_FILE)
+    }
+
+    /// Writes the tree mkosi reads for this project under `cache_dir/projects/` (see the module
+    /// docs) and returns its path. Composing the same project twice gives the same directory.
+    pub fn compose(&self, cache_dir: &Path) -> Result<PathBuf, Error> {
+        let root = cache_dir.join("projects");
+        fs::create_dir_all(&root).map_err(write_err(&root))?;
+        let staging = root.join(format!(".compose-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&staging);
+        let result = self.compose_into(&staging).and_then(|()| crate::tree::tree_sha256(&staging));
+        let hash = match result {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        let dest = root.join(&hash);
+        if dest.is_dir() {
+            let _ = fs::remove_dir_all(&staging);
+        } else {
+            fs::rename(&staging, &dest).map_err(write_err(&dest))?;
+        }
+        Ok(dest)
+    }
+
+    fn compose_into(&self, dest: &Path) -> Result<(), Error> {
+        for (path, exec, content) in base_files() {
+            write_file(&dest.join(path), content, exec)?;
+        }
+        copy_tree(&self.dir.join(IMAGE_DIR), &dest.join(IMAGE_DROPIN), 0)?;
+        let platforms = self.dir.join(PLATFORMS_DIR);
+        let mut names: Vec<_> = fs::read_dir(&platforms).map_err(read_err(&platforms))?.flatten().collect();
+        names.sort_by_key(|e| e.file_name());
+        for e in names {
+            let from = e.path();
+            if from.is_dir() {
+                copy_tree(&from, &dest.join("mkosi.profiles").join(e.file_name()), 0)?;
+            }
+        }
+        let lock = self.lock_path();
+        if lock.is_file() {
+            let text = fs::read(&lock).map_err(read_err(&lock))?;
+            write_file(&dest.join(crate::build::LOCK_FILE), &text, false)?;
+        }
+        Ok(())
+    }
+}
+
+/// How deep a project tree may nest.
+const MAX_DEPTH: usize = 64;
+
+/// Copies the files and symbolic links below `from` to `to`, creating directories only where a
+/// file or link is (so empty directories are not copied); only the execute bit of the mode is kept.
+fn copy_tree(from: &Path, to: &Path, depth: usize) -> Result<(), Error> {
+    if depth > MAX_DEPTH {
+        return Err(Error::Profile(format!("{}: nested deeper than {MAX_DEPTH} directories", from.display())));
+    }
+    let mut entries: Vec<_> =
+        fs::read_dir(from).map_err(read_err(from))?.collect::<Result<_, _>>().map_err(read_err(from))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let src = e.path();
+        let dst = to.join(e.file_name());
+        let ft = e.file_type().map_err(read_err(&src))?;
+        if ft.is_dir() {
+            copy_tree(&src, &dst, depth + 1)?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&src).map_err(read_err(&src))?;
+            fs::create_dir_all(to).map_err(write_err(to))?;
+            std::os::unix::fs::symlink(&target, &dst).map_err(write_err(&dst))?;
+        } else if ft.is_file() {
+            let exec = e.metadata().map_err(read_err(&src))?.permissions().mode() & 0o111 != 0;
+            let content = fs::read(&src).map_err(read_err(&src))?;
+            write_file(&dst, &content, exec)?;
+        } else {
+            return Err(Error::Profile(format!(
+                "{}: neither a file, a directory nor a symbolic link",
+                src.display().to_string().escape_debug()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, content: &[u8], exec: bool) -> Result<(), Error> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(write_err(parent))?;
+    }
+    fs::write(path, content).map_err(write_err(path))?;
+    let mode = if exec { 0o755 } else { 0o644 };
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(write_err(path))
+}
+
+/// What [`init`] writes into a new project.
+#[derive(Debug)]
+pub struct InitOptions<'a> {
+    /// The image's name (`ImageId=`): lower-case letters, digits and `-`.
+    pub name: &'a str,
+    /// The platforms, from [`platform_templates`].
+    pub platforms: &'a [String],
+}
+
+/// Creates a project in `dir` (which must not exist, or be empty): the project file pinning this
+/// nodeimg's base, `image/mkosi.conf` with the image's name and version, the platform profiles,
+/// the base's lock, a README and a `.gitignore`. Writes into a sibling directory first and renames
+/// it into place, so a failure leaves nothing behind.
+pub fn init(dir: &Path, opts: &InitOptions<'_>) -> Result<(), Error> {
+    let name = opts.name;
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-');
+    if !name_ok {
+        return Err(Error::Profile(format!(
+            "image name {name:?}: use lower-case letters, digits and '-' (at most 64), as ImageId= wants"
+        )));
+    }
+    let templates = platform_templates();
+    if opts.platforms.is_empty() {
+        return Err(Error::Profile(format!("no platform given; choose from {}", templates.join(", "))));
+    }
+    for p in opts.platforms {
+        if !templates.contains(&p.as_str()) {
+            return Err(Error::UnknownProfile {
+                name: p.clone(),
+                dir: PathBuf::from("nodeimg's base"),
+                known: templates.join(", "),
+            });
+        }
+    }
+    if dir.exists() {
+        let empty = fs::read_dir(dir).map_err(read_err(dir))?.next().is_none();
+        if !empty {
+            return Err(Error::Profile(format!(
+                "{}: exists and is not empty; `nodeimg init` makes a new project in a new or empty directory",
+                dir.display()
+            )));
+        }
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let staging =
+        parent.join(format!(".{}.init-{}", dir.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    let result = write_project(&staging, opts);
+    if let Err(e) = result {
+        let _ = fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    if dir.exists() {
+        fs::remove_dir(dir).map_err(write_err(dir))?;
+    }
+    fs::rename(&staging, dir).map_err(|error| {
+        let _ = fs::remove_dir_all(&staging);
+        Error::Write { path: dir.to_path_buf(), error }
+    })
+}
+
+fn write_project(dir: &Path, opts: &InitOptions<'_>) -> Result<(), Error> {
+    let mut pf = serde_json::to_vec_pretty(&ProjectFile { base: format!("sha256:{}", base_sha256()) })
+        .expect("the project file serialises");
+    pf.push(b'\n');
+    write_file(&dir.join(PROJECT_FILE), &pf, false)?;
+    write_file(&dir.join(IMAGE_DIR).join("mkosi.conf"), image_conf(opts.name).as_bytes(), false)?;
+    for p in opts.platforms {
+        let prefix = format!("mkosi.profiles/{p}/");
+        for (path, exec, content) in BASE.iter().filter(|(path, _, _)| path.starts_with(&prefix)) {
+            let rel = &path[prefix.len()..];
+            write_file(&dir.join(PLATFORMS_DIR).join(p).join(rel), content, *exec)?;
+        }
+    }
+    write_file(&dir.join(crate::build::LOCK_FILE), BASE_LOCK.as_bytes(), false)?;
+    write_file(&dir.join("README.md"), readme(opts).as_bytes(), false)?;
+    write_file(&dir.join(".gitignore"), b"/out/\n*.key\n", false)?;
+    Ok(())
+}
+
+fn image_conf(name: &str) -> String {
+    format!(
+        "\
+# What this image adds to nodeimg's base (Debian trixie, systemd, the cloud kernel, a dm-verity
+# erofs root and one UKI). mkosi reads this file after the base's mkosi.conf: lists such as
+# Packages= add to the base's, single values such as ImageVersion= replace them.
+#
+# Files in mkosi.extra/ beside this file are copied into the root (units under
+# usr/lib/systemd/system/, presets under usr/lib/systemd/system-preset/ to enable them). An
+# executable mkosi.postinst.chroot here runs inside the image after the packages are installed.
+# After changing Packages=, run `nodeimg lock` and commit packages.lock.
+
+[Output]
+ImageId={name}
+ImageVersion=0.1.0
+
+[Content]
+# Packages=
+#         nginx-light
+"
+    )
+}
+
+fn readme(opts: &InitOptions<'_>) -> String {
+    let platforms = opts.platforms.join(", ");
+    format!(
+        "\
+# {name}
+
+A node image made with nodeimg: nodeimg's minimal base
+(Debian trixie, systemd, the cloud kernel, a dm-verity protected erofs root, one UKI) plus what
+`image/` adds, for these platforms: {platforms}.
+
+## Layout
+
+- `nodeimg-project.json` — the base this project is built on, by content hash. A newer nodeimg
+  with another base refuses to build it until you move the project on deliberately.
+- `image/mkosi.conf` — the image's name and version and the packages it adds (`Packages=`);
+  `image/mkosi.extra/` — files copied into the root; `image/mkosi.postinst.chroot` — a script
+  run inside the image after the packages (all optional, mkosi's own rules).
+- `platforms/NAME/` — per platform: `mkosi.conf` (kernel command-line keys only) and
+  `nodeimg.json` (attestation variant, enforced PCRs, firmware for SEV-SNP/TDX launch digests).
+- `packages.lock` — every package of the image, its initrd and mkosi's tools tree, pinned by
+  version and sha256. Run `nodeimg lock` after changing `Packages=`; commit it.
+
+## Build, sign, release
+
+```sh
+nodeimg lock                        # after changing Packages= (resolves and pins them)
+nodeimg build --all                 # out/{name}-VERSION/<platform>/ with reference-values.json
+nodeimg keygen -o keys/release      # once: keys/release.key (secret) and keys/release.pub
+nodeimg release --version 0.1.0 --key keys/release.key   # out/release/{name}-0.1.0/
+```
+
+## What is measured where
+
+- The root file system is a read-only erofs image protected by dm-verity; its root hash is on
+  the UKI's kernel command line (`roothash=`), so every file of `image/` is covered by the UKI.
+- The UKI (systemd-stub, kernel, initrd, command line) is measured by the firmware into PCR 4
+  and, section by section, by systemd-stub into PCR 11; the command line also into PCR 12 when
+  it is overridden; the GPT into PCR 5; Secure Boot state into PCR 7; files the stub loads from
+  `<UKI>.extra.d/` (system extensions, credentials) into PCR 12 and 13.
+- `nodeimg build` predicts these values per platform (and the SEV-SNP launch digest and TDX
+  MRTD/RTMRs where `nodeimg.json` asks), `nodeimg release` signs them; verifiers check nodes
+  with `nodeimg attest check` or the exports for Keylime, Trustee and Constellation.
+",
+        name = opts.name,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_base_is_embedded_without_lock_or_test_overlay() {
+        let paths: Vec<&str> = BASE.iter().map(|(p, _, _)| *p).collect();
+        assert!(paths.contains(&"mkosi.conf"), "{paths:?}");
+        assert!(paths.iter().any(|p| p.starts_with("mkosi.repart/")), "{paths:?}");
+        assert!(!paths.contains(&"packages.lock"));
+        assert!(!paths.iter().any(|p| p.starts_with("mkosi.profiles/test")), "{paths:?}");
+        assert_eq!(platform_templates(), ["aws", "azure", "gcp", "qemu"]);
+        // The base's hash is the on-disk tree hash of the same files.
+        let t = tempfile::tempdir().unwrap();
+        for (p, exec, c) in base_files() {
+            write_file(&t.path().join(p), c, exec).unwrap();
+        }
+        assert_eq!(base_sha256(), crate::tree::tree_sha256(t.path()).unwrap());
+    }
+
+    #[test]
+    fn init_then_compose_gives_one_tree_and_empty_dirs_do_not_count() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("web");
+        init(&dir, &InitOptions { name: "web", platforms: &["qemu".into(), "gcp".into()] }).unwrap();
+        let p = Project::open(&dir).unwrap();
+        let cache = t.path().join("cache");
+        let a = p.compose(&cache).unwrap();
+        assert!(a.join("mkosi.conf.d/50-image/mkosi.conf").is_file());
+        assert!(a.join("mkosi.profiles/qemu/nodeimg.json").is_file());
+        assert!(a.join("mkosi.profiles/gcp/mkosi.conf").is_file());
+        assert!(!a.join("mkosi.profiles/aws").exists());
+        assert!(a.join("packages.lock").is_file());
+        fs::create_dir_all(dir.join("image/mkosi.extra/empty")).unwrap();
+        assert_eq!(p.compose(&cache).unwrap(), a, "an empty directory changes nothing");
+        fs::write(dir.join("image/mkosi.extra/f"), "x").unwrap();
+        let b = p.compose(&cache).unwrap();
+        assert_ne!(b, a);
+        assert_eq!(fs::read(b.join("mkosi.conf.d/50-image/mkosi.extra/f")).unwrap(), b"x");
+        // Nothing left behind but the composed trees.
+        let left: Vec<_> = fs::read_dir(cache.join("projects")).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+    }
+
+    #[test]
+    fn refusals_name_the_fix() {
+        let t = tempfile::tempdir().unwrap();
+        let err = Project::open(t.path()).unwrap_err().to_string();
+        assert!(err.contains("nodeimg init"), "{err}");
+
+        let dir = t.path().join("p");
+        init(&dir, &InitOptions { name: "p", platforms: &["qemu".into()] }).unwrap();
+        fs::write(dir.join(PROJECT_FILE), "{\"base\": \"sha256:00\"}\n").unwrap();
+        let err = Project::open(&dir).unwrap_err().to_string();
+        assert!(err.contains("sha256:00") && err.contains(&base_sha256()) && err.contains("nodeimg lock"), "{err}");
+
+        // init refuses a non-empty directory, a bad name and an unknown platform, and leaves nothing.
+        let err = init(&dir, &InitOptions { name: "p", platforms: &["qemu".into()] }).unwrap_err().to_string();
+        assert!(err.contains("not empty"), "{err}");
+        let fresh = t.path().join("fresh");
+        for (name, platform) in [("Bad_Name", "qemu"), ("ok", "vmware")] {
+            assert!(init(&fresh, &InitOptions { name, platforms: &[platform.into()] }).is_err());
+            assert!(!fresh.exists());
+        }
+        let left: Vec<_> = fs::read_dir(t.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert_eq!(left, ["p"], "no staging directory left");
+    }
+}
