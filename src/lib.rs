@@ -52,9 +52,13 @@ enum Command {
     /// TPM PCR banks: read them through the TCG software stack.
     #[command(subcommand)]
     Pcrs(cmd::pcrs::Command),
+    /// Create an image project: your image on nodeimg's built-in base (image/, platforms/,
+    /// packages.lock, a README), to build with `nodeimg lock`, `build`, `release` inside it.
+    Init(cmd::init::InitArgs),
     /// Build the node image with mkosi: one root, a checked UKI and disk image per platform.
     Build(cmd::build::BuildArgs),
-    /// Refresh the package lock (mkosi-profiles/packages.lock) and show what changed.
+    /// Refresh the package lock (the project's or mkosi-profiles/packages.lock) and show what
+    /// changed.
     Lock(cmd::lock::LockArgs),
     /// Compare two build outputs artefact by artefact (exit 1 when they differ).
     Repro(cmd::repro::ReproArgs),
@@ -104,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::Eventlog(c) => cmd::eventlog::run(c, global),
         Command::Pcrs(c) => cmd::pcrs::run(c, global),
         Command::Measure(c) => cmd::measure::run(c, global),
+        Command::Init(a) => cmd::init::run(a, global),
         Command::Build(a) => cmd::build::run(a, global),
         Command::Lock(a) => cmd::lock::run(a, global),
         Command::Repro(a) => cmd::repro::run(a, global),
@@ -116,7 +121,8 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Mismatch) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {}", text::clean_keep_lines(&format!("{e:#}")));
+            let text = cmd::build::user_paths(&format!("{e:#}"));
+            eprintln!("error: {}", text::clean_keep_lines(&text));
             ExitCode::from(2)
         }
     }

@@ -16,16 +16,56 @@ use indicatif::{DecimalBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{Global, Outcome};
 
-/// Where the profiles, the cache and mkosi are (shared by build, lock and repro).
-#[derive(Debug, Args)]
+/// Where the profiles, the cache and mkosi are (shared by build, lock, rebuild and release).
+#[derive(Debug, Args, Default)]
 pub struct Locations {
-    /// The mkosi profile directory.
-    #[arg(long, value_name = "DIR", default_value = "mkosi-profiles")]
-    pub profiles_dir: PathBuf,
+    /// An image project (made by `nodeimg init`): its image/ and platforms/ on nodeimg's built-in
+    /// base. Default: the current directory when it holds nodeimg-project.json.
+    #[arg(long, value_name = "DIR", conflicts_with = "profiles_dir")]
+    pub project: Option<PathBuf>,
+    /// An mkosi profile directory (the repository's mkosi-profiles/, or a copy), instead of a
+    /// project. Default: mkosi-profiles.
+    #[arg(long, value_name = "DIR", alias = "profiles")]
+    pub profiles_dir: Option<PathBuf>,
     /// Package cache, incremental image cache and mkosi tools tree, kept between builds.
     /// Default: $NODEIMG_CACHE_DIR, else $XDG_CACHE_HOME/nodeimg, else ~/.cache/nodeimg.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+}
+
+/// The profiles a command works on, resolved: a profile directory as given, or a project
+/// composed with the built-in base ([`builder::project`]).
+#[derive(Debug, Clone)]
+pub struct Profiles {
+    /// The directory mkosi reads.
+    pub dir: PathBuf,
+    /// The project, when there is one.
+    pub project: Option<PathBuf>,
+}
+
+impl Profiles {
+    /// The package lock the user edits and commits (the project's, or the profile directory's).
+    pub fn lock_path(&self) -> PathBuf {
+        self.project.as_ref().unwrap_or(&self.dir).join(builder::build::LOCK_FILE)
+    }
+
+    /// Where a lock is written.
+    pub fn lock_dir(&self) -> &Path {
+        self.project.as_ref().unwrap_or(&self.dir)
+    }
+}
+
+/// Paths of a composed project tree and what the user knows them as, for messages.
+static ALIASES: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+
+/// `text` with the paths of a composed project tree written as the project's own paths
+/// (`…/projects/<hash>/mkosi.conf.d/50-image` → `PROJECT/image`).
+pub fn user_paths(text: &str) -> String {
+    let mut t = text.to_owned();
+    for (from, to) in ALIASES.get().map(Vec::as_slice).unwrap_or_default() {
+        t = t.replace(from, to);
+    }
+    t
 }
 
 impl Locations {
@@ -51,32 +91,52 @@ impl Locations {
 
     /// mkosi: $NODEIMG_MKOSI, else `tools/bin/mkosi` beside the profile directory (made by
     /// `make setup`).
-    pub fn mkosi(&self) -> Result<PathBuf> {
+    pub fn mkosi(&self, profiles: &Profiles) -> Result<PathBuf> {
         if let Some(m) = std::env::var_os("NODEIMG_MKOSI").filter(|m| !m.is_empty()) {
             return Ok(m.into());
         }
-        let dir = self.profiles_dir()?;
-        Ok(dir.parent().unwrap_or(Path::new(".")).join("tools/bin/mkosi"))
+        let beside = profiles.project.as_ref().unwrap_or(&profiles.dir);
+        Ok(beside.parent().unwrap_or(Path::new(".")).join("tools/bin/mkosi"))
     }
 
-    /// The profile directory, made absolute (mkosi runs with another working directory).
-    pub fn profiles_dir(&self) -> Result<PathBuf> {
-        let d = &self.profiles_dir;
+    /// The profiles: `--project`, else `--profiles-dir`, else the current directory when it is a
+    /// project, else `mkosi-profiles`. A project is composed with the built-in base here.
+    pub fn profiles(&self) -> Result<Profiles> {
+        let project = match (&self.project, &self.profiles_dir) {
+            (Some(p), _) => Some(p.clone()),
+            (None, None) if builder::project::Project::is_project(Path::new(".")) => Some(PathBuf::from(".")),
+            _ => None,
+        };
+        if let Some(p) = project {
+            let p = p.canonicalize().with_context(|| format!("--project {}", p.display()))?;
+            let project = builder::project::Project::open(&p)?;
+            let dir = project.compose(&self.cache_dir())?;
+            let (c, u) = (dir.display().to_string(), p.display().to_string());
+            let _ = ALIASES.set(vec![
+                (format!("--profiles-dir {c}"), format!("--project {u}")),
+                (format!("{c}/mkosi.conf.d/50-image"), format!("{u}/image")),
+                (format!("{c}/mkosi.profiles"), format!("{u}/platforms")),
+                (format!("{c}/{}", builder::build::LOCK_FILE), format!("{u}/{}", builder::build::LOCK_FILE)),
+            ]);
+            return Ok(Profiles { dir, project: Some(p) });
+        }
+        let d = self.profiles_dir.clone().unwrap_or_else(|| PathBuf::from("mkosi-profiles"));
         if !d.is_dir() {
             bail!(
-                "{}: no such directory; give the image profile directory with --profiles-dir DIR \
-                 (default: mkosi-profiles in the working directory)",
+                "{}: no such directory; give an image project with --project DIR (`nodeimg init DIR` makes one) \
+                 or a profile directory with --profiles-dir DIR (default: mkosi-profiles in the working directory)",
                 d.display()
             );
         }
         if !d.join("mkosi.conf").is_file() {
             bail!(
                 "no mkosi.conf in {}: is it an image profile directory? Give --profiles-dir DIR (a copy of the \
-                 repository's mkosi-profiles/ to start from)",
+                 repository's mkosi-profiles/), or --project DIR for an image project",
                 d.display()
             );
         }
-        d.canonicalize().with_context(|| format!("resolving {}", d.display()))
+        let dir = d.canonicalize().with_context(|| format!("resolving {}", d.display()))?;
+        Ok(Profiles { dir, project: None })
     }
 }
 
@@ -247,7 +307,7 @@ impl Progress {
 /// Maps a builder error: check failures print and become exit 1, the rest exit 2.
 pub fn check_or_error(e: builder::Error) -> Result<Outcome> {
     if e.is_check_failure() {
-        eprintln!("mismatch: {e}");
+        eprintln!("mismatch: {}", user_paths(&e.to_string()));
         return Ok(Outcome::Mismatch);
     }
     Err(anyhow::Error::new(e))
@@ -413,15 +473,15 @@ pub(crate) fn build_measured(
 }
 
 pub fn run(args: BuildArgs, global: Global) -> Result<Outcome> {
-    let profiles_dir = args.loc.profiles_dir()?;
-    let set = ProfileSet::load(&profiles_dir)?;
+    let profiles = args.loc.profiles()?;
+    let set = ProfileSet::load(&profiles.dir)?;
     let selection = set.select(&args.profiles, args.all)?;
     let req = BuildRequest {
-        profiles_dir,
+        profiles_dir: profiles.dir.clone(),
         selection,
         out_dir: std::path::absolute(&args.out).with_context(|| format!("resolving {}", args.out.display()))?,
         cache_dir: args.loc.cache_dir(),
-        mkosi: args.loc.mkosi()?,
+        mkosi: args.loc.mkosi(&profiles)?,
         nodeimg_version: env!("CARGO_PKG_VERSION").to_owned(),
         source: args.source.choice(false)?,
         keyring: args.source.keyring.clone(),

@@ -1,7 +1,6 @@
 //! `nodeimg lock`: refresh `mkosi-profiles/packages.lock` from what the archive serves today.
 
 use anyhow::Result;
-use builder::build::LOCK_FILE;
 use builder::Lock;
 use clap::Args;
 use serde::Serialize;
@@ -46,8 +45,9 @@ struct Dropped {
 }
 
 pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
-    let profiles_dir = args.loc.profiles_dir()?;
-    let path = profiles_dir.join(LOCK_FILE);
+    let profiles = args.loc.profiles()?;
+    let profiles_dir = profiles.dir.clone();
+    let path = profiles.lock_path();
     let text = match path.exists() {
         true => Ok(crate::fsutil::read_input_text(&path, crate::fsutil::limits::BUNDLE, "a package lock")?),
         false => Err(()),
@@ -66,7 +66,7 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
     };
     if !args.check {
         // Before minutes of resolving: the lock is written into the profile directory.
-        builder::preflight::check_writable_dir(&profiles_dir, "the profile directory")?;
+        builder::preflight::check_writable_dir(profiles.lock_dir(), "the profile directory")?;
     }
     install_interrupt_handler();
     let mut progress = Progress::new(global);
@@ -76,7 +76,7 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
     let result = builder::build::resolve_packages(
         &profiles_dir,
         &args.loc.cache_dir(),
-        &args.loc.mkosi()?,
+        &args.loc.mkosi(&profiles)?,
         &source,
         args.source.keyring.as_deref(),
         &mut |e| progress.event(e),

@@ -3,6 +3,7 @@
 pub mod attest;
 pub mod build;
 pub mod eventlog;
+pub mod init;
 pub mod lock;
 pub mod measure;
 pub mod measure_boot;

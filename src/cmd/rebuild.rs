@@ -46,16 +46,13 @@ pub struct RebuildArgs {
     /// Debian's.
     #[arg(long, value_name = "FILE")]
     keyring: Option<PathBuf>,
-    /// The profile directory the release was built from (its content hash must be the one the
-    /// bundle records).
-    #[arg(long, value_name = "DIR", default_value = "mkosi-profiles")]
-    profiles: PathBuf,
+    /// The project or profile directory the release was built from (its content hash, composed
+    /// with the built-in base for a project, must be the one the bundle records), and the cache.
+    #[command(flatten)]
+    loc: Locations,
     /// Overlay profiles the release was built with (e.g. `test`); repeat for several.
     #[arg(long = "overlay", value_name = "NAME")]
     overlays: Vec<String>,
-    /// Package cache, incremental caches and tools tree (see `build`).
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
     /// Keep the rebuilt output under DIR (default: a temporary directory, removed afterwards).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -120,8 +117,9 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
         "checking {} {} and its package lock against the bundle",
         bundle.image.name, bundle.image.version
     ));
-    let loc = Locations { profiles_dir: args.profiles.clone(), cache_dir: args.cache_dir.clone() };
-    let profiles_dir = loc.profiles_dir()?;
+    let loc = &args.loc;
+    let profiles = loc.profiles()?;
+    let profiles_dir = profiles.dir.clone();
     let lock = lock_of_build(prov, &profiles_dir)?;
 
     // 3. Where the packages come from.
@@ -166,7 +164,7 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
         selection,
         out_dir,
         cache_dir: loc.cache_dir(),
-        mkosi: loc.mkosi()?,
+        mkosi: loc.mkosi(&profiles)?,
         nodeimg_version: env!("CARGO_PKG_VERSION").to_owned(),
         source: choice,
         keyring: args.keyring.clone(),

@@ -64,13 +64,11 @@ pub struct ReleaseArgs {
     /// too (see README, "Rebuilding a release"); a snapshot-built release does not need this.
     #[arg(long)]
     with_packages: bool,
-    /// With --with-packages: the profile directory the build was made from (its lock names the
-    /// packages; its content hash must be the one in build.json).
-    #[arg(long, value_name = "DIR", default_value = "mkosi-profiles")]
-    profiles_dir: PathBuf,
-    /// With --with-packages: the cache whose store (CACHE/debs) holds the build's .debs.
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
+    /// With --with-packages: the project or profile directory the build was made from (its lock
+    /// names the packages; its content hash must be the one in build.json), and the cache whose
+    /// store (CACHE/debs) holds the build's .debs.
+    #[command(flatten)]
+    loc: crate::cmd::build::Locations,
     /// Print a JSON object.
     #[arg(long)]
     json: bool,
@@ -296,7 +294,10 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
         None => dev_key(&a.out, global)?,
     };
     let mut steps = super::steps::Steps::new(global);
-    let lock = if a.with_packages { Some(lock_of_build(&build.info.provenance, &a.profiles_dir)?) } else { None };
+    let lock = match a.with_packages {
+        true => Some(lock_of_build(&build.info.provenance, &a.loc.profiles()?.dir)?),
+        false => None,
+    };
     let artefacts = build.check_artefacts(&mut |p| steps.event(p))?;
     let mut bundle = build.bundle(artefacts, &observed)?;
     if lock.is_some() {
@@ -326,8 +327,7 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
     if let Some(lock) = &lock {
         let what = "copying the package archive (the lock's .debs) into packages/";
         steps.event(release::Progress::Step { what, bytes: 0 });
-        let loc = crate::cmd::build::Locations { profiles_dir: a.profiles_dir.clone(), cache_dir: a.cache_dir.clone() };
-        let store = builder::debs::DebStore::under(&loc.cache_dir());
+        let store = builder::debs::DebStore::under(&a.loc.cache_dir());
         let debs = store.export(lock, &tmp.path().join(publish::PACKAGES_DIR))?;
         packages = debs.into_iter().map(|(file, _)| format!("{}/{file}", publish::PACKAGES_DIR)).collect();
     }
