@@ -227,7 +227,7 @@ fn build_into(
     let sel = &req.selection;
     let (source, keyring) = (&ready.source, ready.keyring.as_deref());
     let tree_sha256 = crate::tree::tree_sha256(&req.profiles_dir)?;
-    let key = cache_key(lock, source, keyring, &tree_sha256, &sel.overlays);
+    let key = cache_key(lock, source, keyring, &crate::tree::cache_relevant_sha256(&req.profiles_dir)?, &sel.overlays);
     let _cache_lock = CacheLock::acquire(&req.cache_dir, on_event)?;
     let cache = CacheDirs::keyed(&req.cache_dir, &key);
     cache.create()?;
@@ -510,14 +510,15 @@ fn read_keyring(path: Option<&Path>) -> Result<Option<Vec<u8>>, Error> {
 }
 
 /// The key of the caches a build may reuse: everything that decides which packages go into the
-/// image, its initrd and the tools tree, and how mkosi assembles them. A package archive's path
+/// image, its initrd and the tools tree, and how mkosi assembles them up to its cache point (the
+/// profile tree without what is applied after it: [`crate::tree::cache_relevant_sha256`]). A package archive's path
 /// is not part of it: its content is exactly the lock's `.deb`s (checked before mkosi runs), so
 /// two archives of one lock are one source.
 fn cache_key(
     lock: &Lock,
     source: &PackageSource,
     keyring: Option<&[u8]>,
-    tree_sha256: &str,
+    cache_tree_sha256: &str,
     overlays: &[String],
 ) -> String {
     let mut h = Sha256::new();
@@ -526,7 +527,7 @@ fn cache_key(
         lock.to_text().as_bytes(),
         serde_json::to_string(&source.record()).expect("serialises").as_bytes(),
         &Sha256::digest(keyring.unwrap_or_default()),
-        tree_sha256.as_bytes(),
+        cache_tree_sha256.as_bytes(),
         overlays.join(",").as_bytes(),
     ] {
         h.update((part.len() as u64).to_le_bytes());

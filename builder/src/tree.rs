@@ -31,8 +31,33 @@ const MAX_DEPTH: usize = 64;
 
 /// The SHA-256 (lowercase hex) of the tree at `dir`, as described above.
 pub fn tree_sha256(dir: &Path) -> Result<String, Error> {
+    hash_tree(dir, |_| true)
+}
+
+/// The same digest over only the entries that can change what mkosi caches between builds
+/// (the image with its packages installed, the default initrd, the tools tree): everything but
+/// what mkosi 25 applies *after* it saves its incremental cache (`build_image`: extra trees, then
+/// postinst, finalize and postoutput scripts), the platforms' `nodeimg.json` (mkosi does not read
+/// it) and the package lock (which the cache key holds itself). Editing a file under
+/// `mkosi.extra/` therefore keeps the installed packages cached; anything else, including every
+/// `mkosi.conf`, still changes the digest.
+pub fn cache_relevant_sha256(dir: &Path) -> Result<String, Error> {
+    hash_tree(dir, |rel| {
+        let post_cache = rel.components().any(|c| {
+            let name = c.as_os_str().to_string_lossy();
+            name == "mkosi.extra"
+                || ["mkosi.postinst", "mkosi.finalize", "mkosi.postoutput"].iter().any(|p| name.starts_with(p))
+        });
+        let unread = rel == Path::new(crate::build::LOCK_FILE)
+            || rel.file_name().is_some_and(|n| n == crate::profiles::PLATFORM_CONFIG);
+        !post_cache && !unread
+    })
+}
+
+fn hash_tree(dir: &Path, keep: impl Fn(&Path) -> bool) -> Result<String, Error> {
     let mut entries = Vec::new();
     walk(dir, Path::new(""), 0, &mut entries)?;
+    entries.retain(|rel| keep(rel));
     entries.sort();
     let mut h = Sha256::new();
     for rel in entries {
@@ -198,6 +223,36 @@ mod tests {
         fs::write(copy.join("mkosi.conf"), "[Output]\n").unwrap();
         fs::write(copy.join("mkosi.profiles/qemu/mkosi.conf"), "x").unwrap();
         assert_eq!(tree_sha256(&copy).unwrap(), base);
+    }
+
+    /// Files applied after mkosi's cache point, and files mkosi does not read, do not change the
+    /// cache digest; a configuration file does.
+    #[test]
+    fn cache_digest_ignores_what_is_applied_after_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::create_dir_all(d.join("mkosi.conf.d/50-image/mkosi.extra/etc")).unwrap();
+        fs::create_dir_all(d.join("mkosi.profiles/qemu")).unwrap();
+        fs::write(d.join("mkosi.conf"), "[Output]\n").unwrap();
+        fs::write(d.join("mkosi.conf.d/50-image/mkosi.conf"), "[Content]\nPackages=a\n").unwrap();
+        fs::write(d.join("mkosi.profiles/qemu/mkosi.conf"), "").unwrap();
+        let base = cache_relevant_sha256(d).unwrap();
+        let same = |what: &str, f: &dyn Fn()| {
+            f();
+            assert_eq!(cache_relevant_sha256(d).unwrap(), base, "{what} must not change the cache digest");
+        };
+        same("an extra tree file", &|| fs::write(d.join("mkosi.conf.d/50-image/mkosi.extra/etc/f"), "x").unwrap());
+        same("a postinst script", &|| fs::write(d.join("mkosi.conf.d/50-image/mkosi.postinst.chroot"), "x").unwrap());
+        same("nodeimg.json", &|| fs::write(d.join("mkosi.profiles/qemu/nodeimg.json"), "{}").unwrap());
+        same("the lock", &|| fs::write(d.join("packages.lock"), "x").unwrap());
+        assert_ne!(tree_sha256(d).unwrap(), base, "the full tree hash still sees them");
+        fs::write(d.join("mkosi.conf.d/50-image/mkosi.conf"), "[Content]\nPackages=b\n").unwrap();
+        assert_ne!(cache_relevant_sha256(d).unwrap(), base, "a configuration change changes it");
+        fs::create_dir_all(d.join("mkosi.skeleton")).unwrap();
+        fs::write(d.join("mkosi.skeleton/f"), "x").unwrap();
+        let with_skeleton = cache_relevant_sha256(d).unwrap();
+        fs::write(d.join("mkosi.skeleton/f"), "y").unwrap();
+        assert_ne!(cache_relevant_sha256(d).unwrap(), with_skeleton, "a skeleton tree is installed before the cache");
     }
 
     /// The in-memory digest is the on-disk one of the same tree.
