@@ -6,13 +6,29 @@
 //! lowercase name (`sha256`: JSON, `tpm2_eventlog`, systemd-measure, veritysetup), its digest
 //! size, its registry ID and its digest; [`AlgId`] is a registry ID as it appears in a log, known
 //! or not. This crate has no other job and depends on nothing of the workspace.
+//!
+//! It is also where the workspace gets its hash functions: [`Sha1`], [`Sha256`], [`Sha384`],
+//! [`Sha512`] and the streaming [`Digest`] trait are re-exported from here, and every crate that
+//! hashes (uki, measure, verity, eventlog) names them through this crate, so the implementation
+//! behind them is chosen in one place. The choice is the RustCrypto `sha1` and `sha2` crates
+//! (pure Rust, with run-time CPU detection): on x86-64 they use the SHA extensions for SHA-1 and
+//! SHA-256 and AVX2 for SHA-384/512. `docs/performance.md` has the measurements behind the
+//! choice: `ring` and `aws-lc-rs` (OpenSSL-derived assembly) hash SHA-384 within a few per cent of
+//! `sha2` here, not enough to bring in C and assembly for, and `openssl speed sha384` is about
+//! 1.1 times as fast as all three (`make bench` prints the ratio, and
+//! `examples/throughput.rs` is what it runs).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize, Serializer};
-use sha1::Sha1;
-use sha2::{Sha256, Sha384, Sha512};
+
+/// SHA-1 (FIPS 180-4), for the legacy sha1 bank and Authenticode's SHA-1 digest.
+pub use sha1::Sha1;
+/// The streaming interface of every hash below (`new`, `update`, `finalize`, `digest`).
+pub use sha2::Digest;
+/// SHA-256, SHA-384 and SHA-512 (FIPS 180-4).
+pub use sha2::{Sha256, Sha384, Sha512};
 
 /// A `TPM_ALG_ID` as it appears in a log, known to this crate or not.
 ///
@@ -145,7 +161,7 @@ impl HashAlg {
 
     /// The hash of the concatenation of `parts`.
     pub fn hash_parts(self, parts: &[&[u8]]) -> Vec<u8> {
-        fn run<D: sha2::Digest>(parts: &[&[u8]]) -> Vec<u8> {
+        fn run<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
             let mut h = D::new();
             for p in parts {
                 h.update(p);
@@ -186,5 +202,70 @@ impl FromStr for HashAlg {
             .into_iter()
             .find(|a| a.name().eq_ignore_ascii_case(s))
             .ok_or_else(|| format!("unknown hash algorithm {s:?} (expected sha1, sha256, sha384 or sha512)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FIPS 180-2's examples (appendices A–C and their SHA-384/512 counterparts): "abc" and one
+    /// million 'a'. Python's hashlib (OpenSSL) prints the same values.
+    const VECTORS: [(HashAlg, &str, &str); 4] = [
+        (
+            HashAlg::Sha1,
+            "a9993e364706816aba3e25717850c26c9cd0d89d",
+            "34aa973cd4c4daa4f61eeb2bdbad27316534016f",
+        ),
+        (
+            HashAlg::Sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0",
+        ),
+        (
+            HashAlg::Sha384,
+            "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7",
+            "9d0e1809716474cb086e834e310a4a1ced149e9c00f248527972cec5704c2a5b07b8b3dc38ecc4ebae97ddd87f3d8985",
+        ),
+        (
+            HashAlg::Sha512,
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+            "e718483d0ce769644e2e42c7bc15b4638e1f98b13b2044285632a803afa973ebde0ff244877ea60a4cb0432ce577c31beb009c5c2c49aa2e4eadb217ad8cc09b",
+        ),
+    ];
+
+    fn hex(d: &[u8]) -> String {
+        d.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The same digest through the re-exported streaming type.
+    fn streamed(alg: HashAlg, parts: &[&[u8]]) -> Vec<u8> {
+        fn run<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
+            let mut h = D::new();
+            for p in parts {
+                h.update(p);
+            }
+            h.finalize().to_vec()
+        }
+        match alg {
+            HashAlg::Sha1 => run::<Sha1>(parts),
+            HashAlg::Sha256 => run::<Sha256>(parts),
+            HashAlg::Sha384 => run::<Sha384>(parts),
+            HashAlg::Sha512 => run::<Sha512>(parts),
+        }
+    }
+
+    #[test]
+    fn fips_180_examples() {
+        let million = vec![b'a'; 1_000_000];
+        // Uneven pieces: partial blocks before, between and after whole ones.
+        let pieces: Vec<&[u8]> = vec![&million[..1], &million[1..129], &million[129..70_000], &million[70_000..]];
+        for (alg, abc, a_million) in VECTORS {
+            assert_eq!(hex(&alg.hash(b"abc")), abc, "{alg} abc");
+            assert_eq!(hex(&alg.hash(&million)), a_million, "{alg} a million 'a'");
+            assert_eq!(hex(&alg.hash_parts(&pieces)), a_million, "{alg} a million 'a' in pieces");
+            assert_eq!(hex(&streamed(alg, &pieces)), a_million, "{alg} streamed");
+            assert_eq!(alg.hash(b"").len(), alg.size(), "{alg} size");
+        }
     }
 }

@@ -5,14 +5,14 @@
 //! of dependent additions that no instruction set shortens) this hashes eight pages side by
 //! side, one per 64-bit lane of a 512-bit register: the same rounds, eight times the work per
 //! instruction — the multi-buffer technique of Intel's ISA-L crypto library. Where AVX-512 is
-//! missing, each message goes through the `sha2` crate instead; both paths are checked against
-//! `sha2` on random messages in the tests below, and the SNP tests check the digests that come
+//! missing, each message goes through the workspace's SHA-384 (`digest_alg::Sha384`, the `sha2`
+//! crate) instead; both paths are checked against it on random messages in the tests below, and the SNP tests check the digests that come
 //! out of them against sev-snp-measure.
 //!
 //! FIPS 180-4: §4.1.3 (functions), §4.2.3 (constants), §5.1.2 (padding), §5.3.4 (SHA-384 initial
 //! value), §6.4.2 (the computation).
 
-use sha2::{Digest, Sha384};
+use digest_alg::{Digest, Sha384};
 
 /// Bytes in a SHA-384 digest.
 pub const DIGEST_LEN: usize = 48;

@@ -3,6 +3,15 @@
 # median_of JSON [INDEX]: the median run time in seconds of hyperfine result INDEX (default 0).
 median_of() { jq -r ".results[${2:-0}].median" "$1"; }
 
+# cpu_line JSON NAME_A NAME_B: the mean CPU time (user + system) of results 0 and 1. Other load
+# on the machine stretches wall-clock medians (most for the side that uses both cores); CPU time
+# shows the work each side does.
+cpu_line() {
+  local ca cb
+  ca=$(jq -r '.results[0] | (.user + .system) * 1000' "$1"); cb=$(jq -r '.results[1] | (.user + .system) * 1000' "$1")
+  printf 'cpu (user+sys, mean): %s %.1f ms, %s %.1f ms\n' "$2" "$ca" "$3" "$cb"
+}
+
 # compare NAME_A CMD_A NAME_B CMD_B [hyperfine options…]: times both, prints medians and A/B.
 compare() {
   local na=$1 ca=$2 nb=$3 cb=$4; shift 4
@@ -11,6 +20,7 @@ compare() {
   local ma mb; ma=$(median_of "$json" 0); mb=$(median_of "$json" 1)
   printf '%-28s median %10.1f ms\n%-28s median %10.1f ms\n' "$na" "$(echo "$ma * 1000" | bc -l)" "$nb" "$(echo "$mb * 1000" | bc -l)"
   printf 'ratio %s / %s = %.2fx\n' "$nb" "$na" "$(echo "$mb / $ma" | bc -l)"
+  cpu_line "$json" "$na" "$nb"
   rm -f "$json"
 }
 

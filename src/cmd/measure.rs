@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use base64::Engine;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
+use digest_alg::{Digest, Sha256};
 use measure::snp::{self, hashes, KernelHashes, SnpFirmware, SnpLaunch, Vmm};
 use measure::tdx::{self, PageAddOrder, TdvfMetadata};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::{Global, Outcome};
 

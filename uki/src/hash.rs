@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 pub use digest_alg::HashAlg;
+use digest_alg::{Digest, Sha1, Sha256, Sha384, Sha512};
 
 /// The algorithms of the Authenticode digests UEFI firmware measures (the PCR banks a vTPM
 /// allocates; SHA-384 is also the TDX RTMR algorithm).
@@ -49,14 +50,14 @@ impl HashInput<'_> {
     /// The digest of the bytes.
     pub fn digest(&self, alg: HashAlg) -> Vec<u8> {
         match alg {
-            HashAlg::Sha1 => self.run::<sha1::Sha1>(),
-            HashAlg::Sha256 => self.run::<sha2::Sha256>(),
-            HashAlg::Sha384 => self.run::<sha2::Sha384>(),
-            HashAlg::Sha512 => self.run::<sha2::Sha512>(),
+            HashAlg::Sha1 => self.run::<Sha1>(),
+            HashAlg::Sha256 => self.run::<Sha256>(),
+            HashAlg::Sha384 => self.run::<Sha384>(),
+            HashAlg::Sha512 => self.run::<Sha512>(),
         }
     }
 
-    fn run<D: sha2::Digest>(&self) -> Vec<u8> {
+    fn run<D: Digest>(&self) -> Vec<u8> {
         let mut h = D::new();
         for s in &self.slices {
             h.update(s);

@@ -3,6 +3,7 @@
 use crate::{Error, HashType};
 
 pub use digest_alg::HashAlg;
+use digest_alg::{Digest, Sha1, Sha256, Sha384, Sha512};
 
 /// The algorithm named `s`, as veritysetup and the superblock name it (any case: a superblock
 /// may carry `SHA256`).
@@ -13,10 +14,10 @@ pub fn parse_algorithm(s: &str) -> Result<HashAlg, Error> {
 /// A hasher of data and hash blocks for this algorithm, salt and hash type.
 pub(crate) fn block_hasher(alg: HashAlg, salt: &[u8], hash_type: HashType) -> Box<dyn BlockHasher> {
     match alg {
-        HashAlg::Sha1 => Box::new(Salted::<sha1::Sha1>::new(salt, hash_type)),
-        HashAlg::Sha256 => Box::new(Salted::<sha2::Sha256>::new(salt, hash_type)),
-        HashAlg::Sha384 => Box::new(Salted::<sha2::Sha384>::new(salt, hash_type)),
-        HashAlg::Sha512 => Box::new(Salted::<sha2::Sha512>::new(salt, hash_type)),
+        HashAlg::Sha1 => Box::new(Salted::<Sha1>::new(salt, hash_type)),
+        HashAlg::Sha256 => Box::new(Salted::<Sha256>::new(salt, hash_type)),
+        HashAlg::Sha384 => Box::new(Salted::<Sha384>::new(salt, hash_type)),
+        HashAlg::Sha512 => Box::new(Salted::<Sha512>::new(salt, hash_type)),
     }
 }
 
@@ -34,7 +35,7 @@ struct Salted<D> {
     suffix: Vec<u8>,
 }
 
-impl<D: sha2::Digest + Clone> Salted<D> {
+impl<D: Digest + Clone> Salted<D> {
     fn new(salt: &[u8], hash_type: HashType) -> Self {
         match hash_type {
             HashType::Normal => Self { start: D::new_with_prefix(salt), suffix: Vec::new() },
@@ -43,7 +44,7 @@ impl<D: sha2::Digest + Clone> Salted<D> {
     }
 }
 
-impl<D: sha2::Digest + Clone + Send + Sync> BlockHasher for Salted<D> {
+impl<D: Digest + Clone + Send + Sync> BlockHasher for Salted<D> {
     fn digest_into(&self, block: &[u8], out: &mut [u8]) {
         let mut h = self.start.clone();
         h.update(block);

@@ -13,7 +13,7 @@
 //! Release builds should pass a seed unique to the image (the builder uses the image name and
 //! version) so that different images do not share a salt.
 
-use sha2::{Digest, Sha256};
+use digest_alg::{Digest, Sha256};
 
 /// The salt length veritysetup uses when it picks one.
 pub const DEFAULT_SALT_SIZE: usize = 32;

@@ -5,8 +5,8 @@
 //! page's contents, the page type and its guest-physical address (SEV Secure Nested Paging
 //! Firmware ABI Specification, §8.17 SNP_LAUNCH_UPDATE, "Layout of the PAGE_INFO structure").
 
+use digest_alg::{Digest, Sha384};
 use serde::Serialize;
-use sha2::{Digest, Sha384};
 
 use crate::sha384x8;
 

@@ -10,7 +10,7 @@
 
 use std::io::{self, Read};
 
-use sha2::{Digest, Sha256};
+use digest_alg::{Digest, Sha256};
 
 use crate::ovmf::Uuid;
 

@@ -318,7 +318,7 @@ pub fn launch_digest(fw: &SnpFirmware<'_>, launch: &SnpLaunch) -> Result<LaunchD
             SectionType::Cpuid => r.empty(what, PageType::Cpuid, gpa, 1),
             SectionType::SnpKernelHashes => match &hashes_page {
                 Some(page) => {
-                    let d: [u8; DIGEST_LEN] = <sha2::Sha384 as sha2::Digest>::digest(page).into();
+                    let d: [u8; DIGEST_LEN] = <digest_alg::Sha384 as digest_alg::Digest>::digest(page).into();
                     r.g.update(PageType::Normal, gpa, &d);
                     r.run(format!("{what} (kernel, initrd and cmdline hashes)"), PageType::Normal, gpa, 1);
                 }
@@ -338,7 +338,7 @@ pub fn launch_digest(fw: &SnpFirmware<'_>, launch: &SnpLaunch) -> Result<LaunchD
 
     let vmsa_digest = |eip: u32| -> [u8; DIGEST_LEN] {
         let page = SaveArea::reset(eip, launch.guest_features, vcpu_sig, launch.vmm).to_page();
-        <sha2::Sha384 as sha2::Digest>::digest(&page).into()
+        <digest_alg::Sha384 as digest_alg::Digest>::digest(&page).into()
     };
     r.g.update(PageType::Vmsa, VMSA_GPA, &vmsa_digest(BSP_RESET_EIP));
     r.run("VMSA of vCPU 0 (bootstrap processor)".into(), PageType::Vmsa, VMSA_GPA, 1);

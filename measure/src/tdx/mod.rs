@@ -25,8 +25,8 @@
 //! whose contents the VMM writes at launch (the TD HOB) cannot be predicted from the firmware
 //! alone and are refused if the metadata asks to extend them.
 
+use digest_alg::{Digest, Sha384};
 use serde::Serialize;
-use sha2::{Digest, Sha384};
 
 use crate::ovmf::{le_u32, le_u64, FooterTable, TableError, Uuid, TDX_METADATA_OFFSET_GUID};
 
