@@ -52,6 +52,8 @@ enum Command {
     /// TPM PCR banks: read them through the TCG software stack.
     #[command(subcommand)]
     Pcrs(cmd::pcrs::Command),
+    /// Fetch the pinned tools (mkosi, Debian's OVMF builds) into the tools cache, checked by sha256.
+    Setup(cmd::setup::SetupArgs),
     /// Build the node image with mkosi: one root, a checked UKI and disk image per platform.
     Build(cmd::build::BuildArgs),
     /// Refresh the package lock (mkosi-profiles/packages.lock) and show what changed.
@@ -104,6 +106,7 @@ pub fn main() -> ExitCode {
         Command::Eventlog(c) => cmd::eventlog::run(c, global),
         Command::Pcrs(c) => cmd::pcrs::run(c, global),
         Command::Measure(c) => cmd::measure::run(c, global),
+        Command::Setup(a) => cmd::setup::run(a, global),
         Command::Build(a) => cmd::build::run(a, global),
         Command::Lock(a) => cmd::lock::run(a, global),
         Command::Repro(a) => cmd::repro::run(a, global),

@@ -120,7 +120,7 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
         "checking {} {} and its package lock against the bundle",
         bundle.image.name, bundle.image.version
     ));
-    let loc = Locations { profiles_dir: args.profiles.clone(), cache_dir: args.cache_dir.clone() };
+    let loc = Locations { profiles_dir: args.profiles.clone(), cache_dir: args.cache_dir.clone(), tools_dir: None };
     let profiles_dir = loc.profiles_dir()?;
     let lock = lock_of_build(prov, &profiles_dir)?;
 
@@ -170,9 +170,10 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
         nodeimg_version: env!("CARGO_PKG_VERSION").to_owned(),
         source: choice,
         keyring: args.keyring.clone(),
+        firmware: Vec::new(),
     };
     steps.stage(&format!("rebuilding {} from {}", names.join(", "), source.describe()));
-    let built = match crate::cmd::build::build_measured(&req, &set, global)? {
+    let built = match crate::cmd::build::build_measured(&req, &set, &loc.tools(), global)? {
         Ok(r) => r,
         Err(e) => return check_or_error(e),
     };

@@ -326,7 +326,11 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
     if let Some(lock) = &lock {
         let what = "copying the package archive (the lock's .debs) into packages/";
         steps.event(release::Progress::Step { what, bytes: 0 });
-        let loc = crate::cmd::build::Locations { profiles_dir: a.profiles_dir.clone(), cache_dir: a.cache_dir.clone() };
+        let loc = crate::cmd::build::Locations {
+            profiles_dir: a.profiles_dir.clone(),
+            cache_dir: a.cache_dir.clone(),
+            tools_dir: None,
+        };
         let store = builder::debs::DebStore::under(&loc.cache_dir());
         let debs = store.export(lock, &tmp.path().join(publish::PACKAGES_DIR))?;
         packages = debs.into_iter().map(|(file, _)| format!("{}/{file}", publish::PACKAGES_DIR)).collect();

@@ -26,7 +26,8 @@ pub struct ReproArgs {
 }
 
 pub fn run(args: ReproArgs, global: Global) -> Result<Outcome> {
-    let loc = Locations { profiles_dir: PathBuf::from("mkosi-profiles"), cache_dir: args.cache_dir.clone() };
+    let loc =
+        Locations { profiles_dir: PathBuf::from("mkosi-profiles"), cache_dir: args.cache_dir.clone(), tools_dir: None };
     let tools = CacheDirs::latest_tools_tree(&loc.cache_dir()).and_then(|t| ToolsTree::open(&t).ok());
     let work = tempfile::tempdir()?;
     let mut progress = Progress::new(global);
