@@ -56,6 +56,9 @@ pub struct RebuildArgs {
     /// Package cache, incremental caches and tools tree (see `build`).
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// The tools cache: mkosi and the pinned firmware (see `build`, `nodeimg setup`).
+    #[arg(long, value_name = "DIR")]
+    tools_dir: Option<PathBuf>,
     /// Keep the rebuilt output under DIR (default: a temporary directory, removed afterwards).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -120,7 +123,11 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
         "checking {} {} and its package lock against the bundle",
         bundle.image.name, bundle.image.version
     ));
-    let loc = Locations { profiles_dir: args.profiles.clone(), cache_dir: args.cache_dir.clone(), tools_dir: None };
+    let loc = Locations {
+        profiles_dir: args.profiles.clone(),
+        cache_dir: args.cache_dir.clone(),
+        tools_dir: args.tools_dir.clone(),
+    };
     let profiles_dir = loc.profiles_dir()?;
     let lock = lock_of_build(prov, &profiles_dir)?;
 
