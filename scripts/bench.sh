@@ -5,6 +5,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export NODEIMG=$ROOT/target/release/nodeimg
+# The checkout's tools cache, which `make setup` fills (docs/tools-cache.md).
+export NODEIMG_TOOLS_DIR=${NODEIMG_TOOLS_DIR:-$ROOT/tools}
 export BENCH_DIR=${BENCH_DIR:-$ROOT/target/bench}
 mkdir -p "$BENCH_DIR"
 [ -x "$NODEIMG" ] || { echo "bench: $NODEIMG missing; run make build" >&2; exit 2; }

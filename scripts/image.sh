@@ -13,6 +13,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 NODEIMG=$ROOT/target/release/nodeimg
+# The checkout's tools cache, which `make setup` fills (docs/tools-cache.md).
+export NODEIMG_TOOLS_DIR=${NODEIMG_TOOLS_DIR:-$ROOT/tools}
 # The build and the release report what they do on stderr as they go (a spinner or a bar on a
 # terminal, one line per stage otherwise: package downloads, image assembly, verity, checks,
 # then hashing, compressing and archiving each artefact), so no minute is silent; the build's

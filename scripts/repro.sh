@@ -7,6 +7,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NODEIMG=${NODEIMG:-$ROOT/target/release/nodeimg}
+# The checkout's tools cache, which `make setup` fills (docs/tools-cache.md).
+export NODEIMG_TOOLS_DIR=${NODEIMG_TOOLS_DIR:-$ROOT/tools}
 WORK=${REPRO_DIR:-$ROOT/target/repro}
 cd "$ROOT"
 rm -rf "$WORK"

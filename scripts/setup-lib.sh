@@ -1,5 +1,5 @@
 # Helpers of `make setup` (sourced by scripts/setup.sh; tests/setup_cli.rs sources it alone).
-# Needs ROOT; defines log, apt_install, fetch_pinned_deb and unpack_pinned_deb.
+# Needs ROOT; defines log, apt_install and fetch_pinned_deb.
 SUDO=${SUDO-}
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
@@ -56,19 +56,3 @@ fetch_pinned_deb() {
   rm -rf "$tmp"
   echo "$cached"
 }
-
-# unpack_pinned_deb PKG=VERSION SHA256 DEST HINT: fetches that .deb (fetch_pinned_deb) and unpacks
-# it into DEST, which then records the SHA-256 in DEST/.nodeimg-sha256; does nothing when DEST
-# already holds that SHA-256.
-unpack_pinned_deb() {
-  local pkgver=$1 sha=$2 dest=$3 hint=$4 deb
-  [ -f "$dest/.nodeimg-sha256" ] && [ "$(cat "$dest/.nodeimg-sha256")" = "$sha" ] && return 0
-  deb=$(fetch_pinned_deb "$pkgver" "$sha" "$hint")
-  rm -rf "$dest.partial"
-  mkdir -p "$dest.partial"
-  dpkg-deb -x "$deb" "$dest.partial"
-  echo "$sha" >"$dest.partial/.nodeimg-sha256"
-  rm -rf "$dest"
-  mv "$dest.partial" "$dest"
-}
-

@@ -55,6 +55,8 @@ enum Command {
     /// Create an image project: your image on nodeimg's built-in base (image/, platforms/,
     /// packages.lock, a README), to build with `nodeimg lock`, `build`, `release` inside it.
     Init(cmd::init::InitArgs),
+    /// Fetch the pinned tools (mkosi, Debian's OVMF builds) into the tools cache, checked by sha256.
+    Setup(cmd::setup::SetupArgs),
     /// Build the node image with mkosi: one root, a checked UKI and disk image per platform.
     Build(cmd::build::BuildArgs),
     /// Refresh the package lock (the project's or mkosi-profiles/packages.lock) and show what
@@ -109,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Pcrs(c) => cmd::pcrs::run(c, global),
         Command::Measure(c) => cmd::measure::run(c, global),
         Command::Init(a) => cmd::init::run(a, global),
+        Command::Setup(a) => cmd::setup::run(a, global),
         Command::Build(a) => cmd::build::run(a, global),
         Command::Lock(a) => cmd::lock::run(a, global),
         Command::Repro(a) => cmd::repro::run(a, global),

@@ -176,22 +176,95 @@ fn missing_or_wrong_firmware() {
     };
     let prof = profiles_with_qemu_config(t.path(), &config("\"snp\"", "tools/ovmf/none/OVMF.fd"));
     let run = build_with_profiles(t.path(), &prof, &[]);
-    let missing = t.path().join("tools/ovmf/none/OVMF.fd");
+    // A path is relative to the profile directory.
+    let missing = prof.join("tools/ovmf/none/OVMF.fd");
     assert_fails(
         &run,
         2,
         &[
             "mkosi.profiles/qemu/nodeimg.json: snp.firmware",
             &format!("{} does not exist", missing.display()),
-            "make setup",
+            "debian:ovmf=VERSION:usr/share/ovmf/OVMF.fd",
+            "nodeimg setup",
         ],
     );
     assert_no_output(t.path());
 
-    fs::write(t.path().join("not-firmware.fd"), vec![0u8; 8192]).unwrap();
+    fs::write(prof.join("not-firmware.fd"), vec![0u8; 8192]).unwrap();
     fs::write(prof.join("mkosi.profiles/qemu/nodeimg.json"), config("\"tdx\"", "not-firmware.fd")).unwrap();
     let run = build_with_profiles(t.path(), &prof, &[]);
     assert_fails(&run, 2, &["mkosi.profiles/qemu/nodeimg.json: tdx.firmware", "not-firmware.fd"]);
+    assert_no_output(t.path());
+}
+
+/// Firmware named as a pinned input: a package the table does not pin, or a pinned one the
+/// tools cache does not hold (no `nodeimg setup` yet), stops the build with exit 2 naming the fix,
+/// before mkosi runs (the fake mkosi would leave a mark).
+#[test]
+fn unpinned_or_missing_pinned_firmware() {
+    let t = tempfile::tempdir().unwrap();
+    let mkosi = fake_mkosi(t.path(), "touch \"$0.ran\"; exit 1");
+    let ran = t.path().join("fake-mkosi.ran");
+    let config = |firmware: &str| {
+        format!(r#"{{"attestation_variant": "qemu-vtpm", "enforce_pcrs": [4], "tdx": {{"firmware": "{firmware}"}}}}"#)
+    };
+    let prof = profiles_with_qemu_config(t.path(), &config("debian:ovmf=2024.11-1:usr/share/ovmf/OVMF.fd"));
+    let run = run_in(t.path(), &["build", "--out", "out"], &prof, &mkosi, &[], &[]);
+    assert_fails(
+        &run,
+        2,
+        &[
+            "mkosi.profiles/qemu/nodeimg.json",
+            "ovmf=2024.11-1 is not a package nodeimg pins",
+            "debian:ovmf=2025.02-8+deb13u1",
+            "or give the firmware as a path relative to the profile directory",
+        ],
+    );
+    assert!(!ran.exists(), "mkosi ran: {run:?}");
+    assert_no_output(t.path());
+
+    // Pinned, but this tools cache is empty.
+    fs::write(
+        prof.join("mkosi.profiles/qemu/nodeimg.json"),
+        config("debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd"),
+    )
+    .unwrap();
+    let empty = t.path().join("empty-tools");
+    let run =
+        run_in(t.path(), &["build", "--out", "out"], &prof, &mkosi, &["--tools-dir", empty.to_str().unwrap()], &[]);
+    assert_fails(
+        &run,
+        2,
+        &[
+            "mkosi.profiles/qemu/nodeimg.json: tdx.firmware",
+            "debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd (package ovmf=2025.02-8+deb13u1) is not in the tools cache",
+            &format!("run `nodeimg setup --tools-dir {}`", empty.display()),
+        ],
+    );
+    assert!(!ran.exists(), "mkosi ran: {run:?}");
+    assert_no_output(t.path());
+}
+
+/// Without NODEIMG_MKOSI, mkosi is the tools cache's; an empty cache says to run `nodeimg setup`.
+#[test]
+fn mkosi_comes_from_the_tools_cache() {
+    let t = tempfile::tempdir().unwrap();
+    let empty = t.path().join("empty-tools");
+    let run: Run = Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["build", "--out", "out", "--cache-dir", "cache", "--profile", "gcp", "--tools-dir"])
+        .arg(&empty)
+        .arg("--profiles-dir")
+        .arg(profiles())
+        .env_remove("NODEIMG_MKOSI")
+        .current_dir(t.path())
+        .output()
+        .unwrap()
+        .into();
+    assert_fails(
+        &run,
+        2,
+        &[&format!("mkosi not found at {}/bin/mkosi", empty.display()), "run `nodeimg setup`", "make setup"],
+    );
     assert_no_output(t.path());
 }
 
@@ -275,9 +348,6 @@ fn copy_profiles(dir: &Path) -> PathBuf {
     let prof = dir.join("profiles");
     let status = Command::new("cp").arg("-r").arg(profiles()).arg(&prof).status().unwrap();
     assert!(status.success());
-    if !dir.join("tools").exists() {
-        std::os::unix::fs::symlink(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools"), dir.join("tools")).unwrap();
-    }
     prof
 }
 

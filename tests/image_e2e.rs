@@ -92,6 +92,21 @@ fn number_arg(v: &serde_json::Value) -> String {
     v.as_str().map(str::to_owned).unwrap_or_else(|| v.as_u64().expect("a number").to_string())
 }
 
+/// The file a nodeimg.json `firmware` names: `debian:PACKAGE=VERSION:PATH` in the tools cache
+/// (`$NODEIMG_TOOLS_DIR`, which .cargo/config.toml points at tools/: TOOLS/PACKAGE/VERSION/PATH,
+/// docs/tools-cache.md), else a path relative to the profile directory.
+fn firmware_file(name: &str) -> PathBuf {
+    match name.strip_prefix("debian:") {
+        Some(pinned) => {
+            let (package, rest) = pinned.split_once('=').expect("debian:PACKAGE=VERSION:PATH");
+            let (version, path) = rest.rsplit_once(':').expect("debian:PACKAGE=VERSION:PATH");
+            let tools = std::env::var_os("NODEIMG_TOOLS_DIR").map_or_else(|| repo().join("tools"), PathBuf::from);
+            tools.join(package).join(version).join(path)
+        }
+        None => repo().join("mkosi-profiles").join(name),
+    }
+}
+
 /// The qemu platform's SEV-SNP and TDX values against the oracles. `values` is the build's
 /// `reference-values.json` for qemu, `dir` its output directory.
 fn check_snp_and_tdx(values: &serde_json::Value, dir: &Path) {
@@ -101,7 +116,7 @@ fn check_snp_and_tdx(values: &serde_json::Value, dir: &Path) {
     let snp = &config["snp"];
     assert!(snp.is_object(), "the qemu platform's nodeimg.json has SNP shapes: {config:#}");
     assert!(snp["vmm_type"].as_str().unwrap().eq_ignore_ascii_case("qemu"), "{snp}");
-    let firmware = repo().join(snp["firmware"].as_str().unwrap());
+    let firmware = firmware_file(snp["firmware"].as_str().unwrap());
     let features = number_arg(snp.get("guest_features").unwrap_or(&serde_json::json!("0x1")));
     let oracle = repo().join(".venv/bin/sev-snp-measure");
     assert_eq!(run(Command::new(&oracle).arg("--version")).trim(), "sev-snp-measure 0.0.13");
@@ -128,7 +143,7 @@ fn check_snp_and_tdx(values: &serde_json::Value, dir: &Path) {
 
     // TDX MRTD: the committed oracle row (td-shim and dstack-mr agree on it) for this firmware.
     let tdx = &config["tdx"];
-    let tdx_firmware = repo().join(tdx["firmware"].as_str().unwrap());
+    let tdx_firmware = firmware_file(tdx["firmware"].as_str().unwrap());
     let order = tdx.get("page_add_order").and_then(|o| o.as_str()).unwrap_or("single-pass");
     let sha = hex::encode(Sha256::digest(fs::read(&tdx_firmware).unwrap()));
     let table = fs::read_to_string(repo().join("measure/testdata/tdx-mrtd.tsv")).unwrap();

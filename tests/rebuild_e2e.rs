@@ -73,6 +73,24 @@ fn lock_then_build_then_offline_rebuild_of_a_release() {
         assert_eq!(prov["package_source"], serde_json::json!({"kind": "archive", "immutable": true}), "{prov:#}");
     }
     assert_eq!(prov["profile_tree_sha256"].as_str().map(str::len), Some(64), "{prov:#}");
+    // The qemu platform's firmware, by name and content: the pinned .deb (its sha256 as
+    // scripts/setup.d/31-ovmf.sh pinned it) and the OVMF.fd whose MRTDs td-shim and dstack-mr
+    // computed (measure/testdata/tdx-mrtd.tsv).
+    let mrtd_table = fs::read_to_string(repo().join("measure/testdata/tdx-mrtd.tsv")).unwrap();
+    let ovmf_sha256 = mrtd_table
+        .lines()
+        .find_map(|l| l.strip_prefix("ovmf/2025.02-8+deb13u1/usr/share/ovmf/OVMF.fd\t"))
+        .and_then(|rest| rest.split('\t').next())
+        .expect("trixie's OVMF.fd in tdx-mrtd.tsv");
+    assert_eq!(
+        prov["firmware"],
+        serde_json::json!([{
+            "name": "debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd",
+            "sha256": ovmf_sha256,
+            "deb_sha256": "78e0d54df11fc77406cb7a0bc9a39e5bca6d1cbe06556b91d9a73491c52decdf",
+        }]),
+        "{prov:#}"
+    );
 
     // 2. Release with packages, rebuild offline.
     let rel = tmp.join("release");

@@ -1,6 +1,10 @@
 //! `make setup` after the archive has moved on: pinned .debs are kept by content, so a second
 //! setup downloads nothing, and a pinned version the archive no longer has stops setup at once
 //! with the file, its sha256 and the one command that fixes it (scripts/setup-lib.sh).
+//!
+//! The same for `nodeimg setup` and its tools cache (mkosi, Debian's OVMF builds), against a
+//! local mirror on 127.0.0.1 serving the pinned .debs that `make setup` fetched: a corrupted
+//! .deb, idempotence, no network, a mirror that is down or has dropped the version.
 
 mod common;
 
@@ -59,4 +63,265 @@ fn a_pinned_deb_in_the_content_cache_is_not_downloaded_again() {
     fs::write(t.path().join(format!("{sha}.deb")), b"tampered").unwrap();
     let run = fetch(t.path(), "nodeimg-no-such-package=1.0", &sha);
     assert_eq!(run.code, 1, "{run:?}");
+}
+
+// ---- `nodeimg setup`: the tools cache (docs/tools-cache.md) ----
+
+/// The .debs `make setup` pinned in scripts/setup.d/31-ovmf.sh and 70-mkosi.sh before it ran
+/// `nodeimg setup` (package=version, sha256), copied from there: nodeimg's own table must fetch
+/// exactly these.
+const PINNED: [(&str, &str); 3] = [
+    ("ovmf=2022.11-6+deb12u2", "e73d3d1a8799f7f6fc16b73501d913edcdd86237556fbff30693e747e6dc262e"),
+    ("ovmf=2025.02-8+deb13u1", "78e0d54df11fc77406cb7a0bc9a39e5bca6d1cbe06556b91d9a73491c52decdf"),
+    ("mkosi=25.3-7", "ef56c81324fd47d65490e944ec4697bb3f6fb21326d0d071bfc2fb5ba5383252"),
+];
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A pinned .deb from what `make setup` left: the checkout's tools cache (tools/debs/, written by
+/// `nodeimg setup`) or the setup .deb cache of earlier setups (~/.cache/nodeimg/setup-debs/).
+fn pinned_deb(sha: &str) -> std::path::PathBuf {
+    let var = |v: &str| std::env::var_os(v).filter(|x| !x.is_empty()).map(std::path::PathBuf::from);
+    let setup_debs = var("NODEIMG_SETUP_DEBS").unwrap_or_else(|| {
+        var("XDG_CACHE_HOME")
+            .unwrap_or_else(|| var("HOME").unwrap_or_default().join(".cache"))
+            .join("nodeimg/setup-debs")
+    });
+    [repo().join("tools/debs"), setup_debs]
+        .iter()
+        .map(|d| d.join(format!("{sha}.deb")))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("the pinned {sha}.deb is in neither tools/debs/ nor the setup .deb cache: run `make setup`")
+        })
+}
+
+/// `dpkg-deb -f DEB FIELD`: the oracle for where the archive keeps a package.
+fn control(deb: &Path, field: &str) -> String {
+    let out = Command::new("dpkg-deb").arg("-f").arg(deb).arg(field).output().expect("dpkg-deb: run `make setup`");
+    assert!(out.status.success(), "dpkg-deb -f {} {field}", deb.display());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A Debian mirror's pool holding the pinned .debs, each where Debian's archive keeps it:
+/// pool/main/<first letter of the source>/<source>/<package>_<version>_<arch>.deb, from the
+/// .deb's own control fields (`Source:` may carry a version in parentheses).
+fn mirror_with_pinned_debs(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut placed = Vec::new();
+    for (pkgver, sha) in PINNED {
+        let deb = pinned_deb(sha);
+        let package = control(&deb, "Package");
+        let version = control(&deb, "Version");
+        assert_eq!(format!("{package}={version}"), pkgver, "{}", deb.display());
+        let source = control(&deb, "Source");
+        let source = source.split_whitespace().next().filter(|s| !s.is_empty()).unwrap_or(&package).to_owned();
+        let arch = control(&deb, "Architecture");
+        let dir = root.join("pool/main").join(&source[..1]).join(&source);
+        fs::create_dir_all(&dir).unwrap();
+        let dest = dir.join(format!("{package}_{}_{arch}.deb", version.replace(':', "%3a")));
+        fs::copy(&deb, &dest).unwrap();
+        placed.push(dest);
+    }
+    placed
+}
+
+/// `python3 -m http.server` on 127.0.0.1 (an ephemeral port) serving `root`, its request log in
+/// `log`; stopped on drop, and by itself after 10 minutes in any case.
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Server {
+    fn start(root: &Path, log: &Path) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("timeout")
+            .args(["600", "python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
+            .current_dir(root)
+            .stdout(std::process::Stdio::piped())
+            .stderr(fs::File::create(log).unwrap())
+            .spawn()
+            .expect("python3 -m http.server: run `make setup`");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+        let port: u16 = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("http.server said {line:?}"));
+        Self { child, url: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM to `timeout`, which passes it on to the server.
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+fn setup(tools: &Path, extra: &[&str]) -> Run {
+    Command::new(env!("CARGO_BIN_EXE_nodeimg"))
+        .arg("setup")
+        .arg("--tools-dir")
+        .arg(tools)
+        .args(extra)
+        .output()
+        .expect("running nodeimg")
+        .into()
+}
+
+/// Every file under `dir` (relative paths), for "nothing half-written" checks.
+fn files_under(dir: &Path) -> Vec<String> {
+    let out = Command::new("find").arg(dir).args(["-mindepth", "1", "-printf", "%P\\n"]).output().unwrap();
+    let mut v: Vec<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
+    v.sort();
+    v
+}
+
+/// Nothing partial, and every kept .deb is named by its content.
+#[track_caller]
+fn assert_consistent(tools: &Path) {
+    let files = files_under(tools);
+    assert!(!files.iter().any(|f| f.contains(".partial")), "partial files left: {files:?}");
+    for f in files.iter().filter(|f| f.starts_with("debs/")) {
+        let bytes = fs::read(tools.join(f)).unwrap();
+        assert_eq!(format!("debs/{}.deb", hex::encode(Sha256::digest(&bytes))), *f, "a .deb not named by its content");
+    }
+}
+
+fn gets(log: &Path) -> usize {
+    fs::read_to_string(log).unwrap().lines().filter(|l| l.contains("\"GET ")).count()
+}
+
+/// `nodeimg setup` from a local mirror: a corrupted .deb is refused (exit 2, nothing of it kept,
+/// nothing partial); then every pinned package is fetched, checked and unpacked (OVMF.fd as the
+/// measure tables' oracles hashed it, mkosi that says it is 25.3); a second run downloads
+/// nothing; and with the cache filled, setup works without a network (`unshare --net`).
+#[test]
+fn setup_fetches_checks_and_unpacks_the_pinned_tools() {
+    let t = tempfile::tempdir().unwrap();
+    let mirror = t.path().join("mirror");
+    let placed = mirror_with_pinned_debs(&mirror);
+    let log = t.path().join("requests.log");
+    let server = Server::start(&mirror, &log);
+    let tools = t.path().join("tools");
+
+    // The trixie OVMF .deb altered by one byte on the mirror.
+    let good = fs::read(&placed[1]).unwrap();
+    flip_last_byte(&placed[1]);
+    let run = setup(&tools, &["--mirror", &server.url]);
+    assert_eq!(run.code, 2, "{run:?}");
+    for want in [
+        "ovmf_2025.02-8+deb13u1_all.deb is pinned to 78e0d54df11fc77406cb7a0bc9a39e5bca6d1cbe06556b91d9a73491c52decdf",
+        "nothing was kept",
+        &format!("{}/pool/main/e/edk2/ovmf_2025.02-8+deb13u1_all.deb: sha256 is ", server.url),
+    ] {
+        assert!(run.stderr.contains(want), "{want:?}: {run:?}");
+    }
+    assert_consistent(&tools);
+    assert!(!tools.join("ovmf/2025.02-8+deb13u1").exists(), "{:?}", files_under(&tools));
+    assert!(!tools.join("debs/78e0d54df11fc77406cb7a0bc9a39e5bca6d1cbe06556b91d9a73491c52decdf.deb").exists());
+    fs::write(&placed[1], &good).unwrap();
+
+    let run = setup(&tools, &["--mirror", &server.url, "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let pkgs = report["packages"].as_array().unwrap();
+    assert_eq!(pkgs.len(), PINNED.len(), "{run:?}");
+    for (p, (pkgver, sha)) in pkgs.iter().zip(PINNED) {
+        assert_eq!(format!("{}={}", p["package"].as_str().unwrap(), p["version"].as_str().unwrap()), pkgver);
+        assert_eq!(p["sha256"], sha);
+        let (package, version) = pkgver.split_once('=').unwrap();
+        let dir = tools.join(package).join(version);
+        assert_eq!(fs::read_to_string(dir.join(".nodeimg-sha256")).unwrap().trim(), sha, "{pkgver}");
+        assert!(tools.join(format!("debs/{sha}.deb")).is_file(), "{pkgver}");
+    }
+    // The bookworm OVMF was set up by the first, failed run already.
+    assert_eq!(pkgs[0]["action"], "present", "{run:?}");
+    assert_eq!(pkgs[1]["action"], "downloaded", "{run:?}");
+    assert_consistent(&tools);
+
+    // The firmware is the one measure's oracles (td-shim, dstack-mr) computed MRTDs for.
+    let table = fs::read_to_string(repo().join("measure/testdata/tdx-mrtd.tsv")).unwrap();
+    let mut checked = 0;
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let bytes = fs::read(tools.join(f[0])).unwrap_or_else(|e| panic!("{}: {e}", f[0]));
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), f[1], "{}", f[0]);
+        checked += 1;
+    }
+    assert!(checked >= 2, "{table}");
+    // mkosi runs from the wrapper, and says what it is.
+    let out = Command::new(tools.join("bin/mkosi")).arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "mkosi 25.3", "{out:?}");
+
+    // Idempotent: nothing is downloaded again.
+    let before = gets(&log);
+    let wrapper = fs::metadata(tools.join("bin/mkosi")).unwrap().modified().unwrap();
+    let run = setup(&tools, &["--mirror", &server.url]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(gets(&log), before, "downloaded again: {run:?}");
+    assert_eq!(run.stdout.matches("  present  ").count(), PINNED.len(), "{run:?}");
+    assert_eq!(fs::metadata(tools.join("bin/mkosi")).unwrap().modified().unwrap(), wrapper, "wrapper rewritten");
+    drop(server);
+
+    // Offline, from a cache holding only the .debs (as one filled by hand): unpacked, no network.
+    let offline = t.path().join("offline");
+    fs::create_dir_all(offline.join("debs")).unwrap();
+    for (_, sha) in PINNED {
+        fs::copy(tools.join(format!("debs/{sha}.deb")), offline.join(format!("debs/{sha}.deb"))).unwrap();
+    }
+    let out = Command::new("unshare")
+        .arg("--net")
+        .arg(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(["setup", "--tools-dir"])
+        .arg(&offline)
+        .output()
+        .expect("unshare (util-linux): run `make setup`");
+    let run: Run = out.into();
+    assert_eq!(run.code, 0, "offline setup from a filled cache (unshare --net needs root or user namespaces): {run:?}");
+    assert_eq!(run.stdout.matches("unpacked from the cached .deb").count(), PINNED.len(), "{run:?}");
+    assert_consistent(&offline);
+    assert_eq!(files_under(&offline.join("mkosi")), files_under(&tools.join("mkosi")));
+}
+
+fn flip_last_byte(path: &Path) {
+    let mut bytes = fs::read(path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(path, bytes).unwrap();
+}
+
+/// A mirror that is down, or that no longer has the pinned version (HTTP 404): exit 2 naming the
+/// URL, the file and its sha256, a snapshot mirror and where to put the file by hand; nothing is
+/// left half-written.
+#[test]
+fn setup_names_the_file_and_the_fix_when_the_mirror_cannot_serve_it() {
+    let t = tempfile::tempdir().unwrap();
+    let empty = t.path().join("empty-mirror");
+    fs::create_dir_all(&empty).unwrap();
+    let server = Server::start(&empty, &t.path().join("requests.log"));
+    for (mirror, why) in [("http://127.0.0.1:1", "Connection refused"), (server.url.as_str(), "HTTP 404")] {
+        let tools = t.path().join(format!("tools-{}", why.len()));
+        let run = setup(&tools, &["--mirror", mirror]);
+        let sha = PINNED[0].1;
+        assert_eq!(run.code, 2, "{run:?}");
+        for want in [
+            &format!("cannot fetch {mirror}/pool/main/e/edk2/ovmf_2022.11-6+deb12u2_all.deb"),
+            why,
+            &format!("needed: ovmf_2022.11-6+deb12u2_all.deb with sha256 {sha}"),
+            "nodeimg setup --mirror http://snapshot.debian.org/archive/debian/STAMP",
+            &format!("put any copy of that file at {}/debs/{sha}.deb by hand", tools.display()),
+        ] {
+            assert!(run.stderr.contains(want), "{want:?}: {run:?}");
+        }
+        assert_consistent(&tools);
+        assert!(!tools.join("ovmf").exists() && !tools.join("bin").exists(), "{:?}", files_under(&tools));
+    }
 }

@@ -45,6 +45,21 @@ pub struct BuildRequest {
     /// The OpenPGP keyring (binary, as `Signed-By` takes it) that signs the mirror's or
     /// snapshot's Release files, when it is not Debian's (a private or test mirror).
     pub keyring: Option<PathBuf>,
+    /// The firmware images the platforms' launch values were computed for (recorded in
+    /// `build.json`; the caller reads and hashes them), sorted by name, each once.
+    pub firmware: Vec<FirmwareRecord>,
+}
+
+/// A firmware image in `build.json`'s provenance (the release crate's `FirmwareInput`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct FirmwareRecord {
+    /// As `nodeimg.json` names it ([`crate::profiles::Firmware::name`]).
+    pub name: String,
+    /// SHA-256 of the image, lowercase hex.
+    pub sha256: String,
+    /// SHA-256 of the pinned `.deb` it comes from, for a `debian:` one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deb_sha256: Option<String>,
 }
 
 /// One artefact in a platform directory.
@@ -425,6 +440,9 @@ struct BuildProvenance<'a> {
     /// `$NODEIMG_SOURCE_COMMIT` says).
     #[serde(skip_serializing_if = "Option::is_none")]
     source_commit: Option<String>,
+    /// The firmware the launch values were computed for.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    firmware: &'a [FirmwareRecord],
 }
 
 fn write_build_info(
@@ -450,6 +468,7 @@ fn write_build_info(
             profile_tree_sha256: tree_sha256,
             package_source: source.record(),
             source_commit: crate::tools::source_commit(&req.profiles_dir)?,
+            firmware: &req.firmware,
         },
     };
     let mut json = serde_json::to_vec_pretty(&info).expect("build info serialises");

@@ -65,11 +65,12 @@ pub mod repro;
 pub mod run;
 pub mod source;
 pub mod tools;
+pub mod toolscache;
 pub mod tree;
 pub mod treediff;
 pub mod verify;
 
-pub use build::{build, build_with_hook, BuildReport, BuildRequest, PlatformHook, PlatformReport};
+pub use build::{build, build_with_hook, BuildReport, BuildRequest, FirmwareRecord, PlatformHook, PlatformReport};
 pub use lock::{Change, Lock, Scope};
 pub use mkosi::Event;
 pub use profiles::{PlatformConfig, ProfileSet, Selection};
@@ -135,14 +136,42 @@ pub enum Error {
         #[source]
         error: serde_json::Error,
     },
-    #[error("mkosi not found at {path}; run `make setup` (or set NODEIMG_MKOSI)")]
+    #[error(
+        "mkosi not found at {path}; run `nodeimg setup` to fetch the pinned mkosi into the tools cache \
+         (`make setup` in a checkout), or set NODEIMG_MKOSI"
+    )]
     MkosiMissing { path: PathBuf },
-    #[error("mkosi at {path} does not run (`{path} --version` failed); run `make setup` (or set NODEIMG_MKOSI)")]
+    #[error(
+        "mkosi at {path} does not run (`{path} --version` failed); run `nodeimg setup` (`make setup` in a \
+         checkout), or set NODEIMG_MKOSI"
+    )]
     MkosiBroken {
         path: PathBuf,
         #[source]
         error: CommandError,
     },
+    /// A pinned `.deb` of the tools cache could not be fetched (`nodeimg setup`).
+    #[error(
+        "cannot fetch {url}: {reason}\n  needed: {} with sha256 {}\n  fix: fetch it from a snapshot of the archive, \
+         e.g. `nodeimg setup --mirror http://snapshot.debian.org/archive/debian/STAMP` (a STAMP when the version was \
+         current: see http://snapshot.debian.org/binary/{}/), or put any copy of that file at {cached} by hand; \
+         then run `nodeimg setup` again",
+        .pin.file_name(), .pin.sha256, .pin.package
+    )]
+    ToolFetch { url: String, reason: String, pin: &'static toolscache::Pin, cached: PathBuf },
+    /// A fetched `.deb` is not the pinned one.
+    #[error(
+        "{url}: sha256 is {got}, but {} is pinned to {}; nothing was kept (a damaged mirror, or another build under \
+         the same name: try another --mirror, or put the pinned file at {cached} by hand)",
+        .pin.file_name(), .pin.sha256
+    )]
+    ToolDigest { url: String, got: String, pin: &'static toolscache::Pin, cached: PathBuf },
+    /// A pinned package the build needs is not in the tools cache.
+    #[error(
+        "{what} is not in the tools cache {dir}; run `nodeimg setup --tools-dir {dir}` (`make setup` in a checkout) \
+         to fetch the pinned tools"
+    )]
+    ToolsNotSetUp { what: String, dir: PathBuf },
     /// A program the build runs on the host is not on `$PATH`.
     #[error("{program} not found on PATH (needed {why}); run `make setup` (Debian package {package})")]
     ToolMissing { program: &'static str, package: &'static str, why: String },

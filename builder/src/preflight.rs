@@ -264,7 +264,7 @@ pub fn check_mkosi(mkosi: &Path) -> Result<String, Error> {
     match text.split_whitespace().collect::<Vec<_>>()[..] {
         ["mkosi", version] => Ok(version.to_owned()),
         _ => Err(Error::Profile(format!(
-            "{}: `--version` printed {:?}, not `mkosi VERSION`: is it mkosi? Run `make setup` (or set NODEIMG_MKOSI)",
+            "{}: `--version` printed {:?}, not `mkosi VERSION`: is it mkosi? Run `nodeimg setup` (`make setup` in a checkout), or set NODEIMG_MKOSI",
             mkosi.display(),
             text.trim()
         ))),

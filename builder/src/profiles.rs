@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
+use crate::toolscache::{PinnedFile, ToolsCache, PINNED_PREFIX};
 use crate::Error;
 
 /// The platform built when none is named.
@@ -62,9 +63,9 @@ pub const PLATFORM_CONFIG: &str = "nodeimg.json";
 /// ```json
 /// {"attestation_variant": "qemu-vtpm",
 ///  "enforce_pcrs": [4, 5, 7, 9, 11, 12, 13],
-///  "snp": {"firmware": "tools/ovmf/2025.02-8+deb13u1/usr/share/ovmf/OVMF.fd",
+///  "snp": {"firmware": "debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd",
 ///          "vmm_type": "qemu", "vcpu_type": "EPYC-v4", "vcpus": [1, 2, 4], "guest_features": "0x1"},
-///  "tdx": {"firmware": "tools/ovmf/2025.02-8+deb13u1/usr/share/ovmf/OVMF.fd"}}
+///  "tdx": {"firmware": "debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd"}}
 /// ```
 ///
 /// * `attestation_variant` (required): named as Constellation names them (`qemu-vtpm`,
@@ -86,8 +87,9 @@ pub const PLATFORM_CONFIG: &str = "nodeimg.json";
 ///   `two-pass`, as `nodeimg measure tdx --page-add-order`), and RTMR1 and RTMR2 of booting the
 ///   UKI from the disk image; RTMR0 is the platform's and is not written.
 ///
-/// `firmware` paths are relative to the repository root (the profile directory's parent), or
-/// absolute. Cloud platforms carry no `snp` or `tdx`: their firmware is the cloud's, not ours.
+/// `firmware` ([`Firmware`]) is a pinned input, `debian:PACKAGE=VERSION:PATH` (a file of a
+/// package of [`crate::toolscache::PINS`], found in the tools cache that `nodeimg setup` fills),
+/// or a path relative to the profile directory (or absolute). Cloud platforms carry no `snp` or `tdx`: their firmware is the cloud's, not ours.
 /// Unknown keys are an error.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,9 +113,8 @@ pub struct PlatformConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnpConfig {
-    /// The firmware image (a single OVMF `.fd` with SEV metadata), resolved by
-    /// [`ProfileSet::load`] against the repository root.
-    pub firmware: PathBuf,
+    /// The firmware image (a single OVMF `.fd` with SEV metadata).
+    pub firmware: Firmware,
     /// The VMM, as sev-snp-measure's `--vmm-type` names it (checked by the caller).
     pub vmm_type: String,
     /// The vCPU model (checked by the caller).
@@ -137,11 +138,49 @@ pub struct SnpConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TdxConfig {
-    /// The firmware image (OVMF with TDVF metadata), resolved against the repository root.
-    pub firmware: PathBuf,
+    /// The firmware image (OVMF with TDVF metadata).
+    pub firmware: Firmware,
     /// The order of TDH.MEM.PAGE.ADD and TDH.MR.EXTEND.
     #[serde(default)]
     pub page_add_order: PageAddOrder,
+}
+
+/// A platform's firmware image, as `nodeimg.json` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Firmware {
+    /// `debian:PACKAGE=VERSION:PATH`: a file of a pinned package, from the tools cache.
+    Pinned(PinnedFile),
+    /// A path: `written` as nodeimg.json has it, `path` resolved against the profile directory
+    /// by [`ProfileSet::load`].
+    Path { written: String, path: PathBuf },
+}
+
+impl Firmware {
+    /// The firmware as nodeimg.json names it (what `build.json` records).
+    pub fn name(&self) -> String {
+        match self {
+            Self::Pinned(f) => f.to_string(),
+            Self::Path { written, .. } => written.clone(),
+        }
+    }
+
+    /// The file: in `tools` for a pinned one (which must be set up), else the resolved path.
+    pub fn resolve(&self, tools: &ToolsCache) -> Result<PathBuf, Error> {
+        match self {
+            Self::Pinned(f) => tools.resolve(f),
+            Self::Path { path, .. } => Ok(path.clone()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Firmware {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.starts_with(PINNED_PREFIX) {
+            return s.parse().map(Self::Pinned).map_err(de::Error::custom);
+        }
+        Ok(Self::Path { path: PathBuf::from(&s), written: s })
+    }
 }
 
 /// The order in which the VMM adds and extends the TD's pages (see `measure::tdx`).
@@ -187,7 +226,8 @@ fn opt_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> 
 }
 
 impl PlatformConfig {
-    /// Reads and checks `path`; relative firmware paths are resolved against `root`.
+    /// Reads and checks `path`; relative firmware paths are resolved against `root` (the profile
+    /// directory).
     pub fn load(path: &Path, root: &Path) -> Result<Self, Error> {
         let bad = |reason: String| Error::PlatformConfig { path: path.to_path_buf(), reason };
         let text = match fs::read(path) {
@@ -206,7 +246,9 @@ impl PlatformConfig {
         for firmware in
             [c.snp.as_mut().map(|s| &mut s.firmware), c.tdx.as_mut().map(|t| &mut t.firmware)].into_iter().flatten()
         {
-            *firmware = root.join(&*firmware);
+            if let Firmware::Path { path, .. } = firmware {
+                *path = root.join(&*path);
+            }
         }
         Ok(c)
     }
@@ -229,7 +271,7 @@ impl PlatformConfig {
             }
         }
         if let Some(s) = &self.snp {
-            if s.firmware.as_os_str().is_empty() {
+            if s.firmware.name().is_empty() {
                 return Err("snp.firmware is empty".into());
             }
             if s.vcpus.is_empty() {
@@ -250,7 +292,7 @@ impl PlatformConfig {
                 return Err("snp.vcpu_sig does not fit in 32 bits (CPUID 1 EAX)".into());
             }
         }
-        if self.tdx.as_ref().is_some_and(|t| t.firmware.as_os_str().is_empty()) {
+        if self.tdx.as_ref().is_some_and(|t| t.firmware.name().is_empty()) {
             return Err("tdx.firmware is empty".into());
         }
         Ok(())
@@ -279,8 +321,15 @@ pub struct Selection {
 }
 
 impl ProfileSet {
-    /// Reads `dir/mkosi.conf` and every `dir/mkosi.profiles/*/mkosi.conf` (or `*.conf`).
+    /// Reads `dir/mkosi.conf` and every `dir/mkosi.profiles/*/mkosi.conf` (or `*.conf`);
+    /// relative firmware paths in `nodeimg.json` are resolved against `dir`.
     pub fn load(dir: &Path) -> Result<Self, Error> {
+        Self::load_resolving(dir, dir)
+    }
+
+    /// [`ProfileSet::load`], with relative firmware paths resolved against `root` (an image
+    /// project's directory, when `dir` is the tree composed from it: [`crate::project`]).
+    pub fn load_resolving(dir: &Path, root: &Path) -> Result<Self, Error> {
         let base = dir.join("mkosi.conf");
         let settings = base_settings(dir)?;
         let image_id = last_value(&settings, "Output", "ImageId")
@@ -331,7 +380,7 @@ impl ProfileSet {
                         ),
                     })
                 }
-                ProfileKind::Platform => Some(PlatformConfig::load(&config_path, dir.parent().unwrap_or(dir))?),
+                ProfileKind::Platform => Some(PlatformConfig::load(&config_path, root)?),
                 ProfileKind::Overlay if config_path.exists() => {
                     return Err(Error::PlatformConfig {
                         path: config_path,
@@ -553,7 +602,8 @@ mod tests {
             ("qemu-vtpm", &[4, 5, 7, 9, 11, 12, 13][..])
         );
         let snp = qemu.snp.as_ref().unwrap();
-        assert_eq!(snp.firmware, dir.parent().unwrap().join("tools/ovmf/2025.02-8+deb13u1/usr/share/ovmf/OVMF.fd"));
+        assert_eq!(snp.firmware.name(), "debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd");
+        assert!(matches!(&snp.firmware, Firmware::Pinned(f) if f.pin == &crate::toolscache::OVMF_TRIXIE));
         assert_eq!((snp.vcpus.as_slice(), snp.guest_features), (&[1, 2, 4][..], 1));
         assert_eq!(qemu.tdx.as_ref().unwrap().firmware, snp.firmware);
         for cloud in ["aws", "azure", "gcp"] {
@@ -635,7 +685,20 @@ mod tests {
             assert!(msg.starts_with(&format!("{}: ", path.display())) && msg.contains(want), "{json}: {msg}");
         }
 
-        // Well-formed: firmware relative to the repository root, numbers as strings or numbers.
+        // A pinned firmware must be one of the pinned packages.
+        let t = one_platform(Some(
+            r#"{"attestation_variant": "x", "enforce_pcrs": [4], "tdx": {"firmware": "debian:ovmf=2024.11-1:usr/share/ovmf/OVMF.fd"}}"#,
+        ));
+        let err = ProfileSet::load(t.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("nodeimg.json: ovmf=2024.11-1 is not a package nodeimg pins")
+                || err.contains(
+                    "\"debian:ovmf=2024.11-1:usr/share/ovmf/OVMF.fd\": ovmf=2024.11-1 is not a package nodeimg pins"
+                ),
+            "{err}"
+        );
+
+        // Well-formed: firmware relative to the profile directory, numbers as strings or numbers.
         let t = one_platform(Some(
             r#"{"attestation_variant": "x", "enforce_pcrs": [4], "snp": {"firmware": "fw.fd", "vmm_type": "ec2",
                 "vcpus": [1], "vcpu_sig": "0xa00f11", "guest_features": 33, "smt": false}, "tdx": {"firmware": "/abs/fw.fd", "page_add_order": "two-pass"}}"#,
@@ -644,11 +707,19 @@ mod tests {
         let c = set.profiles["p"].config.as_ref().unwrap();
         let snp = c.snp.as_ref().unwrap();
         assert_eq!(
-            (snp.firmware.as_path(), snp.vcpu_sig, snp.guest_features, snp.smt),
-            (t.path().parent().unwrap().join("fw.fd").as_path(), Some(0xa00f11), 33, Some(false))
+            (&snp.firmware, snp.vcpu_sig, snp.guest_features, snp.smt),
+            (
+                &Firmware::Path { written: "fw.fd".into(), path: t.path().join("fw.fd") },
+                Some(0xa00f11),
+                33,
+                Some(false)
+            )
         );
         let tdx = c.tdx.as_ref().unwrap();
-        assert_eq!((tdx.firmware.as_path(), tdx.page_add_order), (Path::new("/abs/fw.fd"), PageAddOrder::TwoPass));
+        assert_eq!(
+            (&tdx.firmware, tdx.page_add_order),
+            (&Firmware::Path { written: "/abs/fw.fd".into(), path: "/abs/fw.fd".into() }, PageAddOrder::TwoPass)
+        );
     }
 
     #[test]

@@ -374,7 +374,9 @@ A node image made with nodeimg: nodeimg's minimal base
   `image/mkosi.extra/` — files copied into the root; `image/mkosi.postinst.chroot` — a script
   run inside the image after the packages (all optional, mkosi's own rules).
 - `platforms/NAME/` — per platform: `mkosi.conf` (kernel command-line keys only) and
-  `nodeimg.json` (attestation variant, enforced PCRs, firmware for SEV-SNP/TDX launch digests).
+  `nodeimg.json` (attestation variant, enforced PCRs, firmware for SEV-SNP/TDX launch digests:
+  `debian:PKG=VERSION:PATH`, a Debian build `nodeimg setup` fetches by pinned sha256, or a path
+  relative to this project; either is recorded with its sha256 in `build.json`).
 - `packages.lock` — every package of the image, its initrd and mkosi's tools tree, pinned by
   version and sha256. Run `nodeimg lock` after changing `Packages=`; commit it.
 

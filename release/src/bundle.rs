@@ -132,6 +132,23 @@ pub struct Provenance {
     /// The release directory holding the lock's `.deb`s (`release --with-packages`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_archive: Option<String>,
+    /// The firmware images the SEV-SNP and TDX values were computed for, sorted by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub firmware: Vec<FirmwareInput>,
+}
+
+/// A firmware image a build computed launch values for (`build.json`, the bundle).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FirmwareInput {
+    /// As the platform's `nodeimg.json` names it: `debian:PACKAGE=VERSION:PATH` (a file of a
+    /// package nodeimg pins) or a path relative to the profile directory.
+    pub name: String,
+    /// SHA-256 of the image.
+    pub sha256: Hex,
+    /// SHA-256 of the pinned package's `.deb`, for a `debian:` one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deb_sha256: Option<Hex>,
 }
 
 /// Where a build's packages came from (`build.json`, the bundle).
@@ -227,6 +244,11 @@ impl Bundle {
         }
         if self.provenance.profile_tree_sha256.as_ref().is_some_and(|h| h.len() != 32) {
             return Err(invalid("/provenance/profile_tree_sha256", "expected 32 bytes"));
+        }
+        for (i, f) in self.provenance.firmware.iter().enumerate() {
+            if f.sha256.len() != 32 || f.deb_sha256.as_ref().is_some_and(|h| h.len() != 32) {
+                return Err(invalid(format!("/provenance/firmware/{i}"), "expected 32-byte SHA-256 digests"));
+            }
         }
         if self.platforms.is_empty() {
             return Err(invalid("/platforms", "no platform"));
@@ -397,6 +419,11 @@ pub(crate) mod tests {
                 profile_tree_sha256: None,
                 package_source: None,
                 package_archive: None,
+                firmware: vec![FirmwareInput {
+                    name: "debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd".into(),
+                    sha256: h(0x44, 32),
+                    deb_sha256: Some(h(0x55, 32)),
+                }],
             },
         }
     }

@@ -42,8 +42,8 @@ pub mod schema;
 pub mod verify;
 
 pub use bundle::{
-    trusted_comment, Artefact, Bundle, BundleError, HashAlg, Image, Pcr, PcrStatus, Platform, Provenance,
-    SnpLaunchDigest, Tdx, SCHEMA_VERSION,
+    trusted_comment, Artefact, Bundle, BundleError, FirmwareInput, HashAlg, Image, Pcr, PcrStatus, Platform,
+    Provenance, SnpLaunchDigest, Tdx, SCHEMA_VERSION,
 };
 pub use hex::Hex;
 pub use progress::Progress;

@@ -171,6 +171,7 @@ fn bundle(version: &str, platforms: BTreeMap<String, Platform>) -> Bundle {
             profile_tree_sha256: None,
             package_source: None,
             package_archive: None,
+            firmware: Vec::new(),
         },
     };
     b.check().expect("a valid bundle");

@@ -31,6 +31,10 @@ pub struct Locations {
     /// Default: $NODEIMG_CACHE_DIR, else $XDG_CACHE_HOME/nodeimg, else ~/.cache/nodeimg.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The tools cache `nodeimg setup` fills: mkosi and the pinned firmware.
+    /// Default: $NODEIMG_TOOLS_DIR, else $XDG_CACHE_HOME/nodeimg/tools, else ~/.cache/nodeimg/tools.
+    #[arg(long, value_name = "DIR")]
+    pub tools_dir: Option<PathBuf>,
 }
 
 /// The profiles a command works on, resolved: a profile directory as given, or a project
@@ -47,6 +51,12 @@ impl Profiles {
     /// The package lock the user edits and commits (the project's, or the profile directory's).
     pub fn lock_path(&self) -> PathBuf {
         self.project.as_ref().unwrap_or(&self.dir).join(builder::build::LOCK_FILE)
+    }
+
+    /// What relative paths in the profiles (firmware in `nodeimg.json`) are relative to: the
+    /// project, or the profile directory.
+    pub fn paths_root(&self) -> &Path {
+        self.project.as_ref().unwrap_or(&self.dir)
     }
 
     /// Where a lock is written.
@@ -89,14 +99,19 @@ impl Locations {
         home.join(".cache/nodeimg")
     }
 
-    /// mkosi: $NODEIMG_MKOSI, else `tools/bin/mkosi` beside the profile directory (made by
-    /// `make setup`).
-    pub fn mkosi(&self, profiles: &Profiles) -> Result<PathBuf> {
+    /// The tools cache (`--tools-dir`, else its default).
+    pub fn tools(&self) -> builder::toolscache::ToolsCache {
+        let dir = self.tools_dir.clone().unwrap_or_else(builder::toolscache::ToolsCache::default_dir);
+        builder::toolscache::ToolsCache::new(&dir)
+    }
+
+    /// mkosi: $NODEIMG_MKOSI, else the tools cache's `bin/mkosi` (written by `nodeimg setup`;
+    /// the preflight says to run it when it is missing).
+    pub fn mkosi(&self) -> Result<PathBuf> {
         if let Some(m) = std::env::var_os("NODEIMG_MKOSI").filter(|m| !m.is_empty()) {
             return Ok(m.into());
         }
-        let beside = profiles.project.as_ref().unwrap_or(&profiles.dir);
-        Ok(beside.parent().unwrap_or(Path::new(".")).join("tools/bin/mkosi"))
+        Ok(self.tools().mkosi())
     }
 
     /// The profiles: `--project`, else `--profiles-dir`, else the current directory when it is a
@@ -332,23 +347,45 @@ struct PlatformPlan {
     snp_policy: Option<release::bundle::SnpPolicy>,
     /// MRTD, when the platform carries TDX values (RTMR1 and RTMR2 then follow from the image).
     mrtd: Option<[u8; 48]>,
+    /// The firmware images read, for `build.json`.
+    firmware: Vec<builder::FirmwareRecord>,
 }
 
-/// Reads a firmware image named by `field` of `config`, with a clear error when it is missing.
-fn read_config_firmware(config: &Path, field: &str, path: &Path) -> Result<Vec<u8>> {
+/// Reads the firmware image named by `field` of `config` (from the tools cache for a pinned
+/// one), with a clear error when it is missing; records its name and sha256 in `plan`.
+fn read_config_firmware(
+    config: &Path,
+    field: &str,
+    firmware: &builder::profiles::Firmware,
+    tools: &builder::toolscache::ToolsCache,
+    plan: &mut PlatformPlan,
+) -> Result<Vec<u8>> {
+    use builder::profiles::Firmware;
+    use sha2::Digest;
+    let path = firmware.resolve(tools).with_context(|| format!("{}: {field}", config.display()))?;
     if !path.is_file() {
         bail!(
-            "{}: {field} {} does not exist (Debian's OVMF builds are unpacked under tools/ovmf/ by `make setup`)",
+            "{}: {field} {} does not exist (a path is relative to the profile directory; Debian's OVMF builds are \
+             named as \"debian:ovmf=VERSION:usr/share/ovmf/OVMF.fd\" and fetched by `nodeimg setup`)",
             config.display(),
             path.display()
         );
     }
-    crate::cmd::measure::read_firmware(path).with_context(|| format!("{}: {field}", config.display()))
+    let image = crate::cmd::measure::read_firmware(&path).with_context(|| format!("{}: {field}", config.display()))?;
+    plan.firmware.push(builder::FirmwareRecord {
+        name: firmware.name(),
+        sha256: hex::encode(sha2::Sha256::digest(&image)),
+        deb_sha256: match firmware {
+            Firmware::Pinned(f) => Some(f.pin.sha256.to_owned()),
+            Firmware::Path { .. } => None,
+        },
+    });
+    Ok(image)
 }
 
 /// Checks `platform`'s nodeimg.json against what nodeimg can compute and computes the values
 /// that depend on the firmware alone.
-fn plan(set: &ProfileSet, platform: &str) -> Result<PlatformPlan> {
+fn plan(set: &ProfileSet, platform: &str, tools: &builder::toolscache::ToolsCache) -> Result<PlatformPlan> {
     use measure::snp::{self, SnpFirmware, SnpLaunch, Vmm};
     let c = set
         .profiles
@@ -367,6 +404,7 @@ fn plan(set: &ProfileSet, platform: &str) -> Result<PlatformPlan> {
         snp: Vec::new(),
         snp_policy: None,
         mrtd: None,
+        firmware: Vec::new(),
     };
     if let Some(s) = &c.snp {
         let vmm: Vmm = s.vmm_type.parse().map_err(|e| anyhow::anyhow!("{cp}: snp.vmm_type: {e}"))?;
@@ -380,13 +418,13 @@ fn plan(set: &ProfileSet, platform: &str) -> Result<PlatformPlan> {
         if vmm == Vmm::Qemu && vcpu_sig.is_none() {
             bail!("{cp}: snp: QEMU puts the vCPU signature into every VMSA: give vcpu_type or vcpu_sig");
         }
-        let image = read_config_firmware(&config_path, "snp.firmware", &s.firmware)?;
-        let fw = SnpFirmware::parse(&image).with_context(|| format!("{cp}: snp.firmware {}", s.firmware.display()))?;
+        let image = read_config_firmware(&config_path, "snp.firmware", &s.firmware, tools, &mut plan)?;
+        let fw = SnpFirmware::parse(&image).with_context(|| format!("{cp}: snp.firmware {}", s.firmware.name()))?;
         for &vcpus in &s.vcpus {
             let launch =
                 SnpLaunch { vcpus, vcpu_sig, vmm, guest_features: s.guest_features, kernel: None, ovmf_hash: None };
             let ld = snp::launch_digest(&fw, &launch)
-                .with_context(|| format!("{cp}: snp: {} with {vcpus} vCPUs", s.firmware.display()))?;
+                .with_context(|| format!("{cp}: snp: {} with {vcpus} vCPUs", s.firmware.name()))?;
             plan.snp.push(release::bundle::SnpLaunchDigest {
                 vcpus,
                 vcpu_type: s.vcpu_type.clone(),
@@ -401,8 +439,8 @@ fn plan(set: &ProfileSet, platform: &str) -> Result<PlatformPlan> {
     }
     if let Some(t) = &c.tdx {
         use measure::tdx::{self, PageAddOrder, TdvfMetadata};
-        let image = read_config_firmware(&config_path, "tdx.firmware", &t.firmware)?;
-        let md = TdvfMetadata::parse(&image).with_context(|| format!("{cp}: tdx.firmware {}", t.firmware.display()))?;
+        let image = read_config_firmware(&config_path, "tdx.firmware", &t.firmware, tools, &mut plan)?;
+        let md = TdvfMetadata::parse(&image).with_context(|| format!("{cp}: tdx.firmware {}", t.firmware.name()))?;
         let order = match t.page_add_order {
             builder::profiles::PageAddOrder::SinglePass => PageAddOrder::SinglePass,
             builder::profiles::PageAddOrder::TwoPass => PageAddOrder::TwoPass,
@@ -448,18 +486,25 @@ fn write_reference_values(plan: &PlatformPlan, dir: &Path) -> Result<()> {
 }
 
 /// Builds `req` (whose profiles are `set`) and writes each platform's reference values, with
-/// progress; the outer error is one found before mkosi runs (a platform's nodeimg.json).
+/// progress; the outer error is one found before mkosi runs (a platform's nodeimg.json, its
+/// firmware, which `build.json` then records with its sha256).
 pub(crate) fn build_measured(
     req: &BuildRequest,
     set: &ProfileSet,
+    tools: &builder::toolscache::ToolsCache,
     global: Global,
 ) -> Result<std::result::Result<builder::BuildReport, builder::Error>> {
     let plans = req
         .selection
         .platforms
         .iter()
-        .map(|p| Ok((p.clone(), plan(set, p)?)))
+        .map(|p| Ok((p.clone(), plan(set, p, tools)?)))
         .collect::<Result<std::collections::BTreeMap<_, _>>>()?;
+    let mut req = req.clone();
+    req.firmware = plans.values().flat_map(|p| p.firmware.iter().cloned()).collect();
+    req.firmware.sort();
+    req.firmware.dedup();
+    let req = &req;
     // The builder checks the output directory (and everything else it can) before mkosi runs,
     // and creates it only then.
     install_interrupt_handler();
@@ -474,19 +519,20 @@ pub(crate) fn build_measured(
 
 pub fn run(args: BuildArgs, global: Global) -> Result<Outcome> {
     let profiles = args.loc.profiles()?;
-    let set = ProfileSet::load(&profiles.dir)?;
+    let set = ProfileSet::load_resolving(&profiles.dir, profiles.paths_root())?;
     let selection = set.select(&args.profiles, args.all)?;
     let req = BuildRequest {
         profiles_dir: profiles.dir.clone(),
         selection,
         out_dir: std::path::absolute(&args.out).with_context(|| format!("resolving {}", args.out.display()))?,
         cache_dir: args.loc.cache_dir(),
-        mkosi: args.loc.mkosi(&profiles)?,
+        mkosi: args.loc.mkosi()?,
         nodeimg_version: env!("CARGO_PKG_VERSION").to_owned(),
         source: args.source.choice(false)?,
         keyring: args.source.keyring.clone(),
+        firmware: Vec::new(),
     };
-    let report = match build_measured(&req, &set, global)? {
+    let report = match build_measured(&req, &set, &args.loc.tools(), global)? {
         Ok(r) => r,
         Err(e) => return check_or_error(e),
     };

@@ -76,7 +76,7 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
     let result = builder::build::resolve_packages(
         &profiles_dir,
         &args.loc.cache_dir(),
-        &args.loc.mkosi(&profiles)?,
+        &args.loc.mkosi()?,
         &source,
         args.source.keyring.as_deref(),
         &mut |e| progress.event(e),

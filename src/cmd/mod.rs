@@ -11,6 +11,7 @@ pub mod pcrs;
 pub mod rebuild;
 pub mod release;
 pub mod repro;
+pub mod setup;
 pub mod sign;
 pub mod steps;
 pub mod uki;

@@ -140,7 +140,7 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
     let source = choice.resolve(lock.snapshot.as_ref()).map_err(anyhow::Error::msg)?;
 
     // 4. The build, of every platform the bundle has.
-    let set = ProfileSet::load(&profiles_dir)?;
+    let set = ProfileSet::load_resolving(&profiles_dir, profiles.paths_root())?;
     if set.image_id != bundle.image.name || set.image_version != bundle.image.version {
         bail!(
             "{}: the profiles build {} {}, the release is {} {}",
@@ -164,13 +164,14 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
         selection,
         out_dir,
         cache_dir: loc.cache_dir(),
-        mkosi: loc.mkosi(&profiles)?,
+        mkosi: loc.mkosi()?,
         nodeimg_version: env!("CARGO_PKG_VERSION").to_owned(),
         source: choice,
         keyring: args.keyring.clone(),
+        firmware: Vec::new(),
     };
     steps.stage(&format!("rebuilding {} from {}", names.join(", "), source.describe()));
-    let built = match crate::cmd::build::build_measured(&req, &set, global)? {
+    let built = match crate::cmd::build::build_measured(&req, &set, &loc.tools(), global)? {
         Ok(r) => r,
         Err(e) => return check_or_error(e),
     };

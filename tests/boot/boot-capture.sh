@@ -7,7 +7,7 @@
 #   tests/boot/boot-capture.sh --out DIR [--secure-boot] --inputs-only
 #   … [--extras] [--banks sha1,sha256,sha384] [--ovmf VERSION]
 #
-# The chain: OVMF (Debian trixie's ovmf 2025.02, pinned by 31-ovmf.sh) → systemd-stub 257
+# The chain: OVMF (Debian trixie's ovmf 2025.02, pinned in builder/src/toolscache.rs, unpacked by nodeimg setup) → systemd-stub 257
 # (trixie's systemd-boot-efi) → Linux EFI stub (trixie's cloud kernel; both pinned by
 # 40-uki-fixtures.sh) → a busybox initrd whose /init (tests/boot/init) prints the PCRs and the
 # log to a virtio-serial port and powers off. The UKI is built by trixie's ukify 257 with a fixed
@@ -24,7 +24,7 @@
 # console), uki.efi (the booted UKI), gpt.bin (the disk's first MiB: protective MBR, GPT header
 # and partition entries, what the firmware's GPT event covers). Needs `make setup`.
 #
-# --ovmf VERSION boots another of the pinned Debian OVMF builds in tools/ovmf/ (31-ovmf.sh), e.g.
+# --ovmf VERSION boots another of the pinned Debian OVMF builds in tools/ovmf/ (nodeimg setup, scripts/setup.d/31-tools.sh), e.g.
 # bookworm's 2022.11-6+deb12u2, whose OVMF_CODE_4M.fd is built *with* Secure Boot support: with
 # its empty OVMF_VARS_4M.fd the firmware is in setup mode (SecureBoot = 0 is measured into PCR 7).
 #

@@ -10,7 +10,7 @@
 # /run/log/systemd/tpm2-measure.log, JSON-SEQ), capture.txt (the raw capture: kernel, command
 # line, PCR 11 phase), console.log (the serial console), inputs.txt (firmware, QEMU and swtpm
 # versions, sha256 of the firmware and the disk). Needs `make setup` (qemu-system-x86, swtpm,
-# OVMF unpacked by scripts/setup.d/31-ovmf.sh).
+# OVMF unpacked by nodeimg setup, scripts/setup.d/31-tools.sh).
 #
 # KVM is used when /dev/kvm works, TCG otherwise (-smp 1: a TCG boot to power-off takes 80–115 s
 # on the 2-core CI machine).

@@ -1,0 +1,583 @@
+//! The tools cache: the programs and firmware nodeimg needs at run time, pinned by content and
+//! kept outside any checkout.
+//!
+//! An installed `nodeimg` must not need the repository it was built from. Two things it runs or
+//! reads come from Debian rather than from the host: **mkosi** (trixie's 25.3, pure Python, run
+//! with the host's `python3`; everything mkosi itself runs comes from its own tools tree) and
+//! **Debian's OVMF builds** (the firmware whose SEV-SNP launch digest and TDX MRTD a platform's
+//! `nodeimg.json` asks for). Installing trixie's packages on a bookworm host would drag in
+//! trixie's libc, and the firmware is an input of the reference values, not a host package. So
+//! `nodeimg setup` fetches each `.deb` of the table [`PINS`] — package, version, architecture,
+//! the `.deb`'s sha256 and its path in the archive's pool — and unpacks it into the tools cache:
+//!
+//! ```text
+//! TOOLS/                           $NODEIMG_TOOLS_DIR, else $XDG_CACHE_HOME/nodeimg/tools,
+//!                                  else ~/.cache/nodeimg/tools
+//!   debs/<sha256>.deb              each pinned .deb, stored by content
+//!   <package>/<version>/           its files (dpkg-deb -x), with .nodeimg-sha256 = the .deb's
+//!   bin/mkosi                      the wrapper nodeimg runs: mkosi from mkosi/<version>/ on python3
+//! ```
+//!
+//! The `.deb`s are fetched over plain HTTP from a Debian mirror (`http://deb.debian.org/debian`
+//! by default, or any mirror or snapshot in the same layout). That is safe for the same reason
+//! it is for apt: what arrives is checked against a sha256 nodeimg carries, and a file that does
+//! not match is never kept. Every write is atomic (a `.partial` file or directory, renamed into
+//! place when complete and checked), so an interrupted or failed setup leaves the cache as it was;
+//! a second setup finds every package unpacked and downloads nothing. When the archive has
+//! dropped a pinned version (Debian's pool keeps only the versions a suite still names), setup
+//! says which file, with which sha256, it needs and where to put it, and a snapshot of the
+//! archive (`--mirror http://snapshot.debian.org/archive/debian/STAMP`) serves it for ever.
+//!
+//! Firmware is named in `nodeimg.json` by what it is, not where a setup script left it:
+//! `debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd` ([`PinnedFile`]) is that file of
+//! that pinned package, found here by [`ToolsCache::resolve`].
+
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Component, Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::mkosi::{CacheLock, Event};
+use crate::run::{argv, CommandError, CommandRunExt};
+use crate::{read_err, write_err, Error};
+
+/// One Debian package nodeimg needs at run time, pinned by the sha256 of its `.deb`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pin {
+    /// The binary package name.
+    pub package: &'static str,
+    /// Its Debian version.
+    pub version: &'static str,
+    /// Its architecture (`all` for both of these).
+    pub arch: &'static str,
+    /// The sha256 of the `.deb`, lowercase hex.
+    pub sha256: &'static str,
+    /// Where the archive keeps it, relative to the mirror's root (`pool/main/…`).
+    pub pool_path: &'static str,
+}
+
+/// Debian's OVMF from bookworm (2 MiB `OVMF.fd`): the firmware of the bookworm boot fixtures.
+pub const OVMF_BOOKWORM: Pin = Pin {
+    package: "ovmf",
+    version: "2022.11-6+deb12u2",
+    arch: "all",
+    sha256: "e73d3d1a8799f7f6fc16b73501d913edcdd86237556fbff30693e747e6dc262e",
+    pool_path: "pool/main/e/edk2/ovmf_2022.11-6+deb12u2_all.deb",
+};
+
+/// Debian's OVMF from trixie (4 MiB `OVMF.fd`, the generic OvmfPkgX64 build carrying both the
+/// SEV and the TDVF metadata): the `qemu` platform's firmware.
+pub const OVMF_TRIXIE: Pin = Pin {
+    package: "ovmf",
+    version: "2025.02-8+deb13u1",
+    arch: "all",
+    sha256: "78e0d54df11fc77406cb7a0bc9a39e5bca6d1cbe06556b91d9a73491c52decdf",
+    pool_path: "pool/main/e/edk2/ovmf_2025.02-8+deb13u1_all.deb",
+};
+
+/// mkosi 25.3 from trixie, which `nodeimg build` runs.
+pub const MKOSI: Pin = Pin {
+    package: "mkosi",
+    version: "25.3-7",
+    arch: "all",
+    sha256: "ef56c81324fd47d65490e944ec4697bb3f6fb21326d0d071bfc2fb5ba5383252",
+    pool_path: "pool/main/m/mkosi/mkosi_25.3-7_all.deb",
+};
+
+/// Every package `nodeimg setup` installs into the tools cache.
+///
+/// Provenance: the versions and sha256s are those `make setup` pinned in
+/// `scripts/setup.d/31-ovmf.sh` and `70-mkosi.sh` until it called `nodeimg setup` (each `.deb`
+/// as `apt-get download` fetched it from deb.debian.org on 2026-12-04 and `sha256sum` hashed
+/// it); the pool paths are Debian's (`Filename:` of the suites' `Packages` indices: source
+/// package `edk2` for ovmf). To move a pin: fetch the new `.deb`, hash it, change it here, and
+/// regenerate `measure/testdata/*.tsv` with their `*.gen.sh` scripts when OVMF moves.
+pub const PINS: &[Pin] = &[OVMF_BOOKWORM, OVMF_TRIXIE, MKOSI];
+
+/// The mirror `nodeimg setup` fetches from by default.
+pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// The largest `.deb` setup accepts (the pinned ones are 0.3–7.7 MB).
+pub const MAX_DEB_BYTES: u64 = 64 << 20;
+
+/// The stamp in an unpacked package directory: the sha256 of the `.deb` it came from (the same
+/// file `make setup` wrote before, so a checkout's `tools/ovmf/<version>/` is already a tools
+/// cache entry).
+pub const STAMP: &str = ".nodeimg-sha256";
+
+impl Pin {
+    /// The pinned package `package` at `version`, if there is one.
+    pub fn find(package: &str, version: &str) -> Option<&'static Pin> {
+        PINS.iter().find(|p| p.package == package && p.version == version)
+    }
+
+    /// The `.deb`'s file name as the archive names it (`:` of an epoch as `%3a`).
+    pub fn file_name(&self) -> String {
+        format!("{}_{}_{}.deb", self.package, self.version.replace(':', "%3a"), self.arch)
+    }
+}
+
+impl fmt::Display for Pin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.package, self.version)
+    }
+}
+
+/// `debian:PACKAGE=VERSION:PATH`: the file `PATH` of a package in [`PINS`], as `nodeimg.json`
+/// names firmware. `PATH` is relative to the package's root (as `dpkg -L` lists it, without the
+/// leading `/`), follows the last `:` (a version may hold an epoch's `:`; a path may not), and
+/// has no `.` or `..` components.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedFile {
+    pub pin: &'static Pin,
+    pub path: PathBuf,
+}
+
+/// The prefix of a [`PinnedFile`].
+pub const PINNED_PREFIX: &str = "debian:";
+
+impl FromStr for PinnedFile {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let form = "expected debian:PACKAGE=VERSION:PATH, e.g. debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd";
+        let rest = s.strip_prefix(PINNED_PREFIX).ok_or_else(|| format!("{s:?}: {form}"))?;
+        let (package, rest) = rest.split_once('=').ok_or_else(|| format!("{s:?}: {form}"))?;
+        let (version, path) = rest.rsplit_once(':').ok_or_else(|| format!("{s:?}: {form}"))?;
+        if package.is_empty() || version.is_empty() || path.is_empty() {
+            return Err(format!("{s:?}: {form}"));
+        }
+        let path = PathBuf::from(path);
+        if !path.components().all(|c| matches!(c, Component::Normal(_))) {
+            return Err(format!("{s:?}: the path in the package must be relative, without . or .. (as usr/share/…)"));
+        }
+        let pin = Pin::find(package, version).ok_or_else(|| {
+            let known: Vec<String> = PINS.iter().map(|p| format!("{}{p}", PINNED_PREFIX)).collect();
+            format!(
+                "{s:?}: {package}={version} is not a package nodeimg pins (pinned: {}); name one of them, or give the \
+                 firmware as a path relative to the profile directory",
+                known.join(", ")
+            )
+        })?;
+        Ok(Self { pin, path })
+    }
+}
+
+impl fmt::Display for PinnedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{PINNED_PREFIX}{}:{}", self.pin, self.path.display())
+    }
+}
+
+/// What `nodeimg setup` did with one pinned package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetupStep {
+    pub package: String,
+    pub version: String,
+    pub sha256: String,
+    /// `present` (already unpacked, nothing done), `unpacked` (from the `.deb` in the cache) or
+    /// `downloaded` (fetched, checked and unpacked).
+    pub action: &'static str,
+    /// Bytes downloaded (0 unless `downloaded`).
+    pub bytes: u64,
+    /// Where its files are.
+    pub dir: PathBuf,
+}
+
+/// A tools cache directory (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct ToolsCache {
+    root: PathBuf,
+}
+
+impl ToolsCache {
+    /// The tools cache at `root` (made absolute: the mkosi wrapper names it).
+    pub fn new(root: &Path) -> Self {
+        Self { root: std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf()) }
+    }
+
+    /// `$NODEIMG_TOOLS_DIR`, else `$XDG_CACHE_HOME/nodeimg/tools`, else `~/.cache/nodeimg/tools`.
+    pub fn default_dir() -> PathBuf {
+        let var = |v: &str| std::env::var_os(v).filter(|x| !x.is_empty()).map(PathBuf::from);
+        var("NODEIMG_TOOLS_DIR")
+            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("nodeimg/tools")))
+            .unwrap_or_else(|| var("HOME").unwrap_or_else(|| "/var/tmp".into()).join(".cache/nodeimg/tools"))
+    }
+
+    /// The cache's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where `pin`'s `.deb` is kept.
+    pub fn deb(&self, pin: &Pin) -> PathBuf {
+        self.root.join("debs").join(format!("{}.deb", pin.sha256))
+    }
+
+    /// Where `pin`'s files are unpacked.
+    pub fn unpacked(&self, pin: &Pin) -> PathBuf {
+        self.root.join(pin.package).join(pin.version)
+    }
+
+    /// True when `pin` is unpacked (its stamp names its sha256).
+    pub fn is_unpacked(&self, pin: &Pin) -> bool {
+        fs::read_to_string(self.unpacked(pin).join(STAMP)).is_ok_and(|s| s.trim() == pin.sha256)
+    }
+
+    /// The mkosi wrapper `nodeimg setup` writes.
+    pub fn mkosi(&self) -> PathBuf {
+        self.root.join("bin/mkosi")
+    }
+
+    /// The file `f` names, which must be there: its package unpacked, the file a regular file.
+    pub fn resolve(&self, f: &PinnedFile) -> Result<PathBuf, Error> {
+        if !self.is_unpacked(f.pin) {
+            return Err(Error::ToolsNotSetUp { what: format!("{f} (package {})", f.pin), dir: self.root.clone() });
+        }
+        let path = self.unpacked(f.pin).join(&f.path);
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Err(Error::Profile(format!(
+                "{f}: package {} has no regular file {} (look in {})",
+                f.pin,
+                f.path.display(),
+                self.unpacked(f.pin).display()
+            )));
+        }
+        Ok(path)
+    }
+
+    /// Fetches (from `mirror`, a Debian mirror's root URL), checks and unpacks every package of
+    /// [`PINS`] not yet unpacked, then writes the mkosi wrapper. Holds the cache's lock
+    /// (`nodeimg.lock`) meanwhile.
+    pub fn setup(&self, mirror: &str, on_event: &mut dyn FnMut(Event)) -> Result<Vec<SetupStep>, Error> {
+        let mirror = mirror.trim_end_matches('/');
+        if !mirror.starts_with("http://") {
+            return Err(Error::Profile(format!(
+                "--mirror {mirror:?}: give an http:// URL (a Debian mirror's root, e.g. {DEFAULT_MIRROR}); setup \
+                 speaks plain HTTP only, which is safe because every .deb is checked against its pinned sha256"
+            )));
+        }
+        let _lock = CacheLock::acquire(&self.root, on_event)?;
+        self.remove_partials();
+        let mut steps = Vec::new();
+        for pin in PINS {
+            let dir = self.unpacked(pin);
+            let mut step = SetupStep {
+                package: pin.package.into(),
+                version: pin.version.into(),
+                sha256: pin.sha256.into(),
+                action: "present",
+                bytes: 0,
+                dir: dir.clone(),
+            };
+            if !self.is_unpacked(pin) {
+                let deb = self.deb(pin);
+                if sha256_of(&deb)?.as_deref() == Some(pin.sha256) {
+                    step.action = "unpacked";
+                } else {
+                    on_event(Event::Stage(format!("downloading {} ({})", pin, pin.file_name())));
+                    step.bytes = self.download(pin, mirror)?;
+                    step.action = "downloaded";
+                }
+                on_event(Event::Stage(format!("unpacking {pin} into {}", dir.display())));
+                self.unpack(pin, on_event)?;
+            }
+            steps.push(step);
+        }
+        self.write_mkosi_wrapper()?;
+        Ok(steps)
+    }
+
+    /// Removes what an interrupted setup left (`.…partial` files and directories); called with
+    /// the lock held, so no other setup is writing them.
+    fn remove_partials(&self) {
+        let dirs = ["debs", "bin"].into_iter().chain(PINS.iter().map(|p| p.package)).map(|d| self.root.join(d));
+        for dir in dirs {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.ends_with(".partial") {
+                    let p = e.path();
+                    let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+                }
+            }
+        }
+    }
+
+    /// Downloads `pin` from `mirror` into `debs/<sha256>.deb`, checking size and sha256 on the
+    /// way; returns the bytes read. Nothing stays behind on failure.
+    fn download(&self, pin: &'static Pin, mirror: &str) -> Result<u64, Error> {
+        let debs = self.root.join("debs");
+        fs::create_dir_all(&debs).map_err(write_err(&debs))?;
+        let dest = self.deb(pin);
+        let partial = debs.join(format!(".{}.deb.{}.partial", pin.sha256, std::process::id()));
+        let url = format!("{mirror}/{}", pin.pool_path);
+        let fetch_err = |reason: String| Error::ToolFetch { url: url.clone(), reason, pin, cached: dest.clone() };
+        let result = fetch(&url, &partial, MAX_DEB_BYTES);
+        let (bytes, got) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = fs::remove_file(&partial);
+                return Err(match e {
+                    FetchError::Write(error) => Error::Write { path: partial, error },
+                    FetchError::Http(reason) => fetch_err(reason),
+                });
+            }
+        };
+        if got != pin.sha256 {
+            let _ = fs::remove_file(&partial);
+            return Err(Error::ToolDigest { url, got, pin, cached: dest });
+        }
+        fs::rename(&partial, &dest).map_err(write_err(&dest))?;
+        sync_dir(&debs);
+        Ok(bytes)
+    }
+
+    /// Unpacks `debs/<sha256>.deb` (checked by the caller) into `<package>/<version>/`: into a
+    /// `.partial` directory first, stamped, then renamed over whatever was there.
+    fn unpack(&self, pin: &Pin, on_event: &mut dyn FnMut(Event)) -> Result<(), Error> {
+        let dest = self.unpacked(pin);
+        let parent = dest.parent().expect("<tools>/<package>/<version> has a parent");
+        fs::create_dir_all(parent).map_err(write_err(parent))?;
+        let partial = parent.join(format!(".{}.{}.partial", pin.version, std::process::id()));
+        let _ = fs::remove_dir_all(&partial);
+        fs::create_dir(&partial).map_err(write_err(&partial))?;
+        let result = (|| {
+            let mut cmd = std::process::Command::new("dpkg-deb");
+            cmd.arg("-x").arg(self.deb(pin)).arg(&partial);
+            on_event(Event::Command(argv(&cmd)));
+            cmd.run_capture().map_err(|e| match e {
+                CommandError::Spawn { error, .. } if error.kind() == io::ErrorKind::NotFound => Error::ToolMissing {
+                    program: "dpkg-deb",
+                    package: "dpkg",
+                    why: "to unpack the pinned .debs".into(),
+                },
+                e => Error::Command(e),
+            })?;
+            let stamp = partial.join(STAMP);
+            fs::write(&stamp, format!("{}\n", pin.sha256)).map_err(write_err(&stamp))?;
+            // A stale or half-removed directory of an older setup goes first.
+            if fs::symlink_metadata(&dest).is_ok() {
+                fs::remove_dir_all(&dest).map_err(write_err(&dest))?;
+            }
+            fs::rename(&partial, &dest).map_err(write_err(&dest))?;
+            sync_dir(parent);
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&partial);
+        }
+        result
+    }
+
+    /// The wrapper that runs the pinned mkosi with the host's python3.
+    pub fn mkosi_wrapper_text(&self) -> String {
+        let site = self.unpacked(&MKOSI).join("usr/lib/python3/dist-packages");
+        let quoted = format!("'{}'", site.display().to_string().replace('\'', r"'\''"));
+        format!(
+            "#!/bin/sh\n# Written by `nodeimg setup`: mkosi {} from {} on the host's python3.\n\
+             PYTHONPATH={quoted}${{PYTHONPATH:+:$PYTHONPATH}} exec /usr/bin/python3 -m mkosi \"$@\"\n",
+            MKOSI.version,
+            self.unpacked(&MKOSI).display()
+        )
+    }
+
+    /// Writes `bin/mkosi` (atomically, mode 0755) unless it already says the same.
+    fn write_mkosi_wrapper(&self) -> Result<(), Error> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.mkosi();
+        let text = self.mkosi_wrapper_text();
+        let current = fs::read_to_string(&path).ok();
+        let executable = fs::metadata(&path).is_ok_and(|m| m.permissions().mode() & 0o111 == 0o111);
+        if current.as_deref() == Some(text.as_str()) && executable {
+            return Ok(());
+        }
+        let bin = self.root.join("bin");
+        fs::create_dir_all(&bin).map_err(write_err(&bin))?;
+        let tmp = bin.join(format!(".mkosi.{}.partial", std::process::id()));
+        let result = (|| {
+            fs::write(&tmp, &text)?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))?;
+            fs::rename(&tmp, &path)
+        })();
+        if let Err(error) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Write { path, error });
+        }
+        Ok(())
+    }
+}
+
+/// The sha256 of the file at `path`, `None` if there is none.
+fn sha256_of(path: &Path) -> Result<Option<String>, Error> {
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read_err(path)(e)),
+    };
+    let mut h = Sha256::new();
+    io::copy(&mut f, &mut h).map_err(read_err(path))?;
+    Ok(Some(hex::encode(h.finalize())))
+}
+
+/// Best effort: the rename is durable once the directory is synced.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+enum FetchError {
+    /// The server or the network (said to the user with the fix).
+    Http(String),
+    /// Our own disk.
+    Write(io::Error),
+}
+
+/// GETs `url` into a new file `dest`, at most `limit` bytes; returns its size and sha256.
+fn fetch(url: &str, dest: &Path, limit: u64) -> Result<(u64, String), FetchError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        .max_redirects(5)
+        .build()
+        .into();
+    let response = agent.get(url).call().map_err(|e| {
+        FetchError::Http(match e {
+            ureq::Error::StatusCode(404) => {
+                "HTTP 404 (not found): the mirror does not have this version (Debian's pool drops a version once no \
+                 suite names it)"
+                    .into()
+            }
+            ureq::Error::StatusCode(c) => format!("HTTP {c}"),
+            e => e.to_string(),
+        })
+    })?;
+    if let Some(n) = response.body().content_length().filter(|n| *n > limit) {
+        return Err(FetchError::Http(format!("the server announces {n} bytes, more than the {limit} a .deb may have")));
+    }
+    let mut reader = response.into_body().into_with_config().limit(limit).reader();
+    let mut out = File::options().write(true).create_new(true).open(dest).map_err(FetchError::Write)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(FetchError::Http(format!("reading the response: {e}"))),
+        };
+        h.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(FetchError::Write)?;
+        total += n as u64;
+    }
+    out.sync_all().map_err(FetchError::Write)?;
+    Ok((total, hex::encode(h.finalize())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_well_formed() {
+        for (i, p) in PINS.iter().enumerate() {
+            assert!(p.sha256.len() == 64 && p.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            // Debian's pool: pool/COMPONENT/PREFIX/SOURCE/FILE, PREFIX the source's first letter.
+            let parts: Vec<&str> = p.pool_path.split('/').collect();
+            assert_eq!(parts.len(), 5, "{p:?}");
+            assert_eq!((parts[0], parts[1]), ("pool", "main"), "{p:?}");
+            assert!(parts[3].starts_with(parts[2]), "{p:?}");
+            assert_eq!(parts[4], p.file_name(), "{p:?}");
+            assert!(!PINS[..i].iter().any(|q| q.package == p.package && q.version == p.version), "{p:?} twice");
+            assert_eq!(Pin::find(p.package, p.version), Some(p));
+        }
+        assert_eq!(Pin::find("ovmf", "0"), None);
+        assert!(PINS.contains(&MKOSI));
+    }
+
+    /// The pins agree with what `scripts/setup.d` pinned before (the shell no longer keeps its
+    /// own copy: `make setup` runs `nodeimg setup`), and with the repository's nodeimg.json.
+    #[test]
+    fn the_table_pins_what_the_repository_names() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let qemu = fs::read_to_string(root.join("mkosi-profiles/mkosi.profiles/qemu/nodeimg.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&qemu).unwrap();
+        for field in ["snp", "tdx"] {
+            let f: PinnedFile = v[field]["firmware"].as_str().unwrap().parse().unwrap();
+            assert_eq!(f.pin, &OVMF_TRIXIE, "{field}");
+            assert_eq!(f.path, Path::new("usr/share/ovmf/OVMF.fd"));
+        }
+    }
+
+    #[test]
+    fn pinned_files_parse_and_print() {
+        let f: PinnedFile = "debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd".parse().unwrap();
+        assert_eq!((f.pin, f.path.as_path()), (&OVMF_TRIXIE, Path::new("usr/share/ovmf/OVMF.fd")));
+        assert_eq!(f.to_string(), "debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd");
+        let cases = [
+            ("ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd", "expected debian:PACKAGE=VERSION:PATH"),
+            ("debian:ovmf:usr/share/ovmf/OVMF.fd", "expected debian:PACKAGE=VERSION:PATH"),
+            ("debian:ovmf=2025.02-8+deb13u1", "expected debian:PACKAGE=VERSION:PATH"),
+            ("debian:ovmf=2025.02-8+deb13u1:", "expected debian:PACKAGE=VERSION:PATH"),
+            ("debian:ovmf=2025.02-8+deb13u1:/usr/share/ovmf/OVMF.fd", "must be relative"),
+            ("debian:ovmf=2025.02-8+deb13u1:usr/../../etc/passwd", "must be relative"),
+            ("debian:ovmf=2024.11-1:usr/share/ovmf/OVMF.fd", "ovmf=2024.11-1 is not a package nodeimg pins"),
+            ("debian:edk2=2025.02-8+deb13u1:OVMF.fd", "debian:ovmf=2025.02-8+deb13u1, debian:mkosi=25.3-7"),
+        ];
+        for (s, want) in cases {
+            let err = s.parse::<PinnedFile>().unwrap_err();
+            assert!(err.contains(want), "{s}: {err}");
+        }
+    }
+
+    #[test]
+    fn paths_in_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let c = ToolsCache::new(t.path());
+        assert_eq!(c.deb(&MKOSI), t.path().join(format!("debs/{}.deb", MKOSI.sha256)));
+        assert_eq!(c.unpacked(&OVMF_TRIXIE), t.path().join("ovmf/2025.02-8+deb13u1"));
+        assert_eq!(c.mkosi(), t.path().join("bin/mkosi"));
+        let f: PinnedFile = "debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.fd".parse().unwrap();
+        let err = c.resolve(&f).unwrap_err().to_string();
+        assert!(err.contains("ovmf=2025.02-8+deb13u1") && err.contains("run `nodeimg setup --tools-dir"), "{err}");
+
+        // Unpacked with another .deb's stamp: not this pin.
+        let d = c.unpacked(&OVMF_TRIXIE);
+        fs::create_dir_all(d.join("usr/share/ovmf")).unwrap();
+        fs::write(d.join("usr/share/ovmf/OVMF.fd"), b"fw").unwrap();
+        fs::write(d.join(STAMP), format!("{}\n", OVMF_BOOKWORM.sha256)).unwrap();
+        assert!(!c.is_unpacked(&OVMF_TRIXIE));
+        assert!(c.resolve(&f).is_err());
+        fs::write(d.join(STAMP), format!("{}\n", OVMF_TRIXIE.sha256)).unwrap();
+        assert_eq!(c.resolve(&f).unwrap(), d.join("usr/share/ovmf/OVMF.fd"));
+        let g: PinnedFile = "debian:ovmf=2025.02-8+deb13u1:usr/share/ovmf/OVMF.missing".parse().unwrap();
+        let err = c.resolve(&g).unwrap_err().to_string();
+        assert!(err.contains("has no regular file usr/share/ovmf/OVMF.missing"), "{err}");
+    }
+
+    #[test]
+    fn the_wrapper_quotes_the_directory() {
+        let c = ToolsCache::new(Path::new("/tmp/it's here"));
+        let text = c.mkosi_wrapper_text();
+        assert!(
+            text.contains(r"PYTHONPATH='/tmp/it'\''s here/mkosi/25.3-7/usr/lib/python3/dist-packages'${PYTHONPATH:+"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn setup_refuses_a_mirror_it_cannot_speak_to() {
+        let t = tempfile::tempdir().unwrap();
+        let err = ToolsCache::new(t.path()).setup("https://deb.debian.org/debian", &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains("give an http:// URL"), "{err}");
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0);
+    }
+}
