@@ -25,7 +25,8 @@ trap '[ -n "$swtpm_pid" ] && kill "$swtpm_pid" 2>/dev/null; true' EXIT
 trap 'exit 143' INT TERM
 cp "$vars" "$work/vars.fd"
 vm_swtpm sha256,sha384
-timeout "$timeout" qemu-system-x86_64 -machine q35 -accel tcg -smp 1 -m 2048 -nodefaults -display none \
+# --foreground: timeout stays in this process group, so killing the group stops QEMU at once.
+timeout --foreground "$timeout" qemu-system-x86_64 -machine q35 -accel tcg -smp 1 -m 2048 -nodefaults -display none \
   -drive "if=pflash,format=raw,unit=0,readonly=on,file=$code" \
   -drive "if=pflash,format=raw,unit=1,file=$work/vars.fd" \
   -chardev "socket,id=chrtpm,path=$work/swtpm.sock" \
