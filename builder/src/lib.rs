@@ -55,6 +55,7 @@ use std::path::PathBuf;
 
 pub mod build;
 pub mod debs;
+pub mod fat;
 pub mod gpt;
 pub mod lock;
 pub mod mkosi;
