@@ -1,10 +1,12 @@
 //! `nodeimg build`: one mkosi run, checked, then one output directory per platform.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -17,7 +19,7 @@ use crate::run::{argv, CommandRunExt, INTERRUPTED};
 use crate::source::{PackageSource, SourceChoice, SourceRecord};
 use crate::tools::ToolsTree;
 use crate::verify::{self, VerityFacts};
-use crate::{gpt, read_err, write_err, CheckFailure, Error};
+use crate::{fat, gpt, read_err, write_err, CheckFailure, Error};
 
 /// Name of the lock file in the profile directory.
 pub const LOCK_FILE: &str = "packages.lock";
@@ -129,18 +131,19 @@ pub fn output_name(set: &ProfileSet, sel: &Selection) -> String {
 /// Called with each platform's name and finished directory once its artefacts are hashed into
 /// `manifest.json`: the CLI writes the platform's reference values (measure crate) there, which
 /// are not an artefact. An `Err` fails the build.
-pub type PlatformHook<'a> = dyn FnMut(&str, &Path) -> Result<(), String> + 'a;
+/// Platforms are finished in parallel: the hook may be called from several threads at once.
+pub type PlatformHook<'a> = dyn Fn(&str, &Path) -> Result<(), String> + Sync + 'a;
 
 /// Builds the selected platforms into `OUT/<name>/`, or fails leaving nothing that looks complete.
 pub fn build(req: &BuildRequest, on_event: &mut dyn FnMut(Event)) -> Result<BuildReport, Error> {
-    build_with_hook(req, on_event, &mut |_, _| Ok(()))
+    build_with_hook(req, on_event, &|_, _| Ok(()))
 }
 
 /// [`build`], calling `hook` for every platform directory before its manifest is written.
 pub fn build_with_hook(
     req: &BuildRequest,
     on_event: &mut dyn FnMut(Event),
-    hook: &mut PlatformHook<'_>,
+    hook: &PlatformHook<'_>,
 ) -> Result<BuildReport, Error> {
     let set = ProfileSet::load(&req.profiles_dir)?;
     let sel = &req.selection;
@@ -237,7 +240,7 @@ fn build_into(
     ready: &Ready,
     partial: &Path,
     on_event: &mut dyn FnMut(Event),
-    hook: &mut PlatformHook<'_>,
+    hook: &PlatformHook<'_>,
 ) -> Result<BuildReport, Error> {
     let sel = &req.selection;
     let (source, keyring) = (&ready.source, ready.keyring.as_deref());
@@ -313,49 +316,27 @@ fn build_into(
     verify::check_partition_uuids(&base.join("disk.raw"), &roothash)?;
     check_interrupted()?;
 
-    let mut platforms =
-        vec![finish_platform(set, sel, first, None, &base, &roothash, &cmdline, &facts, on_event, hook)?];
-
-    if sel.platforms.len() > 1 {
-        let tools = ToolsTree::open(&cache.tools_tree())?.with_source_date_epoch(source_date_epoch(&req.profiles_dir)?);
-        let base_uki = fs::read(base.join("uki.efi")).map_err(read_err(base.join("uki.efi")))?;
-        let esp_maker = EspMaker::new(&tools, &req.profiles_dir, &base.join("esp.raw"), &partial.join(".esp-work"))?;
-        // First rebuild the base platform's ESP the same way: it must come out as mkosi's,
-        // byte for byte, or the derived ESPs would not be what mkosi builds either.
-        on_event(Event::Phase(format!("checking that the ESP of {first} can be rebuilt exactly")));
-        let again = partial.join(".esp-work/base-esp.raw");
-        esp_maker.make(&base_uki, &again, on_event)?;
-        let (same, _) = (hash_file(&again)? == hash_file(&base.join("esp.raw"))?, fs::remove_file(&again));
-        if !same {
-            return Err(Error::Uki {
-                path: base.join("esp.raw"),
-                reason: "rebuilding this ESP with systemd-repart from the tools tree does not give mkosi's bytes; \
-                         derived platforms would differ from native mkosi builds"
-                    .into(),
-            });
-        }
-        for platform in &sel.platforms[1..] {
-            check_interrupted()?;
-            on_event(Event::Phase(format!("deriving {platform} from {first}")));
-            let dir = partial.join(platform);
-            let cmdline = set.command_line(&roothash, platform, &sel.overlays);
-            derive_platform(&esp_maker, &base, &base_uki, &dir, &cmdline, on_event)?;
-            verify::check_partition_uuids(&dir.join("disk.raw"), &roothash)?;
-            platforms.push(finish_platform(
-                set,
-                sel,
-                platform,
-                Some(first),
-                &dir,
-                &roothash,
-                &cmdline,
-                &facts,
-                on_event,
-                hook,
-            )?);
-        }
-        let work = partial.join(".esp-work");
-        fs::remove_dir_all(&work).map_err(write_err(&work))?;
+    // The base platform's hashing and reference values and each derivation are independent
+    // tasks, run on every core (the base's first: it is the longest).
+    let deriver = match sel.platforms.len() {
+        1 => None,
+        _ => Some(Deriver::new(&base, &cache.tools_tree(), &req.profiles_dir, partial)?),
+    };
+    let digests = DigestCache::default();
+    let platforms = run_parallel(&sel.platforms, on_event, |platform, emit| {
+        check_interrupted()?;
+        let Some(deriver) = deriver.as_ref().filter(|_| platform != first) else {
+            return finish_platform(set, sel, first, None, &base, &roothash, &cmdline, &facts, &digests, emit, hook);
+        };
+        emit(Event::Phase(format!("deriving {platform} from {first}")));
+        let dir = partial.join(platform);
+        let cmdline = set.command_line(&roothash, platform, &sel.overlays);
+        deriver.derive(&dir, &cmdline, emit)?;
+        verify::check_partition_uuids(&dir.join("disk.raw"), &roothash)?;
+        finish_platform(set, sel, platform, Some(first), &dir, &roothash, &cmdline, &facts, &digests, emit, hook)
+    })?;
+    if let Some(d) = deriver {
+        d.finish()?;
     }
     write_build_info(req, set, lock_path, &tree_sha256, source, &ready.mkosi_version, partial)?;
     Ok(BuildReport {
@@ -376,11 +357,12 @@ fn finish_platform(
     roothash: &str,
     cmdline: &str,
     facts: &VerityFacts,
-    on_event: &mut dyn FnMut(Event),
-    hook: &mut PlatformHook<'_>,
+    digests: &DigestCache,
+    on_event: &dyn Fn(Event),
+    hook: &PlatformHook<'_>,
 ) -> Result<PlatformReport, Error> {
     on_event(Event::Phase(format!("hashing the {platform} artefacts")));
-    let artefacts = hash_dir(dir)?;
+    let artefacts = hash_dir_cached(dir, digests)?;
     let manifest = PlatformManifest {
         image: &set.image_id,
         version: &set.image_version,
@@ -683,59 +665,276 @@ fn move_file(src: &Path, dest: &Path) -> Result<(), Error> {
     fs::remove_file(src).map_err(write_err(src))
 }
 
-/// Derives a platform directory from the base one: the UKI with `cmdline` (uki::set_cmdline), the
-/// ESP around that UKI ([`EspMaker`]), the disk image with that ESP; root and verity partitions
-/// are hard links to the base's bytes.
-fn derive_platform(
-    esp_maker: &EspMaker,
-    base: &Path,
-    base_uki: &[u8],
-    dir: &Path,
-    cmdline: &str,
+/// Runs `task` for every item, on as many threads as there are cores (at most one per item),
+/// passing their events to `on_event` on this thread. The results are in the order of `items`;
+/// after a failure no further task starts, and the first error in that order is returned.
+fn run_parallel<T: Sync, R: Send>(
+    items: &[T],
     on_event: &mut dyn FnMut(Event),
-) -> Result<(), Error> {
-    fs::create_dir_all(dir).map_err(write_err(dir))?;
-    let uki_path = dir.join("uki.efi");
-    // Keep the base UKI's convention: ukify (through mkosi) NUL-terminates `.cmdline`.
-    let mut text = cmdline.as_bytes().to_vec();
-    if verify::cmdline_is_nul_terminated(base_uki, &base.join("uki.efi"))? {
-        text.push(0);
-    }
-    let uki =
-        uki::set_cmdline(base_uki, &text).map_err(|error| Error::UkiEdit { path: base.join("uki.efi"), error })?;
-    fs::write(&uki_path, &uki).map_err(write_err(&uki_path))?;
-    let got = verify::cmdline_of(&uki, &uki_path)?;
-    if got != cmdline {
-        return Err(CheckFailure::CommandLine { uki: uki_path, actual: got, expected: cmdline.to_owned() }.into());
-    }
-
-    let esp = dir.join("esp.raw");
-    esp_maker.make(&uki, &esp, on_event)?;
-
-    let disk = dir.join("disk.raw");
-    copy_sparse(&base.join("disk.raw"), &disk)?;
-    let parts = gpt::read(&disk)?;
-    let esp_part = parts
-        .iter()
-        .find(|p| p.type_guid == gpt::TYPE_ESP)
-        .ok_or_else(|| Error::Gpt { path: disk.clone(), reason: "no ESP partition".into() })?;
-    let esp_bytes = fs::read(&esp).map_err(read_err(&esp))?;
-    if esp_bytes.len() as u64 != esp_part.size {
-        return Err(Error::Gpt {
-            path: disk.clone(),
-            reason: format!("ESP partition is {} bytes but esp.raw is {}", esp_part.size, esp_bytes.len()),
-        });
-    }
-    let f = fs::OpenOptions::new().write(true).open(&disk).map_err(write_err(&disk))?;
-    f.write_all_at(&esp_bytes, esp_part.offset).map_err(write_err(&disk))?;
-
-    for name in ["root.raw", "root-verity.raw", "packages.json"] {
-        let (src, dest) = (base.join(name), dir.join(name));
-        if fs::hard_link(&src, &dest).is_err() {
-            fs::copy(&src, &dest).map_err(write_err(&dest))?;
+    task: impl Fn(&T, &dyn Fn(Event)) -> Result<R, Error> + Sync,
+) -> Result<Vec<R>, Error> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize};
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, items.len().max(1));
+    let (next, failed) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let results: Vec<Mutex<Option<Result<R, Error>>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, failed, results, task) = (&next, &failed, &results, &task);
+            s.spawn(move || {
+                let emit = |e: Event| {
+                    let _ = tx.send(e);
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= items.len() || failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let r = task(&items[i], &emit);
+                    if r.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    *results[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                }
+            });
         }
+        drop(tx);
+        for e in rx {
+            on_event(e);
+        }
+    });
+    let results: Vec<_> = results.into_iter().map(|m| m.into_inner().unwrap_or_else(|p| p.into_inner())).collect();
+    if results.iter().any(|r| !matches!(r, Some(Ok(_)))) {
+        let first_err = results.into_iter().flatten().find_map(Result::err);
+        return Err(first_err.unwrap_or(Error::Interrupted { out: PathBuf::new() }));
+    }
+    Ok(results.into_iter().flatten().map(|r| r.unwrap_or_else(|_| unreachable!())).collect())
+}
+
+/// The sha256 of files already hashed in this build, by inode: a derived platform's root,
+/// verity and package manifest are hard links to the base's, hashed once. A file being hashed
+/// by one thread is waited for by another, not hashed twice.
+#[derive(Debug, Default)]
+pub struct DigestCache(Mutex<HashMap<(u64, u64), Arc<DigestSlot>>>);
+
+/// One file's size and sha256, once hashed.
+type DigestSlot = Mutex<Option<(u64, String)>>;
+
+impl DigestCache {
+    fn hash(&self, path: &Path) -> Result<(u64, String), Error> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).map_err(read_err(path))?;
+        let entry = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry((m.dev(), m.ino())).or_default().clone()
+        };
+        let mut slot = entry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(d) = slot.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = hash_file(path)?;
+        *slot = Some(d.clone());
+        Ok(d)
+    }
+}
+
+/// Derives platform directories from the base one: the UKI with another command line
+/// (uki::set_cmdline), the ESP around that UKI, the disk image with that ESP; root and verity
+/// partitions are hard links to the base's bytes.
+///
+/// The ESP and the disk are the base's bytes with the UKI's data clusters overwritten (see
+/// [`crate::fat`] for why that is what mkosi builds) when the derived UKI has the base UKI's
+/// size and the base ESP holds the base UKI exactly there; otherwise the ESP is rebuilt with
+/// systemd-repart from the tools tree ([`EspMaker`], checked first on the base ESP).
+struct Deriver<'a> {
+    base: &'a Path,
+    uki: Vec<u8>,
+    nul_terminated: bool,
+    /// Where the base UKI's bytes are in `esp.raw`, and where the ESP starts in `disk.raw`;
+    /// found (and checked) by the first derivation, in parallel with the base's hashing.
+    patch: std::sync::OnceLock<Option<(fat::FileExtents, u64)>>,
+    tools_tree: PathBuf,
+    profiles_dir: &'a Path,
+    work: PathBuf,
+    /// Whether the systemd-repart way was checked on the base ESP (the first time it is needed).
+    repart_checked: Mutex<bool>,
+}
+
+impl<'a> Deriver<'a> {
+    fn new(base: &'a Path, tools_tree: &Path, profiles_dir: &'a Path, partial: &Path) -> Result<Self, Error> {
+        let uki_path = base.join("uki.efi");
+        let uki = fs::read(&uki_path).map_err(read_err(&uki_path))?;
+        let nul_terminated = verify::cmdline_is_nul_terminated(&uki, &uki_path)?;
+        Ok(Self {
+            base,
+            uki,
+            nul_terminated,
+            patch: std::sync::OnceLock::new(),
+            tools_tree: tools_tree.to_path_buf(),
+            profiles_dir,
+            work: partial.join(".esp-work"),
+            repart_checked: Mutex::new(false),
+        })
+    }
+
+    fn derive(&self, dir: &Path, cmdline: &str, on_event: &dyn Fn(Event)) -> Result<(), Error> {
+        fs::create_dir_all(dir).map_err(write_err(dir))?;
+        let uki_path = dir.join("uki.efi");
+        // Keep the base UKI's convention: ukify (through mkosi) NUL-terminates `.cmdline`.
+        let mut text = cmdline.as_bytes().to_vec();
+        if self.nul_terminated {
+            text.push(0);
+        }
+        let uki = uki::set_cmdline(&self.uki, &text)
+            .map_err(|error| Error::UkiEdit { path: self.base.join("uki.efi"), error })?;
+        fs::write(&uki_path, &uki).map_err(write_err(&uki_path))?;
+        let got = verify::cmdline_of(&uki, &uki_path)?;
+        if got != cmdline {
+            return Err(CheckFailure::CommandLine { uki: uki_path, actual: got, expected: cmdline.to_owned() }.into());
+        }
+        let (esp, disk) = (dir.join("esp.raw"), dir.join("disk.raw"));
+        let patch = match self.patch.get() {
+            Some(p) => p,
+            None => {
+                let found = match esp_patch(self.base, &self.uki)? {
+                    Ok(p) => Some(p),
+                    Err(reason) => {
+                        on_event(Event::Phase(format!("derived ESPs are rebuilt with systemd-repart: {reason}")));
+                        None
+                    }
+                };
+                self.patch.get_or_init(|| found)
+            }
+        };
+        match patch {
+            Some((extents, esp_offset)) if uki.len() == self.uki.len() => {
+                copy_sparse(&self.base.join("esp.raw"), &esp)?;
+                write_extents(&esp, 0, extents, &uki)?;
+                copy_sparse(&self.base.join("disk.raw"), &disk)?;
+                write_extents(&disk, *esp_offset, extents, &uki)?;
+            }
+            _ => self.derive_with_repart(&uki, &esp, &disk, on_event)?,
+        }
+        for name in ["root.raw", "root-verity.raw", "packages.json"] {
+            let (src, dest) = (self.base.join(name), dir.join(name));
+            if fs::hard_link(&src, &dest).is_err() {
+                fs::copy(&src, &dest).map_err(write_err(&dest))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn derive_with_repart(&self, uki: &[u8], esp: &Path, disk: &Path, on_event: &dyn Fn(Event)) -> Result<(), Error> {
+        // One systemd-repart at a time: they share the work directory.
+        let mut checked = self.repart_checked.lock().unwrap_or_else(|p| p.into_inner());
+        let tools = ToolsTree::open(&self.tools_tree)?.with_source_date_epoch(source_date_epoch(self.profiles_dir)?);
+        let base_esp = self.base.join("esp.raw");
+        let maker = EspMaker::new(&tools, self.profiles_dir, &base_esp, &self.work)?;
+        // First rebuild the base platform's ESP the same way: it must come out as mkosi's,
+        // byte for byte, or the derived ESPs would not be what mkosi builds either.
+        if !*checked {
+            on_event(Event::Phase("checking that the base ESP can be rebuilt exactly".into()));
+            let again = self.work.join("base-esp.raw");
+            maker.make(&self.uki, &again, on_event)?;
+            let (same, _) = (hash_file(&again)? == hash_file(&base_esp)?, fs::remove_file(&again));
+            if !same {
+                return Err(Error::Uki {
+                    path: base_esp,
+                    reason: "rebuilding this ESP with systemd-repart from the tools tree does not give mkosi's bytes; \
+                         derived platforms would differ from native mkosi builds"
+                        .into(),
+                });
+            }
+            *checked = true;
+        }
+        maker.make(uki, esp, on_event)?;
+        copy_sparse(&self.base.join("disk.raw"), disk)?;
+        let parts = gpt::read(disk)?;
+        let esp_part = parts
+            .iter()
+            .find(|p| p.type_guid == gpt::TYPE_ESP)
+            .ok_or_else(|| Error::Gpt { path: disk.to_path_buf(), reason: "no ESP partition".into() })?;
+        let esp_bytes = fs::read(esp).map_err(read_err(esp))?;
+        if esp_bytes.len() as u64 != esp_part.size {
+            return Err(Error::Gpt {
+                path: disk.to_path_buf(),
+                reason: format!("ESP partition is {} bytes but esp.raw is {}", esp_part.size, esp_bytes.len()),
+            });
+        }
+        let f = fs::OpenOptions::new().write(true).open(disk).map_err(write_err(disk))?;
+        f.write_all_at(&esp_bytes, esp_part.offset).map_err(write_err(disk))
+    }
+
+    /// Removes the work directory of the systemd-repart way.
+    fn finish(self) -> Result<(), Error> {
+        remove_dir_if_exists(&self.work)
+    }
+}
+
+/// Where the base UKI is in the base ESP and where that ESP is in the base disk, when deriving
+/// by overwriting those bytes is exact: the ESP's `EFI/BOOT/BOOTX64.EFI` holds exactly the base
+/// UKI at the extents found, and the disk's ESP partition holds exactly `esp.raw`. The inner
+/// error says why not.
+fn esp_patch(base: &Path, uki: &[u8]) -> Result<Result<(fat::FileExtents, u64), String>, Error> {
+    let (esp_path, disk_path) = (base.join("esp.raw"), base.join("disk.raw"));
+    let esp = File::open(&esp_path).map_err(read_err(&esp_path))?;
+    let extents = match fat::file_extents(&esp, ESP_UKI_PATH) {
+        Ok(x) => x,
+        Err(e) => return Ok(Err(format!("{}: {e}", esp_path.display()))),
+    };
+    if extents.size != uki.len() as u64 || read_extents(&esp, 0, &extents).map_err(read_err(&esp_path))? != uki {
+        return Ok(Err(format!("{ESP_UKI_PATH} in {} is not uki.efi", esp_path.display())));
+    }
+    let esp_part = gpt::read(&disk_path)?
+        .into_iter()
+        .find(|p| p.type_guid == gpt::TYPE_ESP)
+        .ok_or_else(|| Error::Gpt { path: disk_path.clone(), reason: "no ESP partition".into() })?;
+    let disk = File::open(&disk_path).map_err(read_err(&disk_path))?;
+    let esp_len = esp.metadata().map_err(read_err(&esp_path))?.len();
+    if esp_part.size != esp_len
+        || !same_bytes(&esp, 0, &disk, esp_part.offset, esp_len).map_err(read_err(&disk_path))?
+    {
+        return Ok(Err(format!("the ESP partition of {} is not esp.raw", disk_path.display())));
+    }
+    Ok(Ok((extents, esp_part.offset)))
+}
+
+fn read_extents(f: &File, base: u64, extents: &fat::FileExtents) -> io::Result<Vec<u8>> {
+    let mut out = vec![0u8; extents.size as usize];
+    let mut at = 0usize;
+    for &(off, len) in &extents.extents {
+        f.read_exact_at(&mut out[at..at + len as usize], base + off)?;
+        at += len as usize;
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` over the extents (shifted by `base`) of the file at `path`.
+fn write_extents(path: &Path, base: u64, extents: &fat::FileExtents, bytes: &[u8]) -> Result<(), Error> {
+    let f = fs::OpenOptions::new().write(true).open(path).map_err(write_err(path))?;
+    let mut at = 0usize;
+    for &(off, len) in &extents.extents {
+        f.write_all_at(&bytes[at..at + len as usize], base + off).map_err(write_err(path))?;
+        at += len as usize;
     }
     Ok(())
+}
+
+/// Whether `len` bytes of `a` at `a_off` equal those of `b` at `b_off`.
+fn same_bytes(a: &File, a_off: u64, b: &File, b_off: u64, len: u64) -> io::Result<bool> {
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(1 << 20) as usize;
+        a.read_exact_at(&mut x[..n], a_off + done)?;
+        b.read_exact_at(&mut y[..n], b_off + done)?;
+        if x[..n] != y[..n] {
+            return Ok(false);
+        }
+        done += n as u64;
+    }
+    Ok(true)
 }
 
 /// Rebuilds an ESP around a UKI exactly as mkosi does: the base ESP's files (mkosi's `/efi`) with
@@ -786,7 +985,7 @@ impl<'a> EspMaker<'a> {
     }
 
     /// Writes to `dest` the ESP with `uki` as EFI/BOOT/BOOTX64.EFI.
-    fn make(&self, uki: &[u8], dest: &Path, on_event: &mut dyn FnMut(Event)) -> Result<(), Error> {
+    fn make(&self, uki: &[u8], dest: &Path, on_event: &dyn Fn(Event)) -> Result<(), Error> {
         let root = self.work.join("root");
         let _ = fs::remove_dir_all(&root);
         copy_tree(&self.work.join("base"), &root)?;
@@ -837,38 +1036,48 @@ fn stamp_tree(root: &Path, t: std::time::SystemTime) -> Result<(), Error> {
     File::open(root).and_then(|f| f.set_modified(t)).map_err(write_err(root))
 }
 
-/// Copies a (sparse) disk image, keeping runs of zero blocks as holes.
+/// Copies a (sparse) disk image, keeping its holes: only the data extents (`SEEK_DATA` /
+/// `SEEK_HOLE`) are copied, in the kernel (`copy_file_range`, a reflink where the filesystem
+/// shares blocks).
 fn copy_sparse(src: &Path, dest: &Path) -> Result<(), Error> {
-    let mut input = File::open(src).map_err(read_err(src))?;
+    use std::os::fd::AsRawFd;
+    let input = File::open(src).map_err(read_err(src))?;
     let out = File::create(dest).map_err(write_err(dest))?;
     let len = input.metadata().map_err(read_err(src))?.len();
     out.set_len(len).map_err(write_err(dest))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut offset = 0u64;
-    loop {
-        let n = read_full(&mut input, &mut buf).map_err(read_err(src))?;
-        if n == 0 {
-            break;
+    let seek = |pos: u64, whence: libc::c_int| -> io::Result<Option<u64>> {
+        // SAFETY: lseek on a file descriptor this function owns.
+        #[allow(unsafe_code)]
+        let r = unsafe { libc::lseek(input.as_raw_fd(), pos as libc::off_t, whence) };
+        match r {
+            r if r >= 0 => Ok(Some(r as u64)),
+            _ => match io::Error::last_os_error() {
+                e if e.raw_os_error() == Some(libc::ENXIO) => Ok(None),
+                e => Err(e),
+            },
         }
-        for (i, chunk) in buf[..n].chunks(4096).enumerate() {
-            if chunk.iter().any(|&b| b != 0) {
-                out.write_all_at(chunk, offset + (i * 4096) as u64).map_err(write_err(dest))?;
+    };
+    let mut pos = 0u64;
+    while pos < len {
+        let Some(start) = seek(pos, libc::SEEK_DATA).map_err(read_err(src))? else { break };
+        let end = seek(start, libc::SEEK_HOLE).map_err(read_err(src))?.unwrap_or(len).min(len);
+        let (mut off_in, mut off_out) = (start as libc::loff_t, start as libc::loff_t);
+        while (off_in as u64) < end {
+            let n = (end - off_in as u64).min(1 << 30) as usize;
+            // SAFETY: both descriptors are open files owned here; the offsets are locals.
+            #[allow(unsafe_code)]
+            let r =
+                unsafe { libc::copy_file_range(input.as_raw_fd(), &mut off_in, out.as_raw_fd(), &mut off_out, n, 0) };
+            if r < 0 {
+                return Err(write_err(dest)(io::Error::last_os_error()));
+            }
+            if r == 0 {
+                return Err(read_err(src)(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while copied")));
             }
         }
-        offset += n as u64;
+        pos = end;
     }
     Ok(())
-}
-
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// Size and sha256 of a file, streamed.
@@ -890,6 +1099,11 @@ pub fn hash_file(path: &Path) -> Result<(u64, String), Error> {
 
 /// Every regular file in `dir` except `manifest.json`, sorted by name, with size and sha256.
 pub fn hash_dir(dir: &Path) -> Result<Vec<Artefact>, Error> {
+    hash_dir_cached(dir, &DigestCache::default())
+}
+
+/// [`hash_dir`], taking the sha256 of a file hashed before from `cache`.
+pub fn hash_dir_cached(dir: &Path, cache: &DigestCache) -> Result<Vec<Artefact>, Error> {
     let mut names: Vec<String> = fs::read_dir(dir)
         .map_err(read_err(dir))?
         .filter_map(|e| e.ok())
@@ -901,7 +1115,7 @@ pub fn hash_dir(dir: &Path) -> Result<Vec<Artefact>, Error> {
     names
         .into_iter()
         .map(|name| {
-            let (size, sha256) = hash_file(&dir.join(&name))?;
+            let (size, sha256) = cache.hash(&dir.join(&name))?;
             Ok(Artefact { name, size, sha256 })
         })
         .collect()
@@ -1064,6 +1278,16 @@ mod tests {
         fs::write(&src, &data).unwrap();
         copy_sparse(&src, &t.path().join("b")).unwrap();
         assert_eq!(fs::read(t.path().join("b")).unwrap(), data);
+        // A hole stays a hole: 64 MiB with data in its first and last 4 KiB.
+        let (holey, copy) = (t.path().join("h"), t.path().join("h2"));
+        let f = File::create(&holey).unwrap();
+        f.set_len(64 << 20).unwrap();
+        f.write_all_at(&[1; 4096], 0).unwrap();
+        f.write_all_at(&[2; 4096], (64 << 20) - 4096).unwrap();
+        copy_sparse(&holey, &copy).unwrap();
+        assert!(fs::read(&holey).unwrap() == fs::read(&copy).unwrap());
+        use std::os::unix::fs::MetadataExt;
+        assert!(fs::metadata(&copy).unwrap().blocks() * 512 < 16 << 20, "the copy is sparse");
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!   erofs image and its dm-verity tree once per platform wastes minutes and invites drift. So
 //!   mkosi runs once, for the first platform; every further platform gets a UKI derived with
 //!   [`uki::set_cmdline`] (byte-for-byte what ukify would make of the new command line), an ESP
-//!   rebuilt around it by the same systemd-repart, definition and seed mkosi used, and the disk
-//!   image with that ESP swapped in. The root and verity partitions are shared bytes, and every
+//!   that is the base ESP with that UKI in the base UKI's clusters ([`fat`]; or, when the sizes
+//!   differ, rebuilt by the same systemd-repart, definition and seed mkosi used), and the disk
+//!   image with that ESP swapped in; the platforms are derived in parallel. The root and verity partitions are shared bytes, and every
 //!   derived artefact is byte-identical to what a native mkosi build of that platform gives.
 //! * **Independent checks of mkosi's work.** After each build the verity tree of the root
 //!   partition is recomputed with the [`verity`] crate (bit-exact with `veritysetup`), and its root
@@ -55,6 +56,7 @@ use std::path::PathBuf;
 
 pub mod build;
 pub mod debs;
+pub mod fat;
 pub mod gpt;
 pub mod lock;
 pub mod mkosi;

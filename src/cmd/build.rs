@@ -509,7 +509,7 @@ pub(crate) fn build_measured(
     // and creates it only then.
     install_interrupt_handler();
     let mut progress = Progress::new(global);
-    let result = builder::build_with_hook(req, &mut |e| progress.event(e), &mut |platform, dir| {
+    let result = builder::build_with_hook(req, &mut |e| progress.event(e), &|platform, dir| {
         let plan = plans.get(platform).ok_or_else(|| format!("{platform} was not planned"))?;
         write_reference_values(plan, dir).map_err(|e| format!("computing the reference values: {e:#}"))
     });
