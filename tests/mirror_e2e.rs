@@ -22,10 +22,10 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use common::http::Server;
 use common::Run;
 
 const STAMP: &str = "20261204T000000Z";
@@ -49,44 +49,6 @@ fn nodeimg(args: &[&str], extra: &[&Path]) -> Run {
         cmd.arg(p);
     }
     cmd.output().expect("running nodeimg").into()
-}
-
-/// A static HTTP server on 127.0.0.1 (an ephemeral port) serving `root`; killed on drop, and
-/// stopping by itself after 30 minutes in any case.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start(root: &Path) -> Self {
-        let mut child = Command::new("timeout")
-            .args(["1800", "python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
-            .current_dir(root)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 -m http.server: run `make setup`");
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
-        let port: u16 = line
-            .split_whitespace()
-            .skip_while(|w| *w != "port")
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("http.server said {line:?}"));
-        Self { child, url: format!("http://127.0.0.1:{port}") }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM to `timeout`, which passes it on to the server; a SIGKILL would kill `timeout`
-        // alone and leave the server running.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-    }
 }
 
 /// (scope, name, version, arch, sha256) of every lock line.
@@ -188,7 +150,7 @@ fn snapshots_rebuild_and_a_point_release_fails_closed() {
     let tampered = tampered.expect("cpio is in the lock");
     suite(&root.join("debian"), "trixie", &point_release);
     suite(&root.join("debian-security"), "trixie-security", &[]);
-    let server = Server::start(&root);
+    let server = Server::start(&root, None, 1800);
     let key = ["--keyring".as_ref(), keyring.as_path()];
 
     // 1. Snapshot: the lock resolves unchanged, and the build is bit-identical to the live one.

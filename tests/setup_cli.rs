@@ -12,6 +12,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use common::http::Server;
 use common::Run;
 use sha2::{Digest, Sha256};
 
@@ -127,44 +128,6 @@ fn mirror_with_pinned_debs(root: &Path) -> Vec<std::path::PathBuf> {
     placed
 }
 
-/// `python3 -m http.server` on 127.0.0.1 (an ephemeral port) serving `root`, its request log in
-/// `log`; stopped on drop, and by itself after 10 minutes in any case.
-struct Server {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Server {
-    fn start(root: &Path, log: &Path) -> Self {
-        use std::io::BufRead;
-        let mut child = Command::new("timeout")
-            .args(["600", "python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
-            .current_dir(root)
-            .stdout(std::process::Stdio::piped())
-            .stderr(fs::File::create(log).unwrap())
-            .spawn()
-            .expect("python3 -m http.server: run `make setup`");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
-        let port: u16 = line
-            .split_whitespace()
-            .skip_while(|w| *w != "port")
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("http.server said {line:?}"));
-        Self { child, url: format!("http://127.0.0.1:{port}") }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SIGTERM to `timeout`, which passes it on to the server.
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        let _ = self.child.wait();
-    }
-}
-
 fn setup(tools: &Path, extra: &[&str]) -> Run {
     Command::new(env!("CARGO_BIN_EXE_nodeimg"))
         .arg("setup")
@@ -209,7 +172,7 @@ fn setup_fetches_checks_and_unpacks_the_pinned_tools() {
     let mirror = t.path().join("mirror");
     let placed = mirror_with_pinned_debs(&mirror);
     let log = t.path().join("requests.log");
-    let server = Server::start(&mirror, &log);
+    let server = Server::start(&mirror, Some(&log), 600);
     let tools = t.path().join("tools");
 
     // The trixie OVMF .deb altered by one byte on the mirror.
@@ -306,7 +269,7 @@ fn setup_names_the_file_and_the_fix_when_the_mirror_cannot_serve_it() {
     let t = tempfile::tempdir().unwrap();
     let empty = t.path().join("empty-mirror");
     fs::create_dir_all(&empty).unwrap();
-    let server = Server::start(&empty, &t.path().join("requests.log"));
+    let server = Server::start(&empty, Some(&t.path().join("requests.log")), 600);
     for (mirror, why) in [("http://127.0.0.1:1", "Connection refused"), (server.url.as_str(), "HTTP 404")] {
         let tools = t.path().join(format!("tools-{}", why.len()));
         let run = setup(&tools, &["--mirror", mirror]);

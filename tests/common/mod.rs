@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+pub mod http;
 pub mod release;
 pub mod swtpm;
 
