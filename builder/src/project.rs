@@ -225,9 +225,11 @@ fn copy_tree(from: &Path, to: &Path, depth: usize) -> Result<(), Error> {
             fs::create_dir_all(to).map_err(write_err(to))?;
             std::os::unix::fs::symlink(&target, &dst).map_err(write_err(&dst))?;
         } else if ft.is_file() {
+            // Copied, not read into memory: a payload under mkosi.extra/ may be large.
             let exec = e.metadata().map_err(read_err(&src))?.permissions().mode() & 0o111 != 0;
-            let content = fs::read(&src).map_err(read_err(&src))?;
-            write_file(&dst, &content, exec)?;
+            fs::create_dir_all(to).map_err(write_err(to))?;
+            fs::copy(&src, &dst).map_err(write_err(&dst))?;
+            set_mode(&dst, exec)?;
         } else {
             return Err(Error::Profile(format!(
                 "{}: neither a file, a directory nor a symbolic link",
@@ -243,6 +245,11 @@ fn write_file(path: &Path, content: &[u8], exec: bool) -> Result<(), Error> {
         fs::create_dir_all(parent).map_err(write_err(parent))?;
     }
     fs::write(path, content).map_err(write_err(path))?;
+    set_mode(path, exec)
+}
+
+/// 0755 or 0644: only the execute bit of a project's files counts ([`crate::tree`]).
+fn set_mode(path: &Path, exec: bool) -> Result<(), Error> {
     let mode = if exec { 0o755 } else { 0o644 };
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(write_err(path))
 }
