@@ -79,6 +79,13 @@ pub use profiles::{PlatformConfig, ProfileSet, Selection};
 pub use run::{CommandError, CommandRunExt};
 pub use source::{PackageSource, SnapshotStamp, SourceChoice};
 
+/// Where a user's caches live: `$XDG_CACHE_HOME`, else `~/.cache` (`/var/tmp/.cache` without a
+/// `HOME`). nodeimg's build cache and tools cache default to directories below it.
+pub fn user_cache_home() -> PathBuf {
+    let var = |v: &str| std::env::var_os(v).filter(|x| !x.is_empty()).map(PathBuf::from);
+    var("XDG_CACHE_HOME").unwrap_or_else(|| var("HOME").unwrap_or_else(|| "/var/tmp".into()).join(".cache"))
+}
+
 /// Everything that can go wrong between the profiles and the finished output directory.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

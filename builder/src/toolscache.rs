@@ -203,10 +203,10 @@ impl ToolsCache {
 
     /// `$NODEIMG_TOOLS_DIR`, else `$XDG_CACHE_HOME/nodeimg/tools`, else `~/.cache/nodeimg/tools`.
     pub fn default_dir() -> PathBuf {
-        let var = |v: &str| std::env::var_os(v).filter(|x| !x.is_empty()).map(PathBuf::from);
-        var("NODEIMG_TOOLS_DIR")
-            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("nodeimg/tools")))
-            .unwrap_or_else(|| var("HOME").unwrap_or_else(|| "/var/tmp".into()).join(".cache/nodeimg/tools"))
+        std::env::var_os("NODEIMG_TOOLS_DIR")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::user_cache_home().join("nodeimg/tools"))
     }
 
     /// The cache's directory.

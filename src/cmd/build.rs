@@ -92,11 +92,7 @@ impl Locations {
         if let Some(d) = std::env::var_os("NODEIMG_CACHE_DIR").filter(|d| !d.is_empty()) {
             return d.into();
         }
-        if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-            return PathBuf::from(d).join("nodeimg");
-        }
-        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/var/tmp".into());
-        home.join(".cache/nodeimg")
+        builder::user_cache_home().join("nodeimg")
     }
 
     /// The tools cache (`--tools-dir`, else its default).
