@@ -44,7 +44,7 @@ use sha2::{Digest, Sha256};
 
 use crate::mkosi::{CacheLock, Event};
 use crate::run::{argv, CommandError, CommandRunExt};
-use crate::{read_err, write_err, Error};
+use crate::{write_err, Error};
 
 /// One Debian package nodeimg needs at run time, pinned by the sha256 of its `.deb`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +277,7 @@ impl ToolsCache {
             };
             if !self.is_unpacked(pin) {
                 let deb = self.deb(pin);
-                if sha256_of(&deb)?.as_deref() == Some(pin.sha256) {
+                if deb.is_file() && crate::debs::sha256_file(&deb)? == pin.sha256 {
                     step.action = "unpacked";
                 } else {
                     on_event(Event::Stage(format!("downloading {} ({})", pin, pin.file_name())));
@@ -411,18 +411,6 @@ impl ToolsCache {
         }
         Ok(())
     }
-}
-
-/// The sha256 of the file at `path`, `None` if there is none.
-fn sha256_of(path: &Path) -> Result<Option<String>, Error> {
-    let mut f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(read_err(path)(e)),
-    };
-    let mut h = Sha256::new();
-    io::copy(&mut f, &mut h).map_err(read_err(path))?;
-    Ok(Some(hex::encode(h.finalize())))
 }
 
 /// Best effort: the rename is durable once the directory is synced.
