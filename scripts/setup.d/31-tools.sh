@@ -16,6 +16,22 @@ if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install Rust (https://rustup.rs), then run 'make setup' again" >&2
   exit 1
 fi
+# A fresh checkout's tools/ is empty, and Debian's pool drops a version at the next point
+# release: the .debs are kept by content in $DEB_CACHE too (setup-lib.sh, outside the checkout),
+# offered to nodeimg setup before it downloads (it trusts a <sha256>.deb only if its content has
+# that sha256) and kept there after.
+mkdir -p "$TOOLS/debs"
+for deb in "$DEB_CACHE"/*.deb; do
+  if [ -f "$deb" ] && [ ! -e "$TOOLS/debs/${deb##*/}" ]; then
+    ln "$deb" "$TOOLS/debs/" 2>/dev/null || cp "$deb" "$TOOLS/debs/"
+  fi
+done
 log "nodeimg setup --tools-dir $TOOLS"
 (cd "$ROOT" && cargo run --locked -q --bin nodeimg -- setup -q --tools-dir "$TOOLS" \
   --mirror "${NODEIMG_SETUP_MIRROR:-http://deb.debian.org/debian}" >&2)
+mkdir -p "$DEB_CACHE"
+for deb in "$TOOLS/debs"/*.deb; do
+  if [ -f "$deb" ] && [ ! -e "$DEB_CACHE/${deb##*/}" ]; then
+    cp "$deb" "$DEB_CACHE/"
+  fi
+done
