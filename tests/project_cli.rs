@@ -148,3 +148,26 @@ fn project_firmware_paths_are_relative_to_the_project() {
     assert_fails(&run, 2, &[&format!("{}", p.join("firmware/OVMF.fd").display()), "does not exist"]);
     assert!(!run.stderr.contains("mkosi-must-not-run"), "{run:?}");
 }
+
+/// A system extension systemd-sysext on the base would not merge is refused before mkosi, by
+/// every command that takes the project, naming the file and what it must say.
+#[test]
+fn a_sysext_the_node_would_not_merge_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    assert_eq!(nodeimg(t.path(), &["init", "p"]).code, 0);
+    let release = t.path().join("p/sysext/web/usr/lib/extension-release.d/extension-release.web");
+    fs::create_dir_all(release.parent().unwrap()).unwrap();
+    fs::write(&release, "ID=debian\nVERSION_ID=12\n").unwrap();
+    for cmd in [&["build", "--project", "p"][..], &["lock", "--project", "p"], &["lock", "--check", "--project", "p"]] {
+        let run = nodeimg(t.path(), cmd);
+        assert_fails(&run, 2, &["extension-release.web", "VERSION_ID=12", "VERSION_ID=13", "SYSEXT_SCOPE=system"]);
+    }
+    fs::write(&release, "ID=debian\nVERSION_ID=13\nSYSEXT_SCOPE=system\n").unwrap();
+    fs::create_dir_all(t.path().join("p/sysext/web/etc")).unwrap();
+    fs::write(t.path().join("p/sysext/web/etc/web.conf"), "").unwrap();
+    assert_fails(&nodeimg(t.path(), &["build", "--project", "p"]), 2, &["sysext/web/etc", "only usr/ and opt/"]);
+    // Once it is right, the checks pass and the build reaches mkosi.
+    fs::remove_dir_all(t.path().join("p/sysext/web/etc")).unwrap();
+    let run = nodeimg(t.path(), &["build", "--project", "p"]);
+    assert!(run.stderr.contains(NEVER), "{run:?}");
+}

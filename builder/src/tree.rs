@@ -38,9 +38,10 @@ pub fn tree_sha256(dir: &Path) -> Result<String, Error> {
 /// (the image with its packages installed, the default initrd, the tools tree): everything but
 /// what mkosi 25 applies *after* it saves its incremental cache (`build_image`: extra trees, then
 /// postinst, finalize and postoutput scripts), the platforms' `nodeimg.json` (mkosi does not read
-/// it) and the package lock (which the cache key holds itself). Editing a file under
-/// `mkosi.extra/` therefore keeps the installed packages cached; anything else, including every
-/// `mkosi.conf`, still changes the digest.
+/// it), the package lock (which the cache key holds itself) and a project's system extensions
+/// (built by a finalize script onto the ESP). Editing a file under `mkosi.extra/` or `sysext/`
+/// therefore keeps the installed packages cached; anything else, including every `mkosi.conf`,
+/// still changes the digest.
 pub fn cache_relevant_sha256(dir: &Path) -> Result<String, Error> {
     hash_tree(dir, |rel| {
         let post_cache = rel.components().any(|c| {
@@ -48,9 +49,11 @@ pub fn cache_relevant_sha256(dir: &Path) -> Result<String, Error> {
             name == "mkosi.extra"
                 || ["mkosi.postinst", "mkosi.finalize", "mkosi.postoutput"].iter().any(|p| name.starts_with(p))
         });
+        // A project's system extensions are built by a finalize script and go to the ESP.
+        let sysext = rel.starts_with(crate::project::SYSEXT_DIR) || rel.starts_with(crate::project::SYSEXT_DROPIN);
         let unread = rel == Path::new(crate::build::LOCK_FILE)
             || rel.file_name().is_some_and(|n| n == crate::profiles::PLATFORM_CONFIG);
-        !post_cache && !unread
+        !post_cache && !unread && !sysext
     })
 }
 
