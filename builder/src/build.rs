@@ -275,6 +275,8 @@ fn build_into(
     let base = partial.join(first);
     fs::create_dir_all(&base).map_err(write_err(&base))?;
     collect_mkosi_outputs(&cache.output, &set.image_id, &set.image_version, &base)?;
+    let tools_tree = ToolsTree::open(&cache.tools_tree())?;
+    extract_esp_extras(&tools_tree, &base)?;
 
     on_event(Event::Phase("checking the packages of the image, its initrd and the tools tree against the lock".into()));
     let installed = installed_packages(&cache, &base.join("packages.json"))?;
@@ -332,6 +334,7 @@ fn build_into(
         let dir = partial.join(platform);
         let cmdline = set.command_line(&roothash, platform, &sel.overlays);
         deriver.derive(&dir, &cmdline, emit)?;
+        extract_esp_extras(&tools_tree, &dir)?;
         verify::check_partition_uuids(&dir.join("disk.raw"), &roothash)?;
         finish_platform(set, sel, platform, Some(first), &dir, &roothash, &cmdline, &facts, &digests, emit, hook)
     })?;
@@ -1009,6 +1012,45 @@ impl<'a> EspMaker<'a> {
         let _ = fs::remove_dir_all(&root);
         Ok(())
     }
+}
+
+/// The name prefix of the platform directory's copies of the files beside the UKI on the ESP
+/// (`EFI/BOOT/BOOTX64.EFI.extra.d/NAME` becomes `extra.d-NAME`): artefacts, hashed, released and
+/// compared by a rebuild like the others, and what the reference values are computed from.
+pub const EXTRA_ARTEFACT_PREFIX: &str = "extra.d-";
+
+/// Copies the regular files of `esp.raw`'s `EFI/BOOT/BOOTX64.EFI.extra.d/` (system extensions,
+/// credentials, add-ons systemd-stub loads and measures) into `dir` as `extra.d-NAME`, read with
+/// mtools from the tools tree. Nothing when the ESP has no such directory.
+fn extract_esp_extras(tools: &ToolsTree, dir: &Path) -> Result<(), Error> {
+    let esp = dir.join("esp.raw");
+    let extra_dir = format!("::/{}", crate::project::ESP_EXTRA_DIR);
+    let parent = &extra_dir[..extra_dir.rfind('/').expect("a parent directory")];
+    let list = |path: &str| -> Result<Vec<String>, Error> {
+        let mut cmd = tools.command("mdir", &[dir]);
+        cmd.arg("-b").arg("-i").arg(&esp).arg(path);
+        Ok(String::from_utf8_lossy(&cmd.run_capture()?).lines().map(str::to_owned).collect())
+    };
+    if !list(parent)?.iter().any(|l| l.trim_end_matches('/') == extra_dir) {
+        return Ok(());
+    }
+    for line in list(&extra_dir)? {
+        let Some(name) = line.strip_prefix(&format!("{extra_dir}/")) else { continue };
+        if name.is_empty() || name.ends_with('/') {
+            continue; // a directory: systemd-stub skips those
+        }
+        if name.contains(['*', '?', '[', ']', '\\']) {
+            return Err(Error::Profile(format!(
+                "the ESP's {} holds {name:?}, a name mtools would take as a pattern; rename it",
+                crate::project::ESP_EXTRA_DIR
+            )));
+        }
+        let dest = dir.join(format!("{EXTRA_ARTEFACT_PREFIX}{name}"));
+        let mut cmd = tools.command("mcopy", &[dir]);
+        cmd.arg("-n").arg("-i").arg(&esp).arg(format!("{extra_dir}/{name}")).arg(&dest);
+        cmd.run_capture()?;
+    }
+    Ok(())
 }
 
 fn copy_tree(src: &Path, dest: &Path) -> Result<(), Error> {

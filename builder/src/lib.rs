@@ -72,7 +72,10 @@ pub mod tree;
 pub mod treediff;
 pub mod verify;
 
-pub use build::{build, build_with_hook, BuildReport, BuildRequest, FirmwareRecord, PlatformHook, PlatformReport};
+pub use build::{
+    build, build_with_hook, BuildReport, BuildRequest, FirmwareRecord, PlatformHook, PlatformReport,
+    EXTRA_ARTEFACT_PREFIX,
+};
 pub use lock::{Change, Lock, Scope};
 pub use mkosi::Event;
 pub use profiles::{PlatformConfig, ProfileSet, Selection};

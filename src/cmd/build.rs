@@ -460,6 +460,7 @@ fn write_reference_values(plan: &PlatformPlan, dir: &Path) -> Result<()> {
     std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 20), &mut disk).context("reading disk.raw")?;
     let mut inputs = BootInputs::new(&uki);
     inputs.disk = Some(&disk);
+    inputs.extra_d = esp_extras(dir)?;
     let prediction = predict(&inputs)?;
     if let Some(p) = plan.enforce_pcrs.iter().find(|p| !prediction.pcrs.contains(p)) {
         bail!("{}: enforce_pcrs: PCR {p} is not predicted (predicted: {:?})", plan.config.display(), prediction.pcrs);
@@ -479,6 +480,22 @@ fn write_reference_values(plan: &PlatformPlan, dir: &Path) -> Result<()> {
     let mut json = serde_json::to_vec_pretty(&values)?;
     json.push(b'\n');
     crate::fsutil::write_atomic(&dir.join("reference-values.json"), &json).context("writing reference-values.json")
+}
+
+/// The files beside the UKI on the platform's ESP (system extensions, credentials), which the
+/// builder copied out of `esp.raw` as `extra.d-NAME`: systemd-stub measures them.
+fn esp_extras(dir: &Path) -> Result<Vec<measure::boot::SidecarFile>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let e = e.with_context(|| format!("reading {}", dir.display()))?;
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        if let Some(name) = file_name.strip_prefix(builder::EXTRA_ARTEFACT_PREFIX) {
+            let data = std::fs::read(e.path()).with_context(|| format!("reading {}", e.path().display()))?;
+            out.push(measure::boot::SidecarFile { name: name.to_owned(), data });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 /// Builds `req` (whose profiles are `set`) and writes each platform's reference values, with
