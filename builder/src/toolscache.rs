@@ -73,7 +73,7 @@ pub struct Pin {
 pub enum Group {
     /// What an installed nodeimg needs to build images (mkosi, the firmware it measures).
     Build,
-    /// What the repository's tests read besides (a real systemd-stub and kernel, ~100 MB of
+    /// What the repository's tests read besides (a real systemd-stub and kernel, ~70 MB of
     /// `.deb`s no image build needs): `nodeimg setup --test-inputs`, which `make setup` runs.
     TestInputs,
 }
@@ -563,7 +563,7 @@ fn missing_dpkg(e: CommandError) -> Error {
 }
 
 /// `dpkg-deb --fsys-tarfile DEB | tar -x -C DEST ./MEMBER…`: only `files` of the package (a
-/// kernel's `.deb` holds ~100 MB of modules no test reads), each checked to be a regular file.
+/// kernel's `.deb` unpacks to ~35 MB, mostly modules no test reads), each checked to be a regular file.
 fn extract_members(deb: &Path, dest: &Path, files: &[Named], on_event: &mut dyn FnMut(Event)) -> Result<(), Error> {
     use std::process::{Command, Stdio};
     let mut dpkg = Command::new("dpkg-deb");

@@ -28,7 +28,7 @@ pub struct SetupArgs {
     /// http://snapshot.debian.org/archive/debian/20260101T000000Z).
     #[arg(long, value_name = "URL", default_value = DEFAULT_MIRROR)]
     pub mirror: String,
-    /// Also fetch the inputs of nodeimg's own test suite (~100 MB of .debs: Debian's
+    /// Also fetch the inputs of nodeimg's own test suite (~70 MB of .debs: Debian's
     /// systemd-stub and cloud kernel, unpacked as uki/linuxx64.efi.stub, uki/vmlinuz.signed and
     /// uki/vmlinuz.unsigned); `make setup` passes it.
     #[arg(long)]
