@@ -2,9 +2,10 @@
 //! setup downloads nothing, and a pinned version the archive no longer has stops setup at once
 //! with the file, its sha256 and the one command that fixes it (scripts/setup-lib.sh).
 //!
-//! The same for `nodeimg setup` and its tools cache (mkosi, Debian's OVMF builds), against a
-//! local mirror on 127.0.0.1 serving the pinned .debs that `make setup` fetched: a corrupted
-//! .deb, idempotence, no network, a mirror that is down or has dropped the version.
+//! The same for `nodeimg setup` and its tools cache (mkosi, Debian's OVMF builds, and with
+//! `--test-inputs` the test suite's systemd-stub and kernels), against a local mirror on
+//! 127.0.0.1 serving the pinned .debs that `make setup` fetched: a corrupted .deb, idempotence,
+//! no network, a mirror that is down or has dropped the version.
 
 mod common;
 
@@ -77,6 +78,32 @@ const PINNED: [(&str, &str); 3] = [
     ("mkosi=25.3-7", "ef56c81324fd47d65490e944ec4697bb3f6fb21326d0d071bfc2fb5ba5383252"),
 ];
 
+/// The test inputs `scripts/setup.d/40-uki-fixtures.sh` pinned (`UKI_DEBS`) before
+/// `nodeimg setup --test-inputs` fetched them, copied from there: package=version, the .deb's
+/// sha256, and the name under the tools cache the tests read the file by.
+const TEST_INPUTS: [(&str, &str, &str); 3] = [
+    (
+        "systemd-boot-efi=257.13-1~deb13u1",
+        "390ecdcef9bbb753f51bb6d8f696bdae2f1dbedde7239c49ccb2512f137a8933",
+        "uki/linuxx64.efi.stub",
+    ),
+    (
+        "linux-image-6.12.117+deb13-cloud-amd64=6.12.117-1",
+        "e9893e5295d0549b8852611f12a4b8b5f6cc4b8128dcc2086b9847793b904ab7",
+        "uki/vmlinuz.signed",
+    ),
+    (
+        "linux-image-6.12.117+deb13-cloud-amd64-unsigned=6.12.117-1",
+        "4113a615a1f1535ed4356ca03d428c74536b00f6ccb58e049a2ffd6a1cb3f1ad",
+        "uki/vmlinuz.unsigned",
+    ),
+];
+
+/// Every pinned .deb: the build's, then the test inputs'.
+fn all_pins() -> Vec<(&'static str, &'static str)> {
+    PINNED.iter().copied().chain(TEST_INPUTS.iter().map(|(p, s, _)| (*p, *s))).collect()
+}
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -108,10 +135,11 @@ fn control(deb: &Path, field: &str) -> String {
 
 /// A Debian mirror's pool holding the pinned .debs, each where Debian's archive keeps it:
 /// pool/main/<first letter of the source>/<source>/<package>_<version>_<arch>.deb, from the
-/// .deb's own control fields (`Source:` may carry a version in parentheses).
-fn mirror_with_pinned_debs(root: &Path) -> Vec<std::path::PathBuf> {
+/// .deb's own control fields (`Source:` may carry a version in parentheses). The files are hard
+/// links where they can be (the kernels are 35 MB each): alter them with [`flip_last_byte`] only.
+fn mirror_with_pinned_debs(root: &Path, pins: &[(&str, &str)]) -> Vec<std::path::PathBuf> {
     let mut placed = Vec::new();
-    for (pkgver, sha) in PINNED {
+    for &(pkgver, sha) in pins {
         let deb = pinned_deb(sha);
         let package = control(&deb, "Package");
         let version = control(&deb, "Version");
@@ -122,7 +150,9 @@ fn mirror_with_pinned_debs(root: &Path) -> Vec<std::path::PathBuf> {
         let dir = root.join("pool/main").join(&source[..1]).join(&source);
         fs::create_dir_all(&dir).unwrap();
         let dest = dir.join(format!("{package}_{}_{arch}.deb", version.replace(':', "%3a")));
-        fs::copy(&deb, &dest).unwrap();
+        if fs::hard_link(&deb, &dest).is_err() {
+            fs::copy(&deb, &dest).unwrap();
+        }
         placed.push(dest);
     }
     placed
@@ -162,6 +192,10 @@ fn gets(log: &Path) -> usize {
     fs::read_to_string(log).unwrap().lines().filter(|l| l.contains("\"GET ")).count()
 }
 
+fn sha256_of(path: &Path) -> String {
+    hex::encode(Sha256::digest(fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))))
+}
+
 /// `nodeimg setup` from a local mirror: a corrupted .deb is refused (exit 2, nothing of it kept,
 /// nothing partial); then every pinned package is fetched, checked and unpacked (OVMF.fd as the
 /// measure tables' oracles hashed it, mkosi that says it is 25.3); a second run downloads
@@ -170,7 +204,8 @@ fn gets(log: &Path) -> usize {
 fn setup_fetches_checks_and_unpacks_the_pinned_tools() {
     let t = tempfile::tempdir().unwrap();
     let mirror = t.path().join("mirror");
-    let placed = mirror_with_pinned_debs(&mirror);
+    // The mirror holds the test inputs too: a plain setup must not ask for them.
+    let placed = mirror_with_pinned_debs(&mirror, &all_pins());
     let log = t.path().join("requests.log");
     let server = Server::start(&mirror, Some(&log), 600);
     let tools = t.path().join("tools");
@@ -209,6 +244,10 @@ fn setup_fetches_checks_and_unpacks_the_pinned_tools() {
     assert_eq!(pkgs[0]["action"], "present", "{run:?}");
     assert_eq!(pkgs[1]["action"], "downloaded", "{run:?}");
     assert_consistent(&tools);
+    // Building images needs none of the test inputs.
+    let requests = fs::read_to_string(&log).unwrap();
+    assert!(!requests.contains("linux-image") && !requests.contains("systemd-boot-efi"), "{requests}");
+    assert!(!tools.join("uki").exists(), "{:?}", files_under(&tools));
 
     // The firmware is the one measure's oracles (td-shim, dstack-mr) computed MRTDs for.
     let table = fs::read_to_string(repo().join("measure/testdata/tdx-mrtd.tsv")).unwrap();
@@ -254,11 +293,109 @@ fn setup_fetches_checks_and_unpacks_the_pinned_tools() {
     assert_eq!(files_under(&offline.join("mkosi")), files_under(&tools.join("mkosi")));
 }
 
+/// Alters the last byte of `path` in a new file (never through a hard link to the original).
 fn flip_last_byte(path: &Path) {
     let mut bytes = fs::read(path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
+    fs::remove_file(path).unwrap();
     fs::write(path, bytes).unwrap();
+}
+
+/// `nodeimg setup --test-inputs`: the stub and the kernels the uki and boot tests read, fetched
+/// from the mirror and checked by the .deb's sha256; each named file is what
+/// uki/testdata/debian.json (trixie's ukify and Python's hashlib, gen_debian.py) was made from.
+/// A corrupted or missing .deb stops setup with exit 2 naming the fix (with `--test-inputs`);
+/// a copy an older `make setup` left under the name is replaced; a second run downloads nothing
+/// and restores a removed name from what is unpacked.
+#[test]
+fn setup_test_inputs_fetches_the_stub_and_the_kernels_by_their_pins() {
+    let t = tempfile::tempdir().unwrap();
+    let mirror = t.path().join("mirror");
+    let placed = mirror_with_pinned_debs(&mirror, &all_pins());
+    let stub_deb = &placed[PINNED.len()];
+    let log = t.path().join("requests.log");
+    let server = Server::start(&mirror, Some(&log), 600);
+    let tools = t.path().join("tools");
+    let (stub_sha, stub_file) = (TEST_INPUTS[0].1, "systemd-boot-efi_257.13-1~deb13u1_amd64.deb");
+
+    // The archive has dropped the stub's version: the fix names --test-inputs.
+    let kept = t.path().join("stub.deb");
+    fs::rename(stub_deb, &kept).unwrap();
+    let run = setup(&tools, &["--mirror", &server.url, "--test-inputs"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    for want in [
+        &format!("cannot fetch {}/pool/main/s/systemd/{stub_file}: HTTP 404", server.url),
+        &format!("needed: {stub_file} with sha256 {stub_sha}"),
+        "nodeimg setup --test-inputs --mirror http://snapshot.debian.org/archive/debian/STAMP",
+        &format!("put any copy of that file at {}/debs/{stub_sha}.deb by hand", tools.display()),
+        "then run `nodeimg setup --test-inputs` again",
+    ] {
+        assert!(run.stderr.contains(want), "{want:?}: {run:?}");
+    }
+    fs::rename(&kept, stub_deb).unwrap();
+
+    // A damaged mirror: the stub's .deb altered by one byte is refused, and nothing of it kept.
+    let good = fs::read(stub_deb).unwrap();
+    flip_last_byte(stub_deb);
+    let run = setup(&tools, &["--mirror", &server.url, "--test-inputs"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    for want in [
+        &format!("{}/pool/main/s/systemd/{stub_file}: sha256 is ", server.url),
+        &format!("{stub_file} is pinned to {stub_sha}; nothing was kept"),
+        &format!("try another --mirror, or put the pinned file at {}/debs/{stub_sha}.deb by hand", tools.display()),
+    ] {
+        assert!(run.stderr.contains(want), "{want:?}: {run:?}");
+    }
+    assert_consistent(&tools);
+    assert!(!tools.join(format!("debs/{stub_sha}.deb")).exists());
+    assert!(!tools.join("systemd-boot-efi").exists() && !tools.join("uki").exists(), "{:?}", files_under(&tools));
+    fs::remove_file(stub_deb).unwrap();
+    fs::write(stub_deb, &good).unwrap();
+
+    // What an older `make setup` left: a copy under the name, here a wrong one.
+    fs::create_dir_all(tools.join("uki")).unwrap();
+    fs::write(tools.join("uki/vmlinuz.signed"), b"an older copy").unwrap();
+
+    let run = setup(&tools, &["--mirror", &server.url, "--test-inputs", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let pkgs = report["packages"].as_array().unwrap();
+    assert_eq!(pkgs.len(), PINNED.len() + TEST_INPUTS.len(), "{run:?}");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(repo().join("uki/testdata/debian.json")).unwrap()).unwrap();
+    for (p, (pkgver, sha, name)) in pkgs[PINNED.len()..].iter().zip(TEST_INPUTS) {
+        assert_eq!(format!("{}={}", p["package"].as_str().unwrap(), p["version"].as_str().unwrap()), pkgver);
+        assert_eq!((&p["sha256"], &p["action"]), (&sha.into(), &"downloaded".into()), "{run:?}");
+        assert_eq!(p["files"], serde_json::json!([tools.join(name)]), "{run:?}");
+        assert!(tools.join(format!("debs/{sha}.deb")).is_file(), "{pkgver}");
+        // Only the named file is unpacked (not a kernel's modules), with the .deb's stamp.
+        let (package, version) = pkgver.split_once('=').unwrap();
+        let dir = tools.join(package).join(version);
+        assert_eq!(fs::read_to_string(dir.join(".nodeimg-sha256")).unwrap().trim(), sha, "{pkgver}");
+        let unpacked: Vec<String> =
+            files_under(&dir).into_iter().filter(|f| fs::metadata(dir.join(f)).unwrap().is_file()).collect();
+        assert_eq!(unpacked.len(), 2, "{pkgver}: {unpacked:?}");
+        // The file is the one the uki fixtures were made from.
+        let key = name.strip_prefix("uki/").unwrap();
+        assert_eq!(sha256_of(&tools.join(name)), fixture["binaries"][key]["sha256"].as_str().unwrap(), "{name}");
+    }
+    assert_eq!(pkgs[0]["action"], "present", "set up by the failed runs already: {run:?}");
+    assert_consistent(&tools);
+
+    // Idempotent: nothing downloaded, the links untouched; a removed name comes back from what
+    // is unpacked.
+    let before = gets(&log);
+    let link = |name: &str| fs::read_link(tools.join(name)).unwrap();
+    let signed = link("uki/vmlinuz.signed");
+    fs::remove_file(tools.join("uki/vmlinuz.unsigned")).unwrap();
+    let run = setup(&tools, &["--mirror", &server.url, "--test-inputs"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(gets(&log), before, "downloaded again: {run:?}");
+    assert_eq!(run.stdout.matches("  present  ").count(), PINNED.len() + TEST_INPUTS.len(), "{run:?}");
+    assert_eq!(link("uki/vmlinuz.signed"), signed);
+    assert_eq!(sha256_of(&tools.join("uki/vmlinuz.unsigned")), fixture["binaries"]["vmlinuz.unsigned"]["sha256"]);
+    assert_consistent(&tools);
 }
 
 /// A mirror that is down, or that no longer has the pinned version (HTTP 404): exit 2 naming the

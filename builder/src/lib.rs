@@ -165,10 +165,10 @@ pub enum Error {
     /// A pinned `.deb` of the tools cache could not be fetched (`nodeimg setup`).
     #[error(
         "cannot fetch {url}: {reason}\n  needed: {} with sha256 {}\n  fix: fetch it from a snapshot of the archive, \
-         e.g. `nodeimg setup --mirror http://snapshot.debian.org/archive/debian/STAMP` (a STAMP when the version was \
+         e.g. `nodeimg setup{} --mirror http://snapshot.debian.org/archive/debian/STAMP` (a STAMP when the version was \
          current: see http://snapshot.debian.org/binary/{}/), or put any copy of that file at {cached} by hand; \
-         then run `nodeimg setup` again",
-        .pin.file_name(), .pin.sha256, .pin.package
+         then run `nodeimg setup{}` again",
+        .pin.file_name(), .pin.sha256, .pin.setup_flags(), .pin.package, .pin.setup_flags()
     )]
     ToolFetch { url: String, reason: String, pin: &'static toolscache::Pin, cached: PathBuf },
     /// A fetched `.deb` is not the pinned one.

@@ -53,12 +53,38 @@ pub struct Pin {
     pub package: &'static str,
     /// Its Debian version.
     pub version: &'static str,
-    /// Its architecture (`all` for both of these).
+    /// Its architecture (`all`, or `amd64` for the test inputs).
     pub arch: &'static str,
     /// The sha256 of the `.deb`, lowercase hex.
     pub sha256: &'static str,
     /// Where the archive keeps it, relative to the mirror's root (`pool/main/…`).
     pub pool_path: &'static str,
+    /// Which `nodeimg setup` fetches it: every one ([`Group::Build`]) or only
+    /// `nodeimg setup --test-inputs` ([`Group::TestInputs`]).
+    pub group: Group,
+    /// Empty: the whole package is unpacked (`dpkg-deb -x`). Otherwise only these files are, and
+    /// each is also found under its own name in the cache (a symbolic link `TOOLS/<name>`).
+    pub files: &'static [Named],
+}
+
+/// Why nodeimg pins a package, which decides whether a plain `nodeimg setup` fetches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Group {
+    /// What an installed nodeimg needs to build images (mkosi, the firmware it measures).
+    Build,
+    /// What the repository's tests read besides (a real systemd-stub and kernel, ~70 MB of
+    /// `.deb`s no image build needs): `nodeimg setup --test-inputs`, which `make setup` runs.
+    TestInputs,
+}
+
+/// One file of a pinned package under the name the tests read it by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Named {
+    /// Its path in the package, as `dpkg -L` lists it without the leading `/`.
+    pub member: &'static str,
+    /// Its name relative to the cache's root (`uki/vmlinuz.signed`).
+    pub name: &'static str,
 }
 
 /// Debian's OVMF from bookworm (2 MiB `OVMF.fd`): the firmware of the bookworm boot fixtures.
@@ -68,6 +94,8 @@ pub const OVMF_BOOKWORM: Pin = Pin {
     arch: "all",
     sha256: "e73d3d1a8799f7f6fc16b73501d913edcdd86237556fbff30693e747e6dc262e",
     pool_path: "pool/main/e/edk2/ovmf_2022.11-6+deb12u2_all.deb",
+    group: Group::Build,
+    files: &[],
 };
 
 /// Debian's OVMF from trixie (4 MiB `OVMF.fd`, the generic OvmfPkgX64 build carrying both the
@@ -78,6 +106,8 @@ pub const OVMF_TRIXIE: Pin = Pin {
     arch: "all",
     sha256: "78e0d54df11fc77406cb7a0bc9a39e5bca6d1cbe06556b91d9a73491c52decdf",
     pool_path: "pool/main/e/edk2/ovmf_2025.02-8+deb13u1_all.deb",
+    group: Group::Build,
+    files: &[],
 };
 
 /// mkosi 25.3 from trixie, which `nodeimg build` runs.
@@ -87,22 +117,63 @@ pub const MKOSI: Pin = Pin {
     arch: "all",
     sha256: "ef56c81324fd47d65490e944ec4697bb3f6fb21326d0d071bfc2fb5ba5383252",
     pool_path: "pool/main/m/mkosi/mkosi_25.3-7_all.deb",
+    group: Group::Build,
+    files: &[],
 };
 
-/// Every package `nodeimg setup` installs into the tools cache.
+/// trixie's systemd-stub (`linuxx64.efi.stub`): the stub of the uki crate's fixtures (ukify's
+/// UKIs in `uki/testdata/debian.json`) and of the real-boot captures.
+pub const SYSTEMD_BOOT_EFI: Pin = Pin {
+    package: "systemd-boot-efi",
+    version: "257.13-1~deb13u1",
+    arch: "amd64",
+    sha256: "390ecdcef9bbb753f51bb6d8f696bdae2f1dbedde7239c49ccb2512f137a8933",
+    pool_path: "pool/main/s/systemd/systemd-boot-efi_257.13-1~deb13u1_amd64.deb",
+    group: Group::TestInputs,
+    files: &[Named { member: "usr/lib/systemd/boot/efi/linuxx64.efi.stub", name: "uki/linuxx64.efi.stub" }],
+};
+
+/// trixie's cloud kernel as Debian signed it (an Authenticode-signed PE).
+pub const LINUX_SIGNED: Pin = Pin {
+    package: "linux-image-6.12.117+deb13-cloud-amd64",
+    version: "6.12.117-1",
+    arch: "amd64",
+    sha256: "e9893e5295d0549b8852611f12a4b8b5f6cc4b8128dcc2086b9847793b904ab7",
+    pool_path: "pool/main/l/linux-signed-amd64/linux-image-6.12.117+deb13-cloud-amd64_6.12.117-1_amd64.deb",
+    group: Group::TestInputs,
+    files: &[Named { member: "boot/vmlinuz-6.12.117+deb13-cloud-amd64", name: "uki/vmlinuz.signed" }],
+};
+
+/// The same kernel unsigned.
+pub const LINUX_UNSIGNED: Pin = Pin {
+    package: "linux-image-6.12.117+deb13-cloud-amd64-unsigned",
+    version: "6.12.117-1",
+    arch: "amd64",
+    sha256: "4113a615a1f1535ed4356ca03d428c74536b00f6ccb58e049a2ffd6a1cb3f1ad",
+    pool_path: "pool/main/l/linux/linux-image-6.12.117+deb13-cloud-amd64-unsigned_6.12.117-1_amd64.deb",
+    group: Group::TestInputs,
+    files: &[Named { member: "boot/vmlinuz-6.12.117+deb13-cloud-amd64", name: "uki/vmlinuz.unsigned" }],
+};
+
+/// Every package `nodeimg setup` installs into the tools cache: the [`Group::Build`] ones always,
+/// the [`Group::TestInputs`] ones with `--test-inputs`.
 ///
 /// Provenance: the versions and sha256s are those `make setup` pinned in
-/// `scripts/setup.d/31-ovmf.sh` and `70-mkosi.sh` until it called `nodeimg setup` (each `.deb`
-/// as `apt-get download` fetched it from deb.debian.org on 2026-12-04 and `sha256sum` hashed
-/// it); the pool paths are Debian's (`Filename:` of the suites' `Packages` indices: source
-/// package `edk2` for ovmf). To move a pin: fetch the new `.deb`, hash it, change it here, and
-/// regenerate `measure/testdata/*.tsv` with their `*.gen.sh` scripts when OVMF moves.
-pub const PINS: &[Pin] = &[OVMF_BOOKWORM, OVMF_TRIXIE, MKOSI];
+/// `scripts/setup.d/31-ovmf.sh`, `70-mkosi.sh` and `40-uki-fixtures.sh` (`UKI_DEBS`, with the
+/// files and names under `tools/uki/`) until it called `nodeimg setup` (each `.deb` as
+/// `apt-get download` fetched it from deb.debian.org on 2026-12-04 and `sha256sum` hashed it);
+/// the pool paths are Debian's (`Filename:` of the suites' `Packages` indices, as
+/// `apt-get download --print-uris` prints them: source package `edk2` for ovmf, `systemd` for
+/// systemd-boot-efi, `linux-signed-amd64` and `linux` for the kernels). To move a pin: fetch the
+/// new `.deb`, hash it, change it here, and regenerate what was computed from it:
+/// `measure/testdata/*.tsv` (`*.gen.sh`) when OVMF moves, `uki/testdata/debian.json`
+/// (`debian.gen.sh`) and `measure/testdata/boot/` when the stub or a kernel does.
+pub const PINS: &[Pin] = &[OVMF_BOOKWORM, OVMF_TRIXIE, MKOSI, SYSTEMD_BOOT_EFI, LINUX_SIGNED, LINUX_UNSIGNED];
 
 /// The mirror `nodeimg setup` fetches from by default.
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 
-/// The largest `.deb` setup accepts (the pinned ones are 0.3–7.7 MB).
+/// The largest `.deb` setup accepts (the pinned ones are 0.1–35 MB).
 pub const MAX_DEB_BYTES: u64 = 64 << 20;
 
 /// The stamp in an unpacked package directory: the sha256 of the `.deb` it came from (the same
@@ -114,6 +185,19 @@ impl Pin {
     /// The pinned package `package` at `version`, if there is one.
     pub fn find(package: &str, version: &str) -> Option<&'static Pin> {
         PINS.iter().find(|p| p.package == package && p.version == version)
+    }
+
+    /// The pins of `groups`, in the table's order.
+    pub fn of(groups: &[Group]) -> impl Iterator<Item = &'static Pin> + '_ {
+        PINS.iter().filter(|p| groups.contains(&p.group))
+    }
+
+    /// What `nodeimg setup` needs besides to fetch it: `""`, or `" --test-inputs"`.
+    pub fn setup_flags(&self) -> &'static str {
+        match self.group {
+            Group::Build => "",
+            Group::TestInputs => " --test-inputs",
+        }
     }
 
     /// The `.deb`'s file name as the archive names it (`:` of an epoch as `%3a`).
@@ -128,8 +212,8 @@ impl fmt::Display for Pin {
     }
 }
 
-/// `debian:PACKAGE=VERSION:PATH`: the file `PATH` of a package in [`PINS`], as `nodeimg.json`
-/// names firmware. `PATH` is relative to the package's root (as `dpkg -L` lists it, without the
+/// `debian:PACKAGE=VERSION:PATH`: the file `PATH` of a [`Group::Build`] package in [`PINS`] (one
+/// every `nodeimg setup` fetches), as `nodeimg.json` names firmware. `PATH` is relative to the package's root (as `dpkg -L` lists it, without the
 /// leading `/`), follows the last `:` (a version may hold an epoch's `:`; a path may not), and
 /// has no `.` or `..` components.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,10 +240,10 @@ impl FromStr for PinnedFile {
         if !path.components().all(|c| matches!(c, Component::Normal(_))) {
             return Err(format!("{s:?}: the path in the package must be relative, without . or .. (as usr/share/…)"));
         }
-        let pin = Pin::find(package, version).ok_or_else(|| {
-            let known: Vec<String> = PINS.iter().map(|p| format!("{}{p}", PINNED_PREFIX)).collect();
+        let pin = Pin::find(package, version).filter(|p| p.group == Group::Build).ok_or_else(|| {
+            let known: Vec<String> = Pin::of(&[Group::Build]).map(|p| format!("{}{p}", PINNED_PREFIX)).collect();
             format!(
-                "{s:?}: {package}={version} is not a package nodeimg pins (pinned: {}); name one of them, or give the \
+                "{s:?}: {package}={version} is not a package nodeimg pins for builds (pinned: {}); name one of them, or give the \
                  firmware as a path relative to the profile directory",
                 known.join(", ")
             )
@@ -187,6 +271,9 @@ pub struct SetupStep {
     pub bytes: u64,
     /// Where its files are.
     pub dir: PathBuf,
+    /// The names its files are found by ([`Pin::files`]), as paths in the cache.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
 }
 
 /// A tools cache directory (see the module documentation).
@@ -229,6 +316,22 @@ impl ToolsCache {
         fs::read_to_string(self.unpacked(pin).join(STAMP)).is_ok_and(|s| s.trim() == pin.sha256)
     }
 
+    /// Where `f` (a file of a pinned package) is found by its name: `TOOLS/<name>`.
+    pub fn named(&self, f: &Named) -> PathBuf {
+        self.root.join(f.name)
+    }
+
+    /// What the link [`ToolsCache::named`] holds: `f`'s file in `pin`'s unpacked directory,
+    /// relative to the link's directory (so the cache may move).
+    pub fn link_target(pin: &Pin, f: &Named) -> PathBuf {
+        let up = Path::new(f.name).components().count().saturating_sub(1);
+        let mut t: PathBuf = std::iter::repeat_n("..", up).collect();
+        t.push(pin.package);
+        t.push(pin.version);
+        t.push(f.member);
+        t
+    }
+
     /// The mkosi wrapper `nodeimg setup` writes.
     pub fn mkosi(&self) -> PathBuf {
         self.root.join("bin/mkosi")
@@ -252,9 +355,14 @@ impl ToolsCache {
     }
 
     /// Fetches (from `mirror`, a Debian mirror's root URL), checks and unpacks every package of
-    /// [`PINS`] not yet unpacked, then writes the mkosi wrapper. Holds the cache's lock
-    /// (`nodeimg.lock`) meanwhile.
-    pub fn setup(&self, mirror: &str, on_event: &mut dyn FnMut(Event)) -> Result<Vec<SetupStep>, Error> {
+    /// [`PINS`] in `groups` not yet unpacked, links its named files, then writes the mkosi
+    /// wrapper. Holds the cache's lock (`nodeimg.lock`) meanwhile.
+    pub fn setup(
+        &self,
+        mirror: &str,
+        groups: &[Group],
+        on_event: &mut dyn FnMut(Event),
+    ) -> Result<Vec<SetupStep>, Error> {
         let mirror = mirror.trim_end_matches('/');
         if !mirror.starts_with("http://") {
             return Err(Error::Profile(format!(
@@ -265,7 +373,7 @@ impl ToolsCache {
         let _lock = CacheLock::acquire(&self.root, on_event)?;
         self.remove_partials();
         let mut steps = Vec::new();
-        for pin in PINS {
+        for pin in Pin::of(groups) {
             let dir = self.unpacked(pin);
             let mut step = SetupStep {
                 package: pin.package.into(),
@@ -274,6 +382,7 @@ impl ToolsCache {
                 action: "present",
                 bytes: 0,
                 dir: dir.clone(),
+                files: pin.files.iter().map(|f| self.named(f)).collect(),
             };
             if !self.is_unpacked(pin) {
                 let deb = self.deb(pin);
@@ -287,6 +396,9 @@ impl ToolsCache {
                 on_event(Event::Stage(format!("unpacking {pin} into {}", dir.display())));
                 self.unpack(pin, on_event)?;
             }
+            for f in pin.files {
+                self.link(pin, f, on_event)?;
+            }
             steps.push(step);
         }
         self.write_mkosi_wrapper()?;
@@ -296,7 +408,12 @@ impl ToolsCache {
     /// Removes what an interrupted setup left (`.…partial` files and directories); called with
     /// the lock held, so no other setup is writing them.
     fn remove_partials(&self) {
-        let dirs = ["debs", "bin"].into_iter().chain(PINS.iter().map(|p| p.package)).map(|d| self.root.join(d));
+        let named = PINS.iter().flat_map(|p| p.files).filter_map(|f| Path::new(f.name).parent());
+        let dirs = ["debs", "bin"]
+            .into_iter()
+            .chain(PINS.iter().map(|p| p.package))
+            .map(|d| self.root.join(d))
+            .chain(named.map(|d| self.root.join(d)));
         for dir in dirs {
             let Ok(entries) = fs::read_dir(&dir) else { continue };
             for e in entries.flatten() {
@@ -348,17 +465,14 @@ impl ToolsCache {
         let _ = fs::remove_dir_all(&partial);
         fs::create_dir(&partial).map_err(write_err(&partial))?;
         let result = (|| {
-            let mut cmd = std::process::Command::new("dpkg-deb");
-            cmd.arg("-x").arg(self.deb(pin)).arg(&partial);
-            on_event(Event::Command(argv(&cmd)));
-            cmd.run_capture().map_err(|e| match e {
-                CommandError::Spawn { error, .. } if error.kind() == io::ErrorKind::NotFound => Error::ToolMissing {
-                    program: "dpkg-deb",
-                    package: "dpkg",
-                    why: "to unpack the pinned .debs".into(),
-                },
-                e => Error::Command(e),
-            })?;
+            if pin.files.is_empty() {
+                let mut cmd = std::process::Command::new("dpkg-deb");
+                cmd.arg("-x").arg(self.deb(pin)).arg(&partial);
+                on_event(Event::Command(argv(&cmd)));
+                cmd.run_capture().map_err(missing_dpkg)?;
+            } else {
+                extract_members(&self.deb(pin), &partial, pin.files, on_event)?;
+            }
             let stamp = partial.join(STAMP);
             fs::write(&stamp, format!("{}\n", pin.sha256)).map_err(write_err(&stamp))?;
             // A stale or half-removed directory of an older setup goes first.
@@ -373,6 +487,30 @@ impl ToolsCache {
             let _ = fs::remove_dir_all(&partial);
         }
         result
+    }
+
+    /// Makes `TOOLS/<name>` a link to `f`'s file in `pin`'s unpacked directory, atomically,
+    /// unless it already is one (whatever an older setup left there, a copy included, is
+    /// replaced).
+    fn link(&self, pin: &Pin, f: &Named, on_event: &mut dyn FnMut(Event)) -> Result<(), Error> {
+        let path = self.named(f);
+        let target = Self::link_target(pin, f);
+        if fs::read_link(&path).is_ok_and(|t| t == target) {
+            return Ok(());
+        }
+        on_event(Event::Stage(format!("linking {} to {}", f.name, target.display())));
+        let parent = path.parent().expect("TOOLS/<name> has a parent");
+        fs::create_dir_all(parent).map_err(write_err(parent))?;
+        let file_name = path.file_name().expect("a name has a last component").to_string_lossy();
+        let tmp = parent.join(format!(".{file_name}.{}.partial", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        let result = std::os::unix::fs::symlink(&target, &tmp).and_then(|()| fs::rename(&tmp, &path));
+        if let Err(error) = result {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::Write { path, error });
+        }
+        sync_dir(parent);
+        Ok(())
     }
 
     /// The wrapper that runs the pinned mkosi with the host's python3.
@@ -411,6 +549,70 @@ impl ToolsCache {
         }
         Ok(())
     }
+}
+
+/// A `dpkg-deb` or `tar` that is not there says which package to install.
+fn missing_dpkg(e: CommandError) -> Error {
+    match e {
+        CommandError::Spawn { error, argv } if error.kind() == io::ErrorKind::NotFound => {
+            let (program, package) = if argv.starts_with("tar") { ("tar", "tar") } else { ("dpkg-deb", "dpkg") };
+            Error::ToolMissing { program, package, why: "to unpack the pinned .debs".into() }
+        }
+        e => Error::Command(e),
+    }
+}
+
+/// `dpkg-deb --fsys-tarfile DEB | tar -x -C DEST ./MEMBER…`: only `files` of the package (a
+/// kernel's `.deb` unpacks to ~35 MB, mostly modules no test reads), each checked to be a regular file.
+fn extract_members(deb: &Path, dest: &Path, files: &[Named], on_event: &mut dyn FnMut(Event)) -> Result<(), Error> {
+    use std::process::{Command, Stdio};
+    let mut dpkg = Command::new("dpkg-deb");
+    dpkg.arg("--fsys-tarfile").arg(deb);
+    let mut tar = Command::new("tar");
+    tar.arg("-x").arg("--no-same-owner").arg("-C").arg(dest).arg("-f").arg("-").arg("--");
+    tar.args(files.iter().map(|f| format!("./{}", f.member)));
+    on_event(Event::Command([argv(&dpkg), vec!["|".into()], argv(&tar)].concat()));
+    let spawn = |cmd: &mut Command| {
+        let argv = crate::run::argv_string(cmd);
+        cmd.spawn().map_err(|error| missing_dpkg(CommandError::Spawn { argv, error }))
+    };
+    let mut producer = spawn(dpkg.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()))?;
+    let pipe = producer.stdout.take().expect("piped stdout");
+    let consumer = spawn(tar.stdin(pipe).stdout(Stdio::piped()).stderr(Stdio::piped()));
+    let consumer = match consumer {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = producer.kill();
+            let _ = producer.wait();
+            return Err(e);
+        }
+    };
+    // tar first: it reads the pipe to its end, so dpkg-deb can finish; dpkg-deb's stderr is a
+    // line or two at most.
+    let tar_out = consumer.wait_with_output();
+    let dpkg_out = producer.wait_with_output();
+    let failed = |cmd: &Command, out: io::Result<std::process::Output>| -> Result<(), Error> {
+        let argv = crate::run::argv_string(cmd);
+        let out = out.map_err(|error| Error::Command(CommandError::Io { argv: argv.clone(), error }))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let tail = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        Err(Error::Command(CommandError::Failed { argv, status: out.status.to_string(), tail }))
+    };
+    failed(&tar, tar_out)?;
+    failed(&dpkg, dpkg_out)?;
+    for f in files {
+        let path = dest.join(f.member);
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Err(Error::Profile(format!(
+                "{}: {} is not a regular file in the package",
+                deb.display(),
+                f.member
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Best effort: the rename is durable once the directory is synced.
@@ -486,9 +688,63 @@ mod tests {
             assert_eq!(parts[4], p.file_name(), "{p:?}");
             assert!(!PINS[..i].iter().any(|q| q.package == p.package && q.version == p.version), "{p:?} twice");
             assert_eq!(Pin::find(p.package, p.version), Some(p));
+            // Named files: relative paths without . or .., in a directory of their own (not a
+            // package's, debs/ or bin/), each name once.
+            let plain = |s: &str| Path::new(s).components().all(|c| matches!(c, Component::Normal(_)));
+            for f in p.files {
+                assert!(plain(f.member) && plain(f.name), "{f:?}");
+                let top = f.name.split('/').next().unwrap();
+                assert!(f.name.contains('/') && !["debs", "bin"].contains(&top), "{f:?}");
+                assert!(!PINS.iter().any(|q| q.package == top), "{f:?}");
+            }
+            assert!(!PINS[..i].iter().flat_map(|q| q.files).any(|g| p.files.iter().any(|f| f.name == g.name)));
         }
         assert_eq!(Pin::find("ovmf", "0"), None);
         assert!(PINS.contains(&MKOSI));
+        // A plain `nodeimg setup` fetches what builds need, and only that.
+        let build: Vec<&str> = Pin::of(&[Group::Build]).map(|p| p.package).collect();
+        assert_eq!(build, ["ovmf", "ovmf", "mkosi"]);
+        assert!(Pin::of(&[Group::Build]).all(|p| p.files.is_empty()));
+        assert_eq!(Pin::of(&[Group::Build, Group::TestInputs]).count(), PINS.len());
+    }
+
+    /// The test inputs are the packages, files and names `scripts/setup.d/40-uki-fixtures.sh`
+    /// pinned (`UKI_DEBS`) before `nodeimg setup --test-inputs` fetched them, and the readers'
+    /// `tools/uki/NAME` are links into the unpacked packages.
+    #[test]
+    fn the_test_inputs_are_the_uki_fixtures() {
+        let names: Vec<(&str, &str, &str, &str)> = Pin::of(&[Group::TestInputs])
+            .flat_map(|p| p.files.iter().map(move |f| (p.package, p.sha256, f.member, f.name)))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    "systemd-boot-efi",
+                    "390ecdcef9bbb753f51bb6d8f696bdae2f1dbedde7239c49ccb2512f137a8933",
+                    "usr/lib/systemd/boot/efi/linuxx64.efi.stub",
+                    "uki/linuxx64.efi.stub"
+                ),
+                (
+                    "linux-image-6.12.117+deb13-cloud-amd64",
+                    "e9893e5295d0549b8852611f12a4b8b5f6cc4b8128dcc2086b9847793b904ab7",
+                    "boot/vmlinuz-6.12.117+deb13-cloud-amd64",
+                    "uki/vmlinuz.signed"
+                ),
+                (
+                    "linux-image-6.12.117+deb13-cloud-amd64-unsigned",
+                    "4113a615a1f1535ed4356ca03d428c74536b00f6ccb58e049a2ffd6a1cb3f1ad",
+                    "boot/vmlinuz-6.12.117+deb13-cloud-amd64",
+                    "uki/vmlinuz.unsigned"
+                ),
+            ]
+        );
+        assert_eq!(
+            ToolsCache::link_target(&LINUX_SIGNED, &LINUX_SIGNED.files[0]),
+            Path::new("../linux-image-6.12.117+deb13-cloud-amd64/6.12.117-1/boot/vmlinuz-6.12.117+deb13-cloud-amd64")
+        );
+        assert_eq!(SYSTEMD_BOOT_EFI.setup_flags(), " --test-inputs");
+        assert_eq!(OVMF_TRIXIE.setup_flags(), "");
     }
 
     /// The pins agree with what `scripts/setup.d` pinned before (the shell no longer keeps its
@@ -518,7 +774,12 @@ mod tests {
             ("debian:ovmf=2025.02-8+deb13u1:/usr/share/ovmf/OVMF.fd", "must be relative"),
             ("debian:ovmf=2025.02-8+deb13u1:usr/../../etc/passwd", "must be relative"),
             ("debian:ovmf=2024.11-1:usr/share/ovmf/OVMF.fd", "ovmf=2024.11-1 is not a package nodeimg pins"),
-            ("debian:edk2=2025.02-8+deb13u1:OVMF.fd", "debian:ovmf=2025.02-8+deb13u1, debian:mkosi=25.3-7"),
+            ("debian:edk2=2025.02-8+deb13u1:OVMF.fd", "debian:ovmf=2025.02-8+deb13u1, debian:mkosi=25.3-7)"),
+            // A test input is not something a build may name: a plain setup does not fetch it.
+            (
+                "debian:systemd-boot-efi=257.13-1~deb13u1:usr/lib/systemd/boot/efi/linuxx64.efi.stub",
+                "systemd-boot-efi=257.13-1~deb13u1 is not a package nodeimg pins for builds",
+            ),
         ];
         for (s, want) in cases {
             let err = s.parse::<PinnedFile>().unwrap_err();
@@ -564,7 +825,8 @@ mod tests {
     #[test]
     fn setup_refuses_a_mirror_it_cannot_speak_to() {
         let t = tempfile::tempdir().unwrap();
-        let err = ToolsCache::new(t.path()).setup("https://deb.debian.org/debian", &mut |_| {}).unwrap_err();
+        let err =
+            ToolsCache::new(t.path()).setup("https://deb.debian.org/debian", &[Group::Build], &mut |_| {}).unwrap_err();
         assert!(err.to_string().contains("give an http:// URL"), "{err}");
         assert_eq!(fs::read_dir(t.path()).unwrap().count(), 0);
     }

@@ -8,6 +8,8 @@
 # trixie tools tree). `cargo test` and `cargo run` use tools/ through .cargo/config.toml
 # (NODEIMG_TOOLS_DIR). NODEIMG_SETUP_MIRROR names another Debian mirror or a snapshot
 # (http://snapshot.debian.org/archive/debian/STAMP) when the archive has moved on.
+# --test-inputs: also the test suite's pinned systemd-stub and kernels (tools/uki/, see
+# 40-uki-fixtures.sh), which a plain `nodeimg setup` (building images) does not fetch.
 #
 # mkosi needs only apt, dpkg and python3 on the host to bootstrap its tools tree; dpkg-deb
 # unpacks the .debs.
@@ -26,8 +28,8 @@ for deb in "$DEB_CACHE"/*.deb; do
     ln "$deb" "$TOOLS/debs/" 2>/dev/null || cp "$deb" "$TOOLS/debs/"
   fi
 done
-log "nodeimg setup --tools-dir $TOOLS"
-(cd "$ROOT" && cargo run --locked -q --bin nodeimg -- setup -q --tools-dir "$TOOLS" \
+log "nodeimg setup --test-inputs --tools-dir $TOOLS"
+(cd "$ROOT" && cargo run --locked -q --bin nodeimg -- setup -q --test-inputs --tools-dir "$TOOLS" \
   --mirror "${NODEIMG_SETUP_MIRROR:-http://deb.debian.org/debian}" >&2)
 mkdir -p "$DEB_CACHE"
 for deb in "$TOOLS/debs"/*.deb; do

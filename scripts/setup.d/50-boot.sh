@@ -7,8 +7,9 @@
 # (objcopy: the UKI's sections for systemd-measure). QEMU comes from bookworm-backports (10.0,
 # the same release as the qemu-utils the image build uses).
 #
-# The boot's inputs are pinned by sha256 in other steps: the firmware in 31-tools.sh (builder/src/toolscache.rs)
-# (tools/ovmf/2025.02-8+deb13u1/), the kernel and systemd-stub in 40-uki-fixtures.sh (tools/uki/).
+# The boot's inputs are pinned by sha256 in the tools cache's table (builder/src/toolscache.rs),
+# which 31-tools.sh fetches: the firmware (tools/ovmf/2025.02-8+deb13u1/), the kernel and
+# systemd-stub (`--test-inputs`: tools/uki/).
 apt_install swtpm swtpm-tools tpm2-tools busybox-static cpio mtools \
   dosfstools fdisk sbsigntool openssl binutils
 if ! dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null | grep -q bpo12; then

@@ -1,5 +1,7 @@
 //! `nodeimg setup`: fetches the pinned tools nodeimg runs (mkosi) and the firmware it measures
-//! (Debian's OVMF builds) into the tools cache, checked by sha256 (`builder::toolscache`).
+//! (Debian's OVMF builds) into the tools cache, checked by sha256 (`builder::toolscache`); with
+//! `--test-inputs` also the repository's test inputs (trixie's systemd-stub and cloud kernel,
+//! signed and unsigned, as `uki/…` in the cache), which building images does not need.
 //!
 //! `nodeimg build` never fetches tools by itself: a build that finds no mkosi, or a `debian:`
 //! firmware that is not unpacked, stops before mkosi runs and says to run `nodeimg setup`. The
@@ -9,7 +11,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use builder::toolscache::{ToolsCache, DEFAULT_MIRROR};
+use builder::toolscache::{Group, ToolsCache, DEFAULT_MIRROR};
 use clap::Args;
 
 use crate::cmd::build::Progress;
@@ -26,6 +28,11 @@ pub struct SetupArgs {
     /// http://snapshot.debian.org/archive/debian/20260101T000000Z).
     #[arg(long, value_name = "URL", default_value = DEFAULT_MIRROR)]
     pub mirror: String,
+    /// Also fetch the inputs of nodeimg's own test suite (~70 MB of .debs: Debian's
+    /// systemd-stub and cloud kernel, unpacked as uki/linuxx64.efi.stub, uki/vmlinuz.signed and
+    /// uki/vmlinuz.unsigned); `make setup` passes it.
+    #[arg(long)]
+    pub test_inputs: bool,
     /// Print what was done as JSON.
     #[arg(long)]
     pub json: bool,
@@ -35,7 +42,8 @@ pub fn run(args: SetupArgs, global: Global) -> Result<Outcome> {
     let tools = ToolsCache::new(&args.tools_dir.clone().unwrap_or_else(ToolsCache::default_dir));
     // No Ctrl-C handler: an interrupted setup just ends; the next one removes its partial files.
     let mut progress = Progress::new(global);
-    let steps = tools.setup(&args.mirror, &mut |e| progress.event(e));
+    let groups: &[Group] = if args.test_inputs { &[Group::Build, Group::TestInputs] } else { &[Group::Build] };
+    let steps = tools.setup(&args.mirror, groups, &mut |e| progress.event(e));
     progress.finish();
     let steps = steps?;
     if args.json {
@@ -54,6 +62,9 @@ pub fn run(args: SetupArgs, global: Global) -> Result<Outcome> {
             _ => "present".to_owned(),
         };
         println!("{}={}  {how}  {}", s.package, s.version, s.dir.display());
+        for f in &s.files {
+            println!("  {}", f.display());
+        }
     }
     println!("mkosi: {}", tools.mkosi().display());
     Ok(Outcome::Ok)

@@ -8,8 +8,8 @@
 #   … [--extras] [--banks sha1,sha256,sha384] [--ovmf VERSION]
 #
 # The chain: OVMF (Debian trixie's ovmf 2025.02, pinned in builder/src/toolscache.rs, unpacked by nodeimg setup) → systemd-stub 257
-# (trixie's systemd-boot-efi) → Linux EFI stub (trixie's cloud kernel; both pinned by
-# 40-uki-fixtures.sh) → a busybox initrd whose /init (tests/boot/init) prints the PCRs and the
+# (trixie's systemd-boot-efi) → Linux EFI stub (trixie's cloud kernel; both pinned in
+# builder/src/toolscache.rs, unpacked to tools/uki/ by nodeimg setup --test-inputs) → a busybox initrd whose /init (tests/boot/init) prints the PCRs and the
 # log to a virtio-serial port and powers off. The UKI is built by trixie's ukify 257 with a fixed
 # .cmdline and .osrel, so the same inputs give the same UKI byte for byte.
 #

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates debian.json (and inputs/sbat-kernel.efi) from the oracles: trixie's ukify 257 builds
-# UKIs from the pinned Debian stub and kernel (downloaded to tools/uki by
-# scripts/setup.d/40-uki-fixtures.sh), pefile reads their section tables, systemd-measure
+# UKIs from the pinned Debian stub and kernel (tools/uki, which `make setup` fills with
+# `nodeimg setup --test-inputs` from the pins in builder/src/toolscache.rs), pefile reads their section tables, systemd-measure
 # computes their PCR 11, and LIEF (cross-checked with pesign) their Authenticode digests.
 # Needs `make setup`.
 set -euo pipefail

@@ -28,7 +28,7 @@ pub fn debian() -> Value {
 pub fn binary(name: &str) -> Vec<u8> {
     let path = root().join("tools/uki").join(name);
     let bytes = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run `make setup` (scripts/setup.d/40-uki-fixtures.sh)", path.display()));
+        .unwrap_or_else(|e| panic!("{}: {e}; run `make setup` (`nodeimg setup --test-inputs`)", path.display()));
     let want = debian()["binaries"][name]["sha256"].as_str().unwrap().to_owned();
     assert_eq!(
         hex::encode(HashAlg::Sha256.hash(&bytes)),
