@@ -514,14 +514,20 @@ impl ToolsCache {
     }
 
     /// The wrapper that runs the pinned mkosi with the host's python3.
+    ///
+    /// The path it names is the unpacked mkosi's real path, symbolic links resolved: a tools
+    /// directory reached through a link (a checkout's `tools/` linked to a shared one) gets a
+    /// wrapper that still works when that link is gone.
     pub fn mkosi_wrapper_text(&self) -> String {
-        let site = self.unpacked(&MKOSI).join("usr/lib/python3/dist-packages");
+        let unpacked = self.unpacked(&MKOSI);
+        let unpacked = fs::canonicalize(&unpacked).unwrap_or(unpacked);
+        let site = unpacked.join("usr/lib/python3/dist-packages");
         let quoted = format!("'{}'", site.display().to_string().replace('\'', r"'\''"));
         format!(
             "#!/bin/sh\n# Written by `nodeimg setup`: mkosi {} from {} on the host's python3.\n\
              PYTHONPATH={quoted}${{PYTHONPATH:+:$PYTHONPATH}} exec /usr/bin/python3 -m mkosi \"$@\"\n",
             MKOSI.version,
-            self.unpacked(&MKOSI).display()
+            unpacked.display()
         )
     }
 
@@ -820,6 +826,14 @@ mod tests {
             text.contains(r"PYTHONPATH='/tmp/it'\''s here/mkosi/25.3-7/usr/lib/python3/dist-packages'${PYTHONPATH:+"),
             "{text}"
         );
+        // Through a link to the tools directory, the wrapper names the real path.
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real");
+        fs::create_dir_all(real.join("mkosi/25.3-7")).unwrap();
+        std::os::unix::fs::symlink(&real, t.path().join("link")).unwrap();
+        let text = ToolsCache::new(&t.path().join("link")).mkosi_wrapper_text();
+        let real = fs::canonicalize(&real).unwrap();
+        assert!(text.contains(&format!("'{}/mkosi/25.3-7/usr/lib/python3/dist-packages'", real.display())), "{text}");
     }
 
     #[test]
