@@ -87,6 +87,47 @@ fn snp_failures_exit_1() {
     );
 }
 
+/// A version 5 report from a Turin chip with that chip's VCEK (project-oak/oak's test data). Oak
+/// states which VCEK it is: the one KDS serves at `vcek/v1/Turin/3b42092f69c656d3?ucodeSPL=71&
+/// snpSPL=2&teeSPL=0&blSPL=1&fmcSPL=0`, so that CHIP_ID (8 bytes on Turin) and that TCB.
+#[test]
+fn snp_turin_report_verified() {
+    let turin = |report: &str, args: &[&str]| {
+        let d = dir();
+        let (v, c) = (t("vcek-turin-oak.der"), t("cert-chain-turin.pem"));
+        let mut all = vec!["attest", "check", "--snp-report", report, "--vek", &v, "--cert-chain", &c];
+        all.extend_from_slice(&["--at", "2026-01-01T00:00:00Z"]);
+        all.extend_from_slice(args);
+        nodeimg(d.path(), &all)
+    };
+    let r = t("snp-report-v5-turin.bin");
+    let run = turin(&r, &["--min-tcb", "fmc=0,bootloader=1,tee=0,snp=2,microcode=71"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for line in [
+        "ok             SNP ARK                ARK-Turin sha256:",
+        "ok             SNP ASK                SEV-Turin",
+        "ok             SNP VCEK               SEV-VCEK",
+        "ok             SNP REPORT SIGNATURE",
+        "ok             SNP CHIP_ID            3b42092f69c656d3  ",
+        "ok             SNP REPORTED_TCB       fmc 0 bootloader 1 tee 0 snp 2 microcode 71",
+        "ok             SNP MIN_TCB",
+    ] {
+        assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
+    }
+    assert_fails(&turin(&r, &["--min-tcb", "fmc=1"]), 1, &["mismatch       SNP MIN_TCB", "fmc 0 < 1"]);
+    // CHIP_ID byte 8, past the 8-byte hwID: Turin writes zeros there.
+    let d = dir();
+    let mut bytes = std::fs::read(&r).unwrap();
+    bytes[0x1a8] ^= 1;
+    let tail = d.path().join("chip-id-tail.bin");
+    std::fs::write(&tail, bytes).unwrap();
+    assert_fails(
+        &turin(tail.to_str().unwrap(), &[]),
+        1,
+        &["mismatch       SNP CHIP_ID", "CHIP_ID byte 8 is not zero", "mismatch       SNP REPORT SIGNATURE"],
+    );
+}
+
 #[test]
 fn snp_unusable_input_exits_2() {
     let junk = t("snp-cases.json");

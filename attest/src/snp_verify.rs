@@ -23,7 +23,10 @@
 //! * **The TCB binding.** A VCEK is derived for one TCB version, and its certificate says which
 //!   in AMD's extensions (`1.3.6.1.4.1.3704.1.3.x`: bootloader, TEE, SNP, microcode SPLs, and FMC
 //!   on Turin); the report's REPORTED_TCB must equal them, or the report claims a TCB its key was
-//!   not made for. A VCEK's `hwID` extension must equal the report's CHIP_ID.
+//!   not made for. A VCEK's `hwID` extension must equal the report's CHIP_ID. On Turin the hwID
+//!   is 8 bytes (#57230, section 3.1, note 4) and the chip writes CHIP_ID as those 8 bytes and 56
+//!   zeros, so the hwID is compared with the whole CHIP_ID, padded with zeros: a report whose
+//!   bytes 8..64 are not zero was not written by the chip the 8-byte hwID names.
 //! * **The nonce.** REPORT_DATA must equal what the verifier asked the guest to put there.
 //!
 //! AMD's VEK certificates carry serial number 0, which RFC 5280 forbids; `x509-cert` parses it
@@ -385,14 +388,23 @@ pub fn verify(bytes: &[u8], report: &SnpReport, inputs: &SnpInputs) -> Result<Ve
 
     // The chip (VCEK only: a VLEK is not chip-specific).
     if !is_vlek {
-        let chip_len = if report.turin { 8 } else { 64 };
+        let id = &report.chip_id;
         let mut problems = Vec::new();
-        let chip = &report.chip_id[..chip_len];
         match cert_hwid(&vek) {
-            Some(h) if h.get(..chip_len) == Some(chip) => {}
+            Some(h) if h.len() <= id.len() && id.starts_with(&h) => {
+                if let Some(i) = id[h.len()..].iter().position(|b| *b != 0) {
+                    problems.push(format!(
+                        "CHIP_ID byte {} is not zero: the VCEK's {}-byte hwID leaves the rest zero",
+                        h.len() + i,
+                        h.len()
+                    ));
+                }
+            }
             Some(h) => problems.push(format!("the VCEK is for chip {}", hex::encode(&h))),
             None => problems.push("the VCEK has no hwID extension".into()),
         }
+        // A Turin CHIP_ID is shown as its 8 bytes unless the rest is not zero.
+        let chip = if report.turin && id[8..].iter().all(|b| *b == 0) { &id[..8] } else { &id[..] };
         if report.chip_id.iter().all(|b| *b == 0) {
             problems.push("CHIP_ID is masked (zero)".into());
         }

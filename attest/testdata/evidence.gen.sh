@@ -71,6 +71,10 @@ show confidential-containers/trustee $TRUSTEE deps/verifier/test_data/az-snp-vtp
 show virtee/sev 9cf2adbffa209cc5becf7ff89ffdf624e7278ced tests/certs_data/report_milan.hex | xxd -r -p \
   > snp-report-v2-milan-virtee.bin
 show virtee/sev 9cf2adbffa209cc5becf7ff89ffdf624e7278ced tests/certs_data/vcek_milan.der > vcek-milan-virtee.der
+# The VCEK of the Turin chip that wrote snp-report-v5-turin.bin (KDS, 2025-07-18, per oak's
+# turin_oc_endorsements.textproto, whose tee_certificate holds the same bytes).
+show project-oak/oak a8b3a9b8d67782bbd1d4f0d6bda812f0b009253b \
+  oak_attestation_verification/testdata/vcek_turin.der > vcek-turin-oak.der
 # TDX quotes with their DCAP collateral (dcap-qvl's samples; tests/tdx_verify_vectors.rs).
 DCAPQVL=9bffe30b4da53acc05f2e3a36fafc0f6418973b8
 show Phala-Network/dcap-qvl $DCAPQVL sample/tdx_quote > tdx-quote-v4-dcapqvl.dat

@@ -3,7 +3,7 @@
 # `attest::snp_verify` makes, as Python `cryptography` (an independent X.509/RSA-PSS/ECDSA
 # implementation, pinned in scripts/setup.d/30-python-venv.sh) establishes it. Nothing here uses
 # nodeimg. The roots trusted when a case names no `ark` are the ARKs in go-sev-guest's
-# verify/trust/ask_ark_{milan,genoa}.pem (cert-chain-milan.pem, cert-chain-genoa.pem here), an
+# verify/trust/ask_ark_{milan,genoa,turin_vcek}.pem (cert-chain-{milan,genoa,turin}.pem here), an
 # independent copy of what AMD's KDS serves.
 #
 # Run from anywhere: attest/testdata/snp-verdicts.gen.sh (needs `make setup` for .venv).
@@ -59,7 +59,7 @@ def ext_raw(cert, dotted):
 def flip(data, offset):
     b = bytearray(data); b[offset] ^= 0x01; return bytes(b)
 
-TRUSTED = [load_chain("cert-chain-milan.pem")[1], load_chain("cert-chain-genoa.pem")[1]]
+TRUSTED = [load_chain(f"cert-chain-{p}.pem")[1] for p in ("milan", "genoa", "turin")]
 cases = json.load(open("snp-cases.json"))
 out = []
 for c in cases:
@@ -86,14 +86,25 @@ for c in cases:
     except Exception:
         sig_ok = False
     checks["SNP REPORT SIGNATURE"] = sig_ok and sig_algo == 1 and signing_key == (1 if is_vlek else 0)
-    # Milan/Genoa TCB_VERSION: bootloader byte 0, tee 1, snp 6, microcode 7.
+    # TCB_VERSION (SEV-SNP ABI spec 56860): Milan/Genoa put bootloader in byte 0, tee 1, snp 6,
+    # microcode 7; Turin (a version 3+ report whose CPUID_FAM_ID at 0x188 is 1Ah) puts fmc in
+    # byte 0, bootloader 1, tee 2, snp 3, microcode 7, and its VCEK adds the FMC SPL (.3.9).
     tcb = report[0x180:0x188]
-    reported = {"bootloader": tcb[0], "tee": tcb[1], "snp": tcb[6], "microcode": tcb[7]}
+    version = int.from_bytes(report[0:4], "little")
+    turin = version >= 3 and report[0x188] == 0x1a
     cert_tcb = {"bootloader": ext_int(vek, "1.3.6.1.4.1.3704.1.3.1"), "tee": ext_int(vek, "1.3.6.1.4.1.3704.1.3.2"),
                 "snp": ext_int(vek, "1.3.6.1.4.1.3704.1.3.3"), "microcode": ext_int(vek, "1.3.6.1.4.1.3704.1.3.8")}
+    if turin:
+        reported = {"fmc": tcb[0], "bootloader": tcb[1], "tee": tcb[2], "snp": tcb[3], "microcode": tcb[7]}
+        cert_tcb["fmc"] = ext_int(vek, "1.3.6.1.4.1.3704.1.3.9")
+    else:
+        reported = {"bootloader": tcb[0], "tee": tcb[1], "snp": tcb[6], "microcode": tcb[7]}
     if not is_vlek:
+        # The hwID is the 64-byte CHIP_ID; Turin's is 8 bytes (AMD's VCEK spec 57230, 3.1 note 4),
+        # and its reports fill CHIP_ID's other 56 bytes with zeros.
         chip_id = report[0x1a0:0x1e0]
-        checks["SNP CHIP_ID"] = ext_raw(vek, "1.3.6.1.4.1.3704.1.4") == chip_id and any(chip_id)
+        hwid = ext_raw(vek, "1.3.6.1.4.1.3704.1.4")
+        checks["SNP CHIP_ID"] = hwid is not None and hwid.ljust(64, b"\0") == chip_id and any(chip_id)
     checks["SNP REPORTED_TCB"] = reported == cert_tcb
     if "report_data" in c:
         want = bytes.fromhex(c["report_data"]).ljust(64, b"\0")

@@ -53,5 +53,5 @@ fn fixtures_are_the_published_bytes() {
         assert_eq!(hex::encode(Sha256::digest(&bytes)), hash, "{file}");
         n += 1;
     }
-    assert_eq!(n, 25);
+    assert_eq!(n, 26);
 }

@@ -32,7 +32,7 @@ fn verdicts_agree_with_python_cryptography() {
         verdicts["cases"].as_array().unwrap().iter().map(|v| (v["name"].as_str().unwrap(), v)).collect();
     let cases = cases.as_array().unwrap();
     assert_eq!(cases.len(), verdicts.len());
-    assert!(cases.len() >= 14);
+    assert!(cases.len() >= 24);
     for c in cases {
         let name = c["name"].as_str().unwrap();
         let s = |k: &str| c[k].as_str().unwrap();
@@ -69,6 +69,8 @@ fn verdicts_agree_with_python_cryptography() {
             ["bootloader", "tee", "snp", "microcode"].map(|k| t[k].as_u64().unwrap()),
             "case {name}"
         );
+        // Turin's FMC SPL (byte 0 of its TCB_VERSION): present exactly when Python found a Turin report.
+        assert_eq!(r.fmc.map(u64::from), t.get("fmc").map(|f| f.as_u64().unwrap()), "case {name}");
     }
 }
 
@@ -159,6 +161,25 @@ fn min_tcb() {
         let c = checks.iter().find(|c| c.value == "SNP MIN_TCB").unwrap();
         assert_eq!(c.status.name(), status, "{min}: {c:?}");
     }
+    // A Turin report's TCB has an FMC SPL; oak states its VCEK's: fmcSPL=0 blSPL=1 teeSPL=0
+    // snpSPL=2 ucodeSPL=71.
+    let report = read("snp-report-v5-turin.bin");
+    let parsed = snp_report::parse(&report).unwrap();
+    let (vek, chain) = (read("vcek-turin-oak.der"), read("cert-chain-turin.pem"));
+    for (min, status) in
+        [("fmc=0,bootloader=1,tee=0,snp=2,microcode=71", "ok"), ("fmc=1", "mismatch"), ("microcode=72", "mismatch")]
+    {
+        let inputs = SnpInputs {
+            vek: &vek,
+            cert_chain: &chain,
+            at: 1_767_225_600,
+            min_tcb: Some(min.parse().unwrap()),
+            ..Default::default()
+        };
+        let checks = snp_verify::verify(&report, &parsed, &inputs).unwrap();
+        let c = checks.iter().find(|c| c.value == "SNP MIN_TCB").unwrap();
+        assert_eq!(c.status.name(), status, "{min}: {c:?}");
+    }
     assert!("bootloader".parse::<snp_verify::MinTcb>().is_err());
     assert!("spl=1".parse::<snp_verify::MinTcb>().is_err());
     assert!("tee=256".parse::<snp_verify::MinTcb>().is_err());
@@ -174,6 +195,7 @@ fn vek_certificates_have_serial_zero() {
         ("vcek-milan-virtee.der", false),
         ("vlek-milan-trustee.der", false),
         ("vcek-genoa-azure.pem", true),
+        ("vcek-turin-oak.der", false),
     ] {
         let bytes = read(file);
         let cert = if pem {
