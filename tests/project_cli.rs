@@ -171,3 +171,13 @@ fn a_sysext_the_node_would_not_merge_is_refused() {
     let run = nodeimg(t.path(), &["build", "--project", "p"]);
     assert!(run.stderr.contains(NEVER), "{run:?}");
 }
+
+/// The committed example is a project on this nodeimg's base whose lock covers its packages
+/// (what tests/web_node_e2e.rs finds only after a build: here in a second).
+#[test]
+fn the_example_project_is_on_this_base() {
+    let t = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/web-node");
+    let run = nodeimg(t.path(), &["build", "--project", example.to_str().unwrap(), "--out", "out"]);
+    assert_fails(&run, 2, &["mkosi not found at /nonexistent/mkosi-must-not-run"]);
+}
