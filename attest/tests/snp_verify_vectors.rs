@@ -142,47 +142,42 @@ fn unusable_inputs_are_errors_not_checks() {
     }
 }
 
+/// `--min-tcb` against `report` with its VEK and chain: each (minimum, expected status).
+fn min_tcb_verdicts(report: &str, vek: &str, chain: &str, cases: &[(&str, &str)]) {
+    let report = read(report);
+    let parsed = snp_report::parse(&report).unwrap();
+    let (vek, chain) = (read(vek), read(chain));
+    for (min, status) in cases {
+        let inputs = SnpInputs {
+            vek: &vek,
+            cert_chain: &chain,
+            at: 1_767_225_600,
+            min_tcb: Some(min.parse().unwrap()),
+            ..Default::default()
+        };
+        let checks = snp_verify::verify(&report, &parsed, &inputs).unwrap();
+        let c = checks.iter().find(|c| c.value == "SNP MIN_TCB").unwrap();
+        assert_eq!(c.status.name(), *status, "{min}: {c:?}");
+    }
+}
+
 #[test]
 fn min_tcb() {
-    let report = read("snp-report-v2-milan.bin");
-    let parsed = snp_report::parse(&report).unwrap();
-    let (vek, chain) = (read("vcek-milan-gsg.der"), read("cert-chain-milan.pem"));
     // go-sev-guest states this report's TCB: blSPL=2 teeSPL=0 snpSPL=5 ucodeSPL=68.
-    for (min, status) in [("bootloader=2,tee=0,snp=5,microcode=68", "ok"), ("snp=6", "mismatch"), ("fmc=1", "mismatch")]
-    {
-        let inputs = SnpInputs {
-            vek: &vek,
-            cert_chain: &chain,
-            at: 1_767_225_600,
-            min_tcb: Some(min.parse().unwrap()),
-            ..Default::default()
-        };
-        let checks = snp_verify::verify(&report, &parsed, &inputs).unwrap();
-        let c = checks.iter().find(|c| c.value == "SNP MIN_TCB").unwrap();
-        assert_eq!(c.status.name(), status, "{min}: {c:?}");
-    }
+    min_tcb_verdicts(
+        "snp-report-v2-milan.bin",
+        "vcek-milan-gsg.der",
+        "cert-chain-milan.pem",
+        &[("bootloader=2,tee=0,snp=5,microcode=68", "ok"), ("snp=6", "mismatch"), ("fmc=1", "mismatch")],
+    );
     // A Turin report's TCB has an FMC SPL; oak states its VCEK's: fmcSPL=0 blSPL=1 teeSPL=0
     // snpSPL=2 ucodeSPL=71.
-    let report = read("snp-report-v5-turin.bin");
-    let parsed = snp_report::parse(&report).unwrap();
-    let (vek, chain) = (read("vcek-turin-oak.der"), read("cert-chain-turin.pem"));
-    for (min, status) in
-        [("fmc=0,bootloader=1,tee=0,snp=2,microcode=71", "ok"), ("fmc=1", "mismatch"), ("microcode=72", "mismatch")]
-    {
-        let inputs = SnpInputs {
-            vek: &vek,
-            cert_chain: &chain,
-            at: 1_767_225_600,
-            min_tcb: Some(min.parse().unwrap()),
-            ..Default::default()
-        };
-        let checks = snp_verify::verify(&report, &parsed, &inputs).unwrap();
-        let c = checks.iter().find(|c| c.value == "SNP MIN_TCB").unwrap();
-        assert_eq!(c.status.name(), status, "{min}: {c:?}");
-    }
-    assert!("bootloader".parse::<snp_verify::MinTcb>().is_err());
-    assert!("spl=1".parse::<snp_verify::MinTcb>().is_err());
-    assert!("tee=256".parse::<snp_verify::MinTcb>().is_err());
+    min_tcb_verdicts(
+        "snp-report-v5-turin.bin",
+        "vcek-turin-oak.der",
+        "cert-chain-turin.pem",
+        &[("fmc=0,bootloader=1,tee=0,snp=2,microcode=71", "ok"), ("fmc=1", "mismatch"), ("microcode=72", "mismatch")],
+    );
 }
 
 /// AMD's VEK certificates carry serial number 0 (RFC 5280 wants a positive one; Python

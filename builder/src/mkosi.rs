@@ -410,6 +410,20 @@ mod tests {
         waiter.join().unwrap().unwrap();
     }
 
+    /// An invocation of `mkosi` on `dir` without profiles, sandbox trees or packages.
+    fn bare_invocation<'a>(mkosi: &'a Path, dir: &'a Path, cache: &'a CacheDirs) -> Invocation<'a> {
+        Invocation {
+            mkosi,
+            profiles_dir: dir,
+            profiles: &[],
+            cache,
+            sandbox_tree: None,
+            tools_sandbox_tree: None,
+            package_dir: None,
+            fresh: false,
+        }
+    }
+
     /// A fake mkosi: runs `body` (sh) with `$COUNT` the number of earlier runs.
     fn fake_mkosi(dir: &Path, body: &str) -> PathBuf {
         let path = dir.join("mkosi");
@@ -425,16 +439,7 @@ mod tests {
     fn invoke(dir: &Path, mkosi: &Path) -> (Result<(), Error>, Vec<Event>, u32) {
         let cache = CacheDirs::keyed(&dir.join("cache"), "k");
         std::fs::create_dir_all(&cache.incremental).unwrap();
-        let inv = Invocation {
-            mkosi,
-            profiles_dir: dir,
-            profiles: &[],
-            cache: &cache,
-            sandbox_tree: None,
-            tools_sandbox_tree: None,
-            package_dir: None,
-            fresh: false,
-        };
+        let inv = bare_invocation(mkosi, dir, &cache);
         let mut events = Vec::new();
         let r = inv.run(&mut |e| events.push(e));
         let runs = std::fs::read_to_string(dir.join("count")).unwrap().trim().parse().unwrap();
@@ -576,16 +581,7 @@ mod tests {
     #[test]
     fn missing_mkosi_is_named() {
         let cache = CacheDirs::keyed(Path::new("/nonexistent/cache"), "k");
-        let inv = Invocation {
-            mkosi: Path::new("/nonexistent/tools/bin/mkosi"),
-            profiles_dir: Path::new("mkosi-profiles"),
-            profiles: &[],
-            cache: &cache,
-            sandbox_tree: None,
-            tools_sandbox_tree: None,
-            package_dir: None,
-            fresh: false,
-        };
+        let inv = bare_invocation(Path::new("/nonexistent/tools/bin/mkosi"), Path::new("mkosi-profiles"), &cache);
         let err = inv.run(&mut |_| {}).unwrap_err();
         assert!(matches!(err, Error::MkosiMissing { .. }), "{err}");
         assert!(err.to_string().contains("make setup"), "{err}");
