@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{assert_fails, Run};
+use sha2::Digest;
 
 /// Where mkosi would be if the checks let it run: its absence, named in the error, shows that
 /// every check before it passed.
@@ -180,4 +181,34 @@ fn the_example_project_is_on_this_base() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/web-node");
     let run = nodeimg(t.path(), &["build", "--project", example.to_str().unwrap(), "--out", "out"]);
     assert_fails(&run, 2, &["mkosi not found at /nonexistent/mkosi-must-not-run"]);
+}
+
+/// `nodeimg rebuild --project P` composes the project and compares its tree hash with the one
+/// the signed bundle records before anything is built: another project is refused (exit 2),
+/// naming the project, not the composed tree.
+#[test]
+fn rebuild_checks_the_project_against_the_bundle() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    assert_eq!(nodeimg(d, &["init", "p", "--platform", "qemu"]).code, 0);
+    // A release whose build recorded another profile tree (all zeros).
+    let values = serde_json::json!({
+        "attestation_variant": "qemu-vtpm",
+        "vtpm": {"sha256": {"4": {"value": "00".repeat(32), "status": "enforced"}}},
+    });
+    common::release::build_output(&d.join("build"), "0.1.0", &[("qemu", values, vec![("uki.efi", b"uki".to_vec())])]);
+    let info_path = d.join("build/build.json");
+    let mut info: serde_json::Value = serde_json::from_slice(&fs::read(&info_path).unwrap()).unwrap();
+    info["provenance"]["profile_tree_sha256"] = serde_json::json!("00".repeat(32));
+    let lock = fs::read(d.join("p/packages.lock")).unwrap();
+    info["provenance"]["package_lock_sha256"] = serde_json::json!(hex::encode(sha2::Sha256::digest(&lock)));
+    fs::write(&info_path, serde_json::to_vec_pretty(&info).unwrap()).unwrap();
+    assert_eq!(nodeimg(d, &["keygen", "-o", "k", "--unencrypted", "-q"]).code, 0);
+    let run =
+        nodeimg(d, &["release", "--version", "0.1.0", "--input", "build", "--key", "k.key", "--out", "rel", "-q"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = nodeimg(d, &["rebuild", "rel/boot-capture-0.1.0", "--pubkey", "k.pub", "--project", "p"]);
+    assert_fails(&run, 2, &["but the build was made from 0000", "p"]);
+    assert!(!run.stderr.contains("/projects/"), "the composed tree is not named: {run:?}");
+    assert!(!run.stderr.contains(NEVER), "nothing reached mkosi: {run:?}");
 }

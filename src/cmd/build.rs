@@ -128,6 +128,10 @@ impl Locations {
                 (format!("{c}/mkosi.conf.d/50-image"), format!("{u}/image")),
                 (format!("{c}/mkosi.profiles"), format!("{u}/platforms")),
                 (format!("{c}/{}", builder::build::LOCK_FILE), format!("{u}/{}", builder::build::LOCK_FILE)),
+                (format!("{c}/{}", builder::project::SYSEXT_DIR), format!("{u}/{}", builder::project::SYSEXT_DIR)),
+                // Last: the tree as a whole, where a message names it ("TREE: …"; a command
+                // line that names it keeps the real path).
+                (format!("{c}:"), format!("{u} (with nodeimg's base):")),
             ]);
             return Ok(Profiles { dir, project: Some(p) });
         }
