@@ -42,7 +42,7 @@
 //! (`mkosi.conf.d/60-sysext/mkosi.finalize`, run by mkosi with the tools tree's `mkfs.erofs`, the
 //! pinned one): owner root, every time `SOURCE_DATE_EPOCH`, no extended attributes, a UUID from
 //! the name, so the same tree gives the same bytes. An image `sysext/NAME.raw` is copied there as
-//! is. Both are checked first ([`Project::sysexts`]): the extension-release file systemd-sysext
+//! is. Both are checked first, by [`Project::open`]: the extension-release file systemd-sysext
 //! requires, naming this base's `ID`/`VERSION_ID` and the `system` scope, and files only under
 //! `usr/` and `opt/` (all that systemd-sysext merges).
 //!
@@ -121,6 +121,8 @@ pub struct ProjectFile {
 pub struct Project {
     pub dir: PathBuf,
     pub file: ProjectFile,
+    /// Its system extensions ([`Project::open`] reads and checks them once), sorted by name.
+    pub sysexts: Vec<Sysext>,
 }
 
 impl Project {
@@ -176,59 +178,8 @@ impl Project {
                 platform_templates().join(", ")
             )));
         }
-        let project = Self { dir: dir.to_path_buf(), file };
-        project.sysexts()?;
-        Ok(project)
-    }
-
-    /// The project's system extensions (`sysext/NAME/` trees and `sysext/NAME.raw` images),
-    /// sorted by name, each checked as systemd-sysext on this base would check it.
-    pub fn sysexts(&self) -> Result<Vec<Sysext>, Error> {
-        let dir = self.dir.join(SYSEXT_DIR);
-        let entries = match fs::read_dir(&dir) {
-            Ok(rd) => rd.collect::<Result<Vec<_>, _>>().map_err(read_err(&dir))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(read_err(&dir)(e)),
-        };
-        let mut out = Vec::new();
-        for e in entries {
-            let path = e.path();
-            let file_name = e.file_name().to_string_lossy().into_owned();
-            let ft = e.file_type().map_err(read_err(&path))?;
-            let sysext = if ft.is_dir() {
-                check_sysext_name(&path, &file_name)?;
-                check_sysext_tree(&path, &file_name)?;
-                Sysext { name: file_name, source: SysextSource::Tree(path) }
-            } else if ft.is_file() && file_name.ends_with(".raw") {
-                let name = file_name.trim_end_matches(".raw").to_owned();
-                if name.ends_with(".confext") {
-                    return Err(Error::Profile(format!(
-                        "{}: a configuration extension; systemd 257 merges those only in the initrd, and nodeimg \
-                         puts only system extensions on the ESP",
-                        path.display()
-                    )));
-                }
-                check_sysext_name(&path, &name)?;
-                check_sysext_image(&path)?;
-                Sysext { name, source: SysextSource::Image(path) }
-            } else {
-                return Err(Error::Profile(format!(
-                    "{}: not a system extension; {SYSEXT_DIR}/ holds directories NAME/ (files under usr/ and opt/, \
-                     built into NAME.raw) and images NAME.raw",
-                    path.display()
-                )));
-            };
-            if out.iter().any(|s: &Sysext| s.name == sysext.name) {
-                return Err(Error::Profile(format!(
-                    "{}: both {SYSEXT_DIR}/{n}/ and {SYSEXT_DIR}/{n}.raw; keep one",
-                    dir.display(),
-                    n = sysext.name
-                )));
-            }
-            out.push(sysext);
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        let sysexts = read_sysexts(dir)?;
+        Ok(Self { dir: dir.to_path_buf(), file, sysexts })
     }
 
     /// The project's package lock.
@@ -279,9 +230,8 @@ impl Project {
             let text = fs::read(&lock).map_err(read_err(&lock))?;
             write_file(&dest.join(crate::build::LOCK_FILE), &text, false)?;
         }
-        let sysexts = self.sysexts()?;
         let mut script = String::new();
-        for s in &sysexts {
+        for s in &self.sysexts {
             match &s.source {
                 SysextSource::Tree(from) => {
                     copy_tree(from, &dest.join(SYSEXT_DIR).join(&s.name), 0)?;
@@ -341,6 +291,56 @@ pub enum SysextSource {
     Tree(PathBuf),
     /// `sysext/NAME.raw`: an image taken as it is.
     Image(PathBuf),
+}
+
+/// The system extensions of the project at `project` (`sysext/NAME/` trees and `sysext/NAME.raw`
+/// images), sorted by name, each checked as systemd-sysext on this base would check it.
+fn read_sysexts(project: &Path) -> Result<Vec<Sysext>, Error> {
+    let dir = project.join(SYSEXT_DIR);
+    let entries = match fs::read_dir(&dir) {
+        Ok(rd) => rd.collect::<Result<Vec<_>, _>>().map_err(read_err(&dir))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(read_err(&dir)(e)),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let path = e.path();
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        let ft = e.file_type().map_err(read_err(&path))?;
+        let sysext = if ft.is_dir() {
+            check_sysext_name(&path, &file_name)?;
+            check_sysext_tree(&path, &file_name)?;
+            Sysext { name: file_name, source: SysextSource::Tree(path) }
+        } else if ft.is_file() && file_name.ends_with(".raw") {
+            let name = file_name.trim_end_matches(".raw").to_owned();
+            if name.ends_with(".confext") {
+                return Err(Error::Profile(format!(
+                    "{}: a configuration extension; systemd 257 merges those only in the initrd, and nodeimg \
+                     puts only system extensions on the ESP",
+                    path.display()
+                )));
+            }
+            check_sysext_name(&path, &name)?;
+            check_sysext_image(&path)?;
+            Sysext { name, source: SysextSource::Image(path) }
+        } else {
+            return Err(Error::Profile(format!(
+                "{}: not a system extension; {SYSEXT_DIR}/ holds directories NAME/ (files under usr/ and opt/, \
+                 built into NAME.raw) and images NAME.raw",
+                path.display()
+            )));
+        };
+        if out.iter().any(|s: &Sysext| s.name == sysext.name) {
+            return Err(Error::Profile(format!(
+                "{}: both {SYSEXT_DIR}/{n}/ and {SYSEXT_DIR}/{n}.raw; keep one",
+                dir.display(),
+                n = sysext.name
+            )));
+        }
+        out.push(sysext);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 /// The erofs UUID of extension `name`: from its name, so that rebuilding gives the same bytes.
@@ -481,7 +481,9 @@ fn check_sysext_image(path: &Path) -> Result<(), Error> {
     }
 }
 
-/// Makes every directory under `dir` 0755 (mkosi copies directory modes into the image).
+/// Makes every directory under `dir` 0755 (mkosi copies directory modes into the image). The
+/// composed tree puts a project's trees (each at most [`MAX_DEPTH`] deep) two levels down
+/// (`mkosi.conf.d/50-image/`, `sysext/NAME/`, `mkosi.profiles/NAME/`); the bound leaves room.
 fn set_dir_modes(dir: &Path, depth: usize) -> Result<(), Error> {
     if depth > MAX_DEPTH + 4 {
         return Err(Error::Profile(format!("{}: nested deeper than {MAX_DEPTH} directories", dir.display())));
@@ -790,7 +792,7 @@ mod tests {
         write_file(&dir.join("sysext/tools.raw"), &erofs, false).unwrap();
 
         let p = Project::open(&dir).unwrap();
-        let names: Vec<_> = p.sysexts().unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<_> = p.sysexts.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["tools", "web-node"]);
         let umask = unsafe_umask(0o077);
         let composed = p.compose(&cache).unwrap();
