@@ -308,12 +308,14 @@ impl Invocation<'_> {
                     return Err(error);
                 };
                 let saved = self.cache.incremental.with_file_name("mkosi-failed.log");
-                let _ = std::fs::write(&saved, log.join("\n") + "\n");
+                let log_is = match std::fs::write(&saved, log.join("\n") + "\n") {
+                    Ok(()) => format!("its log: {}", saved.display()),
+                    Err(e) => format!("its log could not be saved as {}: {e}", saved.display()),
+                };
                 on_event(Event::Phase(format!(
                     "mkosi failed in a package's maintainer script ({}); this failure was seen once and passed on \
-                     the identical next run: running mkosi once more (its log: {})",
-                    line.trim(),
-                    saved.display()
+                     the identical next run: running mkosi once more ({log_is})",
+                    line.trim()
                 )));
                 self.run_once(on_event).map_err(|f| f.error)
             }
