@@ -19,7 +19,7 @@ use crate::run::{argv, CommandRunExt, INTERRUPTED};
 use crate::source::{PackageSource, SourceChoice, SourceRecord};
 use crate::tools::ToolsTree;
 use crate::verify::{self, VerityFacts};
-use crate::{fat, gpt, read_err, write_err, CheckFailure, Error};
+use crate::{fat, gpt, read_err, sparse, write_err, CheckFailure, Error};
 
 /// Name of the lock file in the profile directory.
 pub const LOCK_FILE: &str = "packages.lock";
@@ -896,7 +896,7 @@ fn esp_patch(base: &Path, uki: &[u8]) -> Result<Result<(fat::FileExtents, u64), 
     let disk = File::open(&disk_path).map_err(read_err(&disk_path))?;
     let esp_len = esp.metadata().map_err(read_err(&esp_path))?.len();
     if esp_part.size != esp_len
-        || !same_bytes(&esp, 0, &disk, esp_part.offset, esp_len).map_err(read_err(&disk_path))?
+        || !sparse::same_bytes(&esp, 0, &disk, esp_part.offset, esp_len).map_err(read_err(&disk_path))?
     {
         return Ok(Err(format!("the ESP partition of {} is not esp.raw", disk_path.display())));
     }
@@ -922,22 +922,6 @@ fn write_extents(path: &Path, base: u64, extents: &fat::FileExtents, bytes: &[u8
         at += len as usize;
     }
     Ok(())
-}
-
-/// Whether `len` bytes of `a` at `a_off` equal those of `b` at `b_off`.
-fn same_bytes(a: &File, a_off: u64, b: &File, b_off: u64, len: u64) -> io::Result<bool> {
-    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
-    let mut done = 0u64;
-    while done < len {
-        let n = (len - done).min(1 << 20) as usize;
-        a.read_exact_at(&mut x[..n], a_off + done)?;
-        b.read_exact_at(&mut y[..n], b_off + done)?;
-        if x[..n] != y[..n] {
-            return Ok(false);
-        }
-        done += n as u64;
-    }
-    Ok(true)
 }
 
 /// Rebuilds an ESP around a UKI exactly as mkosi does: the base ESP's files (mkosi's `/efi`) with
@@ -1087,22 +1071,8 @@ fn copy_sparse(src: &Path, dest: &Path) -> Result<(), Error> {
     let out = File::create(dest).map_err(write_err(dest))?;
     let len = input.metadata().map_err(read_err(src))?.len();
     out.set_len(len).map_err(write_err(dest))?;
-    let seek = |pos: u64, whence: libc::c_int| -> io::Result<Option<u64>> {
-        // SAFETY: lseek on a file descriptor this function owns.
-        #[allow(unsafe_code)]
-        let r = unsafe { libc::lseek(input.as_raw_fd(), pos as libc::off_t, whence) };
-        match r {
-            r if r >= 0 => Ok(Some(r as u64)),
-            _ => match io::Error::last_os_error() {
-                e if e.raw_os_error() == Some(libc::ENXIO) => Ok(None),
-                e => Err(e),
-            },
-        }
-    };
     let mut pos = 0u64;
-    while pos < len {
-        let Some(start) = seek(pos, libc::SEEK_DATA).map_err(read_err(src))? else { break };
-        let end = seek(start, libc::SEEK_HOLE).map_err(read_err(src))?.unwrap_or(len).min(len);
+    while let Some((start, end)) = sparse::next_data(&input, pos, len).map_err(read_err(src))? {
         let (mut off_in, mut off_out) = (start as libc::loff_t, start as libc::loff_t);
         while (off_in as u64) < end {
             let n = (end - off_in as u64).min(1 << 30) as usize;
@@ -1122,20 +1092,13 @@ fn copy_sparse(src: &Path, dest: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-/// Size and sha256 of a file, streamed.
+/// Size and sha256 of a file, streamed; its holes are hashed as the zeros they are, not read
+/// ([`sparse`]).
 pub fn hash_file(path: &Path) -> Result<(u64, String), Error> {
-    let mut f = File::open(path).map_err(read_err(path))?;
+    let f = File::open(path).map_err(read_err(path))?;
+    let size = f.metadata().map_err(read_err(path))?.len();
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(read_err(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
+    sparse::for_each_chunk(&f, size, |chunk| h.update(chunk)).map_err(read_err(path))?;
     Ok((size, hex::encode(h.finalize())))
 }
 
@@ -1373,5 +1336,15 @@ mod tests {
                 },
             ]
         );
+        // A sparse file (holes are hashed without being read): as sha256sum(1) reads it.
+        let holey = t.path().join("c.raw");
+        let f = File::create(&holey).unwrap();
+        f.set_len(5 << 20).unwrap();
+        f.write_all_at(&[3; 10_000], (2 << 20) + 17).unwrap();
+        f.write_all_at(&[4; 100], (4 << 20) + 4090).unwrap();
+        let out = std::process::Command::new("sha256sum").arg(&holey).output().unwrap();
+        assert!(out.status.success());
+        let want = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(hash_file(&holey).unwrap(), (5 << 20, want[..64].to_owned()));
     }
 }

@@ -66,6 +66,7 @@ pub mod project;
 pub mod repro;
 pub mod run;
 pub mod source;
+pub mod sparse;
 pub mod tools;
 pub mod toolscache;
 pub mod tree;
