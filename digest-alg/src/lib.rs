@@ -8,15 +8,14 @@
 //! or not. This crate has no other job and depends on nothing of the workspace.
 //!
 //! It is also where the workspace gets its hash functions: [`Sha1`], [`Sha256`], [`Sha384`],
-//! [`Sha512`] and the streaming [`Digest`] trait are re-exported from here, and every crate that
+//! [`Sha512`] and the streaming [`Digest`] trait are exported from here, and every crate that
 //! hashes (uki, measure, verity, eventlog) names them through this crate, so the implementation
-//! behind them is chosen in one place. The choice is the RustCrypto `sha1` and `sha2` crates
-//! (pure Rust, with run-time CPU detection): on x86-64 they use the SHA extensions for SHA-1 and
-//! SHA-256 and AVX2 for SHA-384/512. `docs/performance.md` has the measurements behind the
-//! choice: `ring` and `aws-lc-rs` (OpenSSL-derived assembly) hash SHA-384 within a few per cent of
-//! `sha2` here, not enough to bring in C and assembly for, and `openssl speed sha384` is about
-//! 1.1 times as fast as all three (`make bench` prints the ratio, and
-//! `examples/throughput.rs` is what it runs).
+//! behind them is chosen in one place. SHA-1 and SHA-256 are the RustCrypto `sha1` and `sha2`
+//! crates (pure Rust, run-time CPU detection, the SHA extensions on x86-64: at OpenSSL's speed).
+//! SHA-384 and SHA-512 are this crate's own compression function on x86-64 with AVX2 and BMI2
+//! (`sha512`), `sha2`'s elsewhere: `sha2`, `ring` and `aws-lc-rs` all hash SHA-512 at ~0.7 of
+//! OpenSSL's rate on an AMD Zen 4. `docs/performance.md` has the measurements, `make bench`
+//! prints the ratio to `openssl speed`, and `examples/throughput.rs` is what it runs.
 
 use std::fmt;
 use std::str::FromStr;
@@ -28,7 +27,10 @@ pub use sha1::Sha1;
 /// The streaming interface of every hash below (`new`, `update`, `finalize`, `digest`).
 pub use sha2::Digest;
 /// SHA-256, SHA-384 and SHA-512 (FIPS 180-4).
-pub use sha2::{Sha256, Sha384, Sha512};
+pub use sha2::Sha256;
+pub use sha512::{Sha384, Sha512};
+
+mod sha512;
 
 /// A `TPM_ALG_ID` as it appears in a log, known to this crate or not.
 ///
