@@ -246,7 +246,7 @@ mod x86 {
     /// and writes this round's a ^ b into `ab`; the caller rotates the names. In assembly so
     /// that each operation is the one chosen here: `rorx` and `andn` (BMI2, BMI1) leave their
     /// sources intact, and Maj reuses the previous round's a ^ b (the compiler, given the
-    /// same formulas in Rust, used two more operations per round and hashed ~7 % slower).
+    /// same formulas in Rust, used two more operations per round and hashed ~4 % slower).
     /// The asm reads and writes only the registers named (`pure, nomem, nostack`).
     macro_rules! round {
         ($a:ident, $b:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $wk:expr, $bc:ident, $ab:ident) => {
