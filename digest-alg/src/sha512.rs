@@ -9,7 +9,7 @@
 //! are computed at once, two words of each per 256-bit register, beside the first block's
 //! rounds (vector and scalar units work in parallel); the second block's rounds then only read
 //! the prepared W[t] + K[t]; and the rounds use `rorx` and `andn`, which leave their sources
-//! intact. It hashes 730–755 MB/s there (`docs/performance.md`).
+//! intact. It hashes 770–800 MB/s there (`docs/performance.md`).
 //!
 //! On CPUs without AVX2, BMI1 and BMI2 the `sha2` crate's compression function runs instead.
 //! Padding, buffering and the `Digest` interface are the `digest` crate's, around
@@ -242,17 +242,18 @@ mod x86 {
     }
 
     /// One SHA-512 round (FIPS 180-4 §6.4.2) on the working variables named (c enters only as
-    /// `bc` = b ^ c, the previous round's a ^ b), with `wk` = W[t] + K[t]: updates `d` and `h`
-    /// and writes this round's a ^ b into `ab`; the caller rotates the names. In assembly so
-    /// that each operation is the one chosen here: `rorx` and `andn` (BMI2, BMI1) leave their
-    /// sources intact, and Maj reuses the previous round's a ^ b (the compiler, given the
-    /// same formulas in Rust, used two more operations per round and hashed ~4 % slower).
-    /// The asm reads and writes only the registers named (`pure, nomem, nostack`).
+    /// `bc` = b ^ c, the previous round's a ^ b), adding W[t] + K[t] read `off` bytes after `p`:
+    /// updates `d` and `h` and writes this round's a ^ b into `ab`; the caller rotates the names.
+    /// In assembly so that each operation is the one chosen here: `rorx` and `andn` (BMI2, BMI1)
+    /// leave their sources intact, Maj reuses the previous round's a ^ b, and W[t] + K[t] is a
+    /// memory operand with a constant offset (no register for it: the compiler, given the same
+    /// formulas in Rust, used more operations per round and spilled registers, ~4 % and ~6 %
+    /// slower). The asm reads only that word and writes only the registers named.
     macro_rules! round {
-        ($a:ident, $b:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $wk:expr, $bc:ident, $ab:ident) => {
+        ($a:ident, $b:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident, $p:expr, $off:expr, $bc:ident, $ab:ident) => {
             std::arch::asm!(
                 // T1 = h + W[t] + K[t] + Ch(e, f, g) + Σ1(e), with Ch = (!e & g) + (e & f)
-                "add {h}, {wk}",
+                "add {h}, qword ptr [{p} + {off}]",
                 "rorx {t0}, {e}, 41",
                 "rorx {t1}, {e}, 18",
                 "andn {ab}, {e}, {g}",
@@ -278,9 +279,9 @@ mod x86 {
                 "xor {bc}, {b}",
                 "add {h}, {bc}",
                 a = in(reg) $a, b = in(reg) $b, d = inout(reg) $d, e = in(reg) $e, f = in(reg) $f,
-                g = in(reg) $g, h = inout(reg) $h, wk = in(reg) $wk,
+                g = in(reg) $g, h = inout(reg) $h, p = in(reg) $p, off = const $off,
                 bc = inout(reg) $bc => _, ab = out(reg) $ab, t0 = out(reg) _, t1 = out(reg) _,
-                options(pure, nomem, nostack),
+                options(pure, readonly, nostack),
             );
         };
     }
@@ -370,63 +371,61 @@ mod x86 {
             }};
         }
 
-        // W[t] + K[t] of the first block (half 0) or the second (half 1).
-        macro_rules! at {
-            ($half:expr, $t:expr) => {
-                // SAFETY: t < 80 and half < 2: within row t / 2 < 40 of `wk`.
-                unsafe { wk.cast::<u64>().add(word($half, $t)).read() }
-            };
-        }
         let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *state;
         let (mut bc, mut bc2) = (b ^ c, 0u64);
         // Two rounds; the working variables' names rotate by two from one call to the next.
         macro_rules! two_rounds {
-            (0, $wk0:expr, $wk1:expr) => {
-                round!(a, b, d, e, f, g, h, $wk0, bc, bc2);
-                round!(h, a, c, d, e, f, g, $wk1, bc2, bc);
+            (0, $p:expr, $k:literal) => {
+                round!(a, b, d, e, f, g, h, $p, 8 * (4 * ($k / 2) + $k % 2), bc, bc2);
+                round!(h, a, c, d, e, f, g, $p, 8 * (4 * (($k + 1) / 2) + ($k + 1) % 2), bc2, bc);
             };
-            (1, $wk0:expr, $wk1:expr) => {
-                round!(g, h, b, c, d, e, f, $wk0, bc, bc2);
-                round!(f, g, a, b, c, d, e, $wk1, bc2, bc);
+            (1, $p:expr, $k:literal) => {
+                round!(g, h, b, c, d, e, f, $p, 8 * (4 * ($k / 2) + $k % 2), bc, bc2);
+                round!(f, g, a, b, c, d, e, $p, 8 * (4 * (($k + 1) / 2) + ($k + 1) % 2), bc2, bc);
             };
-            (2, $wk0:expr, $wk1:expr) => {
-                round!(e, f, h, a, b, c, d, $wk0, bc, bc2);
-                round!(d, e, g, h, a, b, c, $wk1, bc2, bc);
+            (2, $p:expr, $k:literal) => {
+                round!(e, f, h, a, b, c, d, $p, 8 * (4 * ($k / 2) + $k % 2), bc, bc2);
+                round!(d, e, g, h, a, b, c, $p, 8 * (4 * (($k + 1) / 2) + ($k + 1) % 2), bc2, bc);
             };
-            (3, $wk0:expr, $wk1:expr) => {
-                round!(c, d, f, g, h, a, b, $wk0, bc, bc2);
-                round!(b, c, e, f, g, h, a, $wk1, bc2, bc);
+            (3, $p:expr, $k:literal) => {
+                round!(c, d, f, g, h, a, b, $p, 8 * (4 * ($k / 2) + $k % 2), bc, bc2);
+                round!(b, c, e, f, g, h, a, $p, 8 * (4 * (($k + 1) / 2) + ($k + 1) % 2), bc2, bc);
             };
         }
         // Sixteen rounds of the first block (words 2j..2j + 16) beside sixteen more words of
         // both schedules. Unrolled, like everything below, so that every offset is a constant.
         macro_rules! sixteen_with_schedule {
             ($j:expr) => {
-                two_rounds!(0, at!(0, 2 * $j), at!(0, 2 * $j + 1));
+                // SAFETY: rows j..j + 8 of `wk` (j <= 24).
+                let p = unsafe { wk.add($j) };
+                two_rounds!(0, p, 0);
                 schedule!(0, $j);
-                two_rounds!(1, at!(0, 2 * $j + 2), at!(0, 2 * $j + 3));
+                two_rounds!(1, p, 2);
                 schedule!(1, $j + 1);
-                two_rounds!(2, at!(0, 2 * $j + 4), at!(0, 2 * $j + 5));
+                two_rounds!(2, p, 4);
                 schedule!(2, $j + 2);
-                two_rounds!(3, at!(0, 2 * $j + 6), at!(0, 2 * $j + 7));
+                two_rounds!(3, p, 6);
                 schedule!(3, $j + 3);
-                two_rounds!(0, at!(0, 2 * $j + 8), at!(0, 2 * $j + 9));
+                two_rounds!(0, p, 8);
                 schedule!(4, $j + 4);
-                two_rounds!(1, at!(0, 2 * $j + 10), at!(0, 2 * $j + 11));
+                two_rounds!(1, p, 10);
                 schedule!(5, $j + 5);
-                two_rounds!(2, at!(0, 2 * $j + 12), at!(0, 2 * $j + 13));
+                two_rounds!(2, p, 12);
                 schedule!(6, $j + 6);
-                two_rounds!(3, at!(0, 2 * $j + 14), at!(0, 2 * $j + 15));
+                two_rounds!(3, p, 14);
                 schedule!(7, $j + 7);
             };
         }
-        // Eight rounds of block `half` from word t.
+        // Eight rounds of block `half` from word t: W[t + k] + K[t + k] is 8 * (4 * (k / 2) + k % 2)
+        // bytes after the first word of block `half` in row t / 2.
         macro_rules! eight {
             ($half:expr, $t:expr) => {
-                two_rounds!(0, at!($half, $t), at!($half, $t + 1));
-                two_rounds!(1, at!($half, $t + 2), at!($half, $t + 3));
-                two_rounds!(2, at!($half, $t + 4), at!($half, $t + 5));
-                two_rounds!(3, at!($half, $t + 6), at!($half, $t + 7));
+                // SAFETY: rows t / 2..t / 2 + 4 of `wk` (t <= 72), then 2 * half < 4 words in.
+                let p = unsafe { wk.add($t / 2).cast::<u64>().add(2 * $half) };
+                two_rounds!(0, p, 0);
+                two_rounds!(1, p, 2);
+                two_rounds!(2, p, 4);
+                two_rounds!(3, p, 6);
             };
         }
         for j in [0, 8, 16, 24] {
@@ -452,12 +451,6 @@ mod x86 {
     /// of the second).
     #[repr(align(32))]
     struct Rows([[u64; 4]; 40]);
-
-    /// Where W[t] + K[t] of block `half` is in [`Rows`], counted in words.
-    #[inline(always)]
-    const fn word(half: usize, t: usize) -> usize {
-        4 * (t / 2) + 2 * half + t % 2
-    }
 
     #[inline(always)]
     fn add_into(state: &mut [u64; 8], v: [u64; 8]) {
