@@ -96,8 +96,7 @@ impl AlgorithmName for Sha512Core {
 /// Hashes `blocks` into `state`: the AVX2 + BMI2 code where the CPU has it, else `sha2`'s.
 fn compress(state: &mut [u64; 8], blocks: &[Block<Sha512Core>]) {
     #[cfg(target_arch = "x86_64")]
-    if x86::available() {
-        x86::compress(state, blocks);
+    if x86::compress(state, blocks) {
         return;
     }
     sha2::compress512(state, blocks);
@@ -214,31 +213,32 @@ const IV_384: [u64; 8] = [
 
 /// The AVX2 + BMI2 compression function (x86-64 only).
 #[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)] // CPU intrinsics, behind the run-time check in `available`.
+#[allow(unsafe_code)] // CPU intrinsics, behind the run-time check in `compress`.
 mod x86 {
     use std::arch::x86_64::*;
 
     use super::{Block, Sha512Core, K};
 
-    /// Whether this CPU runs [`compress`] (checked once by the standard library, then cached).
-    pub(super) fn available() -> bool {
-        std::is_x86_feature_detected!("avx2")
+    /// Hashes `blocks` into `state`, two blocks at a time (a last odd block alone), when this
+    /// CPU has AVX2, BMI1 and BMI2 (checked once by the standard library, then cached); false,
+    /// with `state` untouched, when it has not.
+    pub(super) fn compress(state: &mut [u64; 8], blocks: &[Block<Sha512Core>]) -> bool {
+        if !(std::is_x86_feature_detected!("avx2")
             && std::is_x86_feature_detected!("bmi1")
-            && std::is_x86_feature_detected!("bmi2")
-    }
-
-    /// Hashes `blocks` into `state`, two blocks at a time (a last odd block alone).
-    pub(super) fn compress(state: &mut [u64; 8], blocks: &[Block<Sha512Core>]) {
-        assert!(available(), "sha512::x86::compress needs AVX2, BMI1 and BMI2");
+            && std::is_x86_feature_detected!("bmi2"))
+        {
+            return false;
+        }
         let mut pairs = blocks.chunks_exact(2);
         for pair in &mut pairs {
-            // SAFETY: the CPU has AVX2, BMI1 and BMI2 (asserted above).
+            // SAFETY: the CPU has AVX2, BMI1 and BMI2 (checked above).
             unsafe { two_blocks(state, &pair[0], Some(&pair[1])) };
         }
         if let [last] = pairs.remainder() {
             // SAFETY: as above.
             unsafe { two_blocks(state, last, None) };
         }
+        true
     }
 
     /// One SHA-512 round (FIPS 180-4 §6.4.2) on the working variables named (c enters only as
@@ -508,18 +508,16 @@ mod tests {
         b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
-    /// The portable fallback and the x86 code agree on many blocks at once (both parities).
+    /// The portable fallback and the x86 code agree on many blocks at once (both parities). On a
+    /// CPU without AVX2/BMI1/BMI2 this fails rather than pass without comparing anything.
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn x86_and_portable_agree() {
-        if !x86::available() {
-            return; // nothing to compare on this CPU; same_as_sha2 covered the fallback
-        }
         let data: Vec<u8> = (0..128 * 33).map(|i| (i * 7 + 3) as u8).collect();
         let blocks: Vec<Block<Sha512Core>> = data.chunks(128).map(|c| *Block::<Sha512Core>::from_slice(c)).collect();
         for n in [1, 2, 3, 32, 33] {
             let (mut s1, mut s2) = (IV_512, IV_512);
-            x86::compress(&mut s1, &blocks[..n]);
+            assert!(x86::compress(&mut s1, &blocks[..n]), "this CPU lacks AVX2/BMI1/BMI2: the x86 path is not checked");
             sha2::compress512(&mut s2, &blocks[..n]);
             assert_eq!(s1, s2, "{n} blocks");
         }
