@@ -104,7 +104,7 @@ fn compress(state: &mut [u64; 8], blocks: &[Block<Sha512Core>]) {
 
 /// The round constants (FIPS 180-4 §4.2.3).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-const K: [u64; 80] = [
+pub(crate) const K: [u64; 80] = [
     0x428a2f98d728ae22,
     0x7137449123ef65cd,
     0xb5c0fbcfec4d3b2f,
@@ -188,7 +188,7 @@ const K: [u64; 80] = [
 ];
 
 /// The initial SHA-512 state (FIPS 180-4 §5.3.5).
-const IV_512: [u64; 8] = [
+pub(crate) const IV_512: [u64; 8] = [
     0x6a09e667f3bcc908,
     0xbb67ae8584caa73b,
     0x3c6ef372fe94f82b,
@@ -200,7 +200,7 @@ const IV_512: [u64; 8] = [
 ];
 
 /// The initial SHA-384 state (FIPS 180-4 §5.3.4).
-const IV_384: [u64; 8] = [
+pub(crate) const IV_384: [u64; 8] = [
     0xcbbb9d5dc1059ed8,
     0x629a292a367cd507,
     0x9159015a3070dd17,
