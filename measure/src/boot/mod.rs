@@ -58,9 +58,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use rayon::prelude::*;
 use serde::Serialize;
-use uki::{Pe, PeError, Uki, UkiError};
+use uki::{digest_all, HashInput, Pe, PeError, Uki, UkiError};
 
 use crate::uefi_vars::{self, SignatureListError, VarStore, EFI_GLOBAL_VARIABLE, EFI_IMAGE_SECURITY_DATABASE};
 use eventlog::{self, Diff, DiffError, Digest, Event, EventLog, EventType, HashAlg, Register};
@@ -412,28 +411,21 @@ impl Pending<'_> {
         Pending { pcr, event_type, data, subject: Subject::Data, source, what, tpm_only: false }
     }
 
-    fn len(&self) -> usize {
+    /// The bytes its digests cover.
+    fn input(&self) -> HashInput<'_> {
         match &self.subject {
-            Subject::Data => self.data.len(),
-            Subject::Parts(p) => p.iter().map(|c| c.len()).sum(),
-        }
-    }
-
-    fn digest(&self, alg: HashAlg) -> Vec<u8> {
-        match &self.subject {
-            Subject::Data => alg.hash(&self.data),
-            Subject::Parts(p) => alg.hash_parts(&p.iter().map(|c| c.as_ref()).collect::<Vec<_>>()),
+            Subject::Data => HashInput { slices: vec![&self.data], zero_fill: 0 },
+            Subject::Parts(p) => HashInput { slices: p.iter().map(|c| c.as_ref()).collect(), zero_fill: 0 },
         }
     }
 }
 
-/// Computes every digest of `pending` in every bank, largest inputs first, in parallel.
+/// Computes every digest of `pending` in every bank, in parallel (`uki::digest_all`).
 fn finish(pending: Vec<Pending<'_>>, banks: &[HashAlg]) -> Vec<PredictedEvent> {
-    let mut jobs: Vec<(usize, HashAlg)> = (0..pending.len()).flat_map(|i| banks.iter().map(move |a| (i, *a))).collect();
-    jobs.sort_by_key(|(i, _)| std::cmp::Reverse(pending[*i].len()));
-    let mut done: Vec<((usize, HashAlg), Vec<u8>)> =
-        jobs.into_par_iter().with_max_len(1).map(|(i, a)| ((i, a), pending[i].digest(a))).collect();
-    done.sort_by_key(|((i, a), _)| (*i, banks.iter().position(|b| b == a)));
+    let inputs: Vec<HashInput> = pending.iter().map(Pending::input).collect();
+    let jobs: Vec<(usize, HashAlg)> = (0..pending.len()).flat_map(|i| banks.iter().map(move |a| (i, *a))).collect();
+    let done = digest_all(&jobs.iter().map(|&(i, a)| (a, &inputs[i])).collect::<Vec<_>>());
+    let done: Vec<((usize, HashAlg), Vec<u8>)> = jobs.into_iter().zip(done).collect();
     let mut digests: Vec<Vec<Digest>> = vec![Vec::new(); pending.len()];
     for ((i, a), d) in done {
         digests[i].push(Digest { alg: a.id(), bytes: d });
