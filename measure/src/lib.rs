@@ -9,7 +9,6 @@
 pub mod boot;
 pub mod fv;
 pub mod ovmf;
-pub mod sha384x8;
 pub mod snp;
 pub mod tdx;
 pub mod uefi_vars;

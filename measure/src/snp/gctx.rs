@@ -5,10 +5,8 @@
 //! page's contents, the page type and its guest-physical address (SEV Secure Nested Paging
 //! Firmware ABI Specification, §8.17 SNP_LAUNCH_UPDATE, "Layout of the PAGE_INFO structure").
 
-use digest_alg::{Digest, Sha384};
+use digest_alg::{Digest, HashAlg, Sha384};
 use serde::Serialize;
-
-use crate::sha384x8;
 
 /// Size of a launch digest (SHA-384).
 pub const DIGEST_LEN: usize = 48;
@@ -167,10 +165,15 @@ pub fn page_digests(data: &[u8]) -> Vec<[u8; DIGEST_LEN]> {
             None => rest.push((i, page)),
         }
     }
-    // The others eight at a time (crate::sha384x8), groups spread over the cores.
+    // The others several at a time in vector lanes (`HashAlg::hash_many`), groups spread over
+    // the cores.
     let digests: Vec<[u8; DIGEST_LEN]> = rest
         .par_chunks(64)
-        .flat_map_iter(|group| sha384x8::sha384_each(&group.iter().map(|(_, p)| *p).collect::<Vec<_>>()))
+        .flat_map_iter(|group| {
+            let pages: Vec<[&[u8]; 1]> = group.iter().map(|(_, p)| [*p]).collect();
+            let jobs: Vec<(HashAlg, &[&[u8]])> = pages.iter().map(|p| (HashAlg::Sha384, &p[..])).collect();
+            HashAlg::hash_many(&jobs).into_iter().map(|d| d.try_into().expect("48 bytes"))
+        })
         .collect();
     for ((i, _), d) in rest.iter().zip(digests) {
         out[*i] = d;
