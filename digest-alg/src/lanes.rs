@@ -136,6 +136,43 @@ impl<'a> Cursor<'a> {
         true
     }
 
+    /// The whole blocks that lie in the current piece from the next unread byte, taken at once
+    /// (None while a block straddles pieces, or once the padding began).
+    fn whole_blocks(&mut self) -> Option<&'a [u8]> {
+        if self.pad_blocks > 0 {
+            return None;
+        }
+        while self.part < self.parts.len() && self.off == self.parts[self.part].len() {
+            self.part += 1;
+            self.off = 0;
+        }
+        let piece: &'a [u8] = self.parts.get(self.part)?;
+        let n = (piece.len() - self.off) / 128 * 128;
+        if n == 0 {
+            return None;
+        }
+        let run = &piece[self.off..self.off + n];
+        self.off += n;
+        self.read += n as u128;
+        Some(run)
+    }
+
+    /// Hashes the rest of the message alone into `state`, from the block `advance` moved to:
+    /// one scalar stream is faster than one busy lane (~820 against ~600 MB/s).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    fn finish_alone(&mut self, state: &mut [u64; 8]) {
+        crate::sha512::compress_bytes(state, self.block());
+        loop {
+            if let Some(run) = self.whole_blocks() {
+                crate::sha512::compress_bytes(state, run);
+            } else if self.advance() {
+                crate::sha512::compress_bytes(state, self.block());
+            } else {
+                return;
+            }
+        }
+    }
+
     /// The block `advance` moved to.
     fn block(&self) -> &[u8; 128] {
         let s = match self.at {
@@ -209,6 +246,16 @@ mod x86 {
                 }
             }
             if active == 0 {
+                return out;
+            }
+            if active == 1 && next.len() == 0 {
+                // The last message left: alone, without the three idle lanes.
+                let l = lanes.iter().position(Option::is_some).expect("one lane is busy");
+                let (job, c) = lanes[l].as_mut().expect("busy");
+                let mut alone: [u64; 8] = std::array::from_fn(|i| state[i][l]);
+                c.finish_alone(&mut alone);
+                let words: Vec<u8> = alone.iter().flat_map(|w| w.to_be_bytes()).collect();
+                out[*job] = words[..jobs[*job].0.size()].to_vec();
                 return out;
             }
             let block = |l: usize| lanes[l].as_ref().map_or(&zero, |(_, c)| c.block());

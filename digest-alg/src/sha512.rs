@@ -102,6 +102,21 @@ fn compress(state: &mut [u64; 8], blocks: &[Block<Sha512Core>]) {
     sha2::compress512(state, blocks);
 }
 
+/// Hashes whole blocks (`bytes.len()` a multiple of 128) into `state`, two at a time (the
+/// multi-message code finishes a message alone with this when the other lanes are done).
+pub(crate) fn compress_bytes(state: &mut [u64; 8], bytes: &[u8]) {
+    debug_assert_eq!(bytes.len() % 128, 0);
+    let mut pairs = bytes.chunks_exact(256);
+    for p in &mut pairs {
+        let blocks =
+            [Block::<Sha512Core>::clone_from_slice(&p[..128]), Block::<Sha512Core>::clone_from_slice(&p[128..])];
+        compress(state, &blocks);
+    }
+    for b in pairs.remainder().chunks_exact(128) {
+        compress(state, &[Block::<Sha512Core>::clone_from_slice(b)]);
+    }
+}
+
 /// The round constants (FIPS 180-4 §4.2.3).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const K: [u64; 80] = [
