@@ -15,10 +15,8 @@
 //! padding are copied into the lane's own buffer. Without AVX-512 F and VL, or for a single
 //! message, each message is hashed alone by [`crate::Sha384`] / [`crate::Sha512`].
 
-use digest::Digest;
-
 use crate::sha512::{IV_384, IV_512};
-use crate::{HashAlg, Sha384, Sha512};
+use crate::HashAlg;
 
 /// The digests of the messages (each the concatenation of its pieces), in the order given;
 /// `algs` must be SHA-384 or SHA-512.
@@ -29,7 +27,7 @@ pub(crate) fn sha512_family(jobs: &[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>> {
             return d;
         }
     }
-    jobs.iter().map(|(alg, parts)| one(*alg, parts)).collect()
+    jobs.iter().map(|(alg, parts)| alg.hash_parts(parts)).collect()
 }
 
 /// How many messages run at once here (1: each alone).
@@ -39,21 +37,6 @@ pub(crate) fn width() -> usize {
         return 4;
     }
     1
-}
-
-fn one(alg: HashAlg, parts: &[&[u8]]) -> Vec<u8> {
-    fn run<D: Digest>(parts: &[&[u8]]) -> Vec<u8> {
-        let mut h = D::new();
-        for p in parts {
-            h.update(p);
-        }
-        h.finalize().to_vec()
-    }
-    match alg {
-        HashAlg::Sha384 => run::<Sha384>(parts),
-        HashAlg::Sha512 => run::<Sha512>(parts),
-        other => unreachable!("{other} is not of the SHA-512 family"),
-    }
 }
 
 /// Where a message's next block is.
@@ -297,26 +280,27 @@ mod x86 {
         const XOR3: i32 = 0x96;
         const CH: i32 = 0xca;
         const MAJ: i32 = 0xe8;
+        // Σ: the three rotations of x, XORed.
+        macro_rules! big_sigma {
+            ($x:expr, $r1:literal, $r2:literal, $r3:literal) => {
+                _mm256_ternarylogic_epi64(
+                    _mm256_ror_epi64($x, $r1),
+                    _mm256_ror_epi64($x, $r2),
+                    _mm256_ror_epi64($x, $r3),
+                    XOR3,
+                )
+            };
+        }
         macro_rules! round {
             ($t:expr, $i:expr) => {{
-                let s1 = _mm256_ternarylogic_epi64(
-                    _mm256_ror_epi64(e, 14),
-                    _mm256_ror_epi64(e, 18),
-                    _mm256_ror_epi64(e, 41),
-                    XOR3,
-                );
+                let s1 = big_sigma!(e, 14, 18, 41);
                 let ch = _mm256_ternarylogic_epi64(e, f, g, CH);
                 // h + W[t] + K[t] and d + that do not wait for e: the next e is then two
                 // additions after Σ1(e) and Ch (the chain that bounds a round).
                 let hwk = _mm256_add_epi64(h, _mm256_add_epi64(w[$i], _mm256_set1_epi64x(K[$t] as i64)));
                 let dhwk = _mm256_add_epi64(d, hwk);
                 let t1 = _mm256_add_epi64(_mm256_add_epi64(hwk, ch), s1);
-                let s0 = _mm256_ternarylogic_epi64(
-                    _mm256_ror_epi64(a, 28),
-                    _mm256_ror_epi64(a, 34),
-                    _mm256_ror_epi64(a, 39),
-                    XOR3,
-                );
+                let s0 = big_sigma!(a, 28, 34, 39);
                 let maj = _mm256_ternarylogic_epi64(a, b, c, MAJ);
                 h = g;
                 g = f;
@@ -376,6 +360,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
 
     fn reference(alg: HashAlg, parts: &[&[u8]]) -> Vec<u8> {
         let flat: Vec<u8> = parts.concat();
