@@ -71,6 +71,14 @@ impl<'a> Cursor<'a> {
         Cursor { parts, part: 0, off: 0, read: 0, buf: [0; 256], pad_blocks: 0, pad_given: 0, at: At::Buf(0) }
     }
 
+    /// Moves past pieces read to their end (empty ones included).
+    fn skip_read_pieces(&mut self) {
+        while self.part < self.parts.len() && self.off == self.parts[self.part].len() {
+            self.part += 1;
+            self.off = 0;
+        }
+    }
+
     /// Moves to the next block; false when the message (padding included) is done.
     fn advance(&mut self) -> bool {
         if self.pad_blocks > 0 {
@@ -81,10 +89,7 @@ impl<'a> Cursor<'a> {
             self.pad_given += 1;
             return true;
         }
-        while self.part < self.parts.len() && self.off == self.parts[self.part].len() {
-            self.part += 1;
-            self.off = 0;
-        }
+        self.skip_read_pieces();
         if self.part < self.parts.len() && self.parts[self.part].len() - self.off >= 128 {
             self.at = At::Piece { part: self.part, off: self.off };
             self.off += 128;
@@ -126,10 +131,7 @@ impl<'a> Cursor<'a> {
         if self.pad_blocks > 0 {
             return None;
         }
-        while self.part < self.parts.len() && self.off == self.parts[self.part].len() {
-            self.part += 1;
-            self.off = 0;
-        }
+        self.skip_read_pieces();
         let piece: &'a [u8] = self.parts.get(self.part)?;
         let n = (piece.len() - self.off) / 128 * 128;
         if n == 0 {
@@ -216,9 +218,7 @@ mod x86 {
                             active += 1;
                             break;
                         }
-                        let job = *job;
-                        let words: Vec<u8> = state.iter().flat_map(|w| w[l].to_be_bytes()).collect();
-                        out[job] = words[..jobs[job].0.size()].to_vec();
+                        out[*job] = output(jobs[*job].0, state.map(|w| w[l]));
                         *lane = None;
                     }
                     let Some(job) = next.next() else { break };
@@ -238,14 +238,20 @@ mod x86 {
                 let (job, c) = lanes[l].as_mut().expect("busy");
                 let mut alone: [u64; 8] = std::array::from_fn(|i| state[i][l]);
                 c.finish_alone(&mut alone);
-                let words: Vec<u8> = alone.iter().flat_map(|w| w.to_be_bytes()).collect();
-                out[*job] = words[..jobs[*job].0.size()].to_vec();
+                out[*job] = output(jobs[*job].0, alone);
                 return out;
             }
             let block = |l: usize| lanes[l].as_ref().map_or(&zero, |(_, c)| c.block());
             // SAFETY: only `run` calls this, after checking that the CPU has AVX-512 F and VL.
             unsafe { compress4(&mut state, std::array::from_fn(block)) };
         }
+    }
+
+    /// The digest in a final state: its words big-endian, truncated to the algorithm's size.
+    fn output(alg: HashAlg, state: [u64; 8]) -> Vec<u8> {
+        let mut d: Vec<u8> = state.iter().flat_map(|w| w.to_be_bytes()).collect();
+        d.truncate(alg.size());
+        d
     }
 
     /// The byte order of each 64-bit lane reversed (big-endian words to integers).

@@ -3,14 +3,13 @@
 //! Firmware and systemd-stub hash bytes that are not contiguous in the file: the Authenticode
 //! digest skips the checksum and the certificate table, and a section is measured as it lies in
 //! memory, zero-filled past its raw data. [`HashInput`] names those bytes without copying them;
-//! [`digest_all`] hashes many inputs at once, one task per digest, so every byte is read from
-//! memory once per digest and the cores share the work.
+//! [`digest_all`] hashes many inputs at once: the SHA-384/512 digests together in vector lanes,
+//! every other digest a task of its own, and the cores share the tasks.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 pub use digest_alg::HashAlg;
-use digest_alg::{Digest, Sha1, Sha256, Sha384, Sha512};
 
 /// The algorithms of the Authenticode digests UEFI firmware measures (the PCR banks a vTPM
 /// allocates; SHA-384 is also the TDX RTMR algorithm).
@@ -50,26 +49,7 @@ impl HashInput<'_> {
 
     /// The digest of the bytes.
     pub fn digest(&self, alg: HashAlg) -> Vec<u8> {
-        match alg {
-            HashAlg::Sha1 => self.run::<Sha1>(),
-            HashAlg::Sha256 => self.run::<Sha256>(),
-            HashAlg::Sha384 => self.run::<Sha384>(),
-            HashAlg::Sha512 => self.run::<Sha512>(),
-        }
-    }
-
-    fn run<D: Digest>(&self) -> Vec<u8> {
-        let mut h = D::new();
-        for s in &self.slices {
-            h.update(s);
-        }
-        let mut left = self.zero_fill;
-        while left > 0 {
-            let n = left.min(ZEROS.len() as u64) as usize;
-            h.update(&ZEROS[..n]);
-            left -= n as u64;
-        }
-        h.finalize().to_vec()
+        alg.hash_parts(&self.pieces())
     }
 }
 
