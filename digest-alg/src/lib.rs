@@ -17,10 +17,11 @@
 //! OpenSSL's rate on an AMD Zen 4. `docs/performance.md` has the measurements, `make bench`
 //! prints the ratio to `openssl speed`, and `examples/throughput.rs` is what it runs.
 //!
-//! [`HashAlg::hash_many`] hashes several messages at once: with AVX-512 F and VL, four SHA-384 or
-//! SHA-512 messages side by side in the 64-bit lanes of one register (`lanes`: ~2.4 GB/s
-//! together on that Zen 4, ~2.9× one stream), which is what the UKI, PCR and SEV-SNP digests
-//! of the workspace go through.
+//! [`HashAlg::hash_many`] hashes several messages at once (`lanes`): with AVX-512 F and VL, four
+//! SHA-384 or SHA-512 messages side by side in the 64-bit lanes of one register (~2.6 GB/s
+//! together on that Zen 4, ~3.2× one stream); with the SHA extensions, the SHA-256 rounds of up to
+//! four messages interleaved (~3.5 GB/s, ~1.9× one stream). The UKI, PCR and SEV-SNP digests of
+//! the workspace go through it; [`HashAlg::cost_many`] is what planning them in parallel uses.
 
 use std::fmt;
 use std::str::FromStr;
@@ -185,27 +186,83 @@ impl HashAlg {
     }
 
     /// The digests of several messages, each the concatenation of its pieces, in the order
-    /// given. One thread; the SHA-384 and SHA-512 messages are hashed four at a time, one per
-    /// lane of a vector register, on CPUs with AVX-512 F and VL (`lanes`), the others one after
-    /// the other.
+    /// given. One thread; several messages at once where the CPU can (`lanes`): the SHA-384 and
+    /// SHA-512 messages four at a time, one per lane of a vector register (AVX-512 F and VL), the
+    /// SHA-256 messages four at a time with their rounds interleaved (SHA extensions); the SHA-1
+    /// messages one after the other.
     pub fn hash_many(jobs: &[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>> {
-        let (wide, narrow): (Vec<usize>, Vec<usize>) =
-            (0..jobs.len()).partition(|&i| matches!(jobs[i].0, HashAlg::Sha384 | HashAlg::Sha512));
         let mut out: Vec<Vec<u8>> = vec![Vec::new(); jobs.len()];
+        let of =
+            |family: &[HashAlg]| -> Vec<usize> { (0..jobs.len()).filter(|&i| family.contains(&jobs[i].0)).collect() };
+        let wide = of(&[HashAlg::Sha384, HashAlg::Sha512]);
         let wide_jobs: Vec<(HashAlg, &[&[u8]])> = wide.iter().map(|&i| jobs[i]).collect();
         for (i, d) in wide.into_iter().zip(lanes::sha512_family(&wide_jobs)) {
             out[i] = d;
         }
-        for i in narrow {
+        let sha256 = of(&[HashAlg::Sha256]);
+        let sha256_parts: Vec<&[&[u8]]> = sha256.iter().map(|&i| jobs[i].1).collect();
+        for (i, d) in sha256.into_iter().zip(lanes::sha256(&sha256_parts)) {
+            out[i] = d;
+        }
+        for i in of(&[HashAlg::Sha1]) {
             out[i] = jobs[i].0.hash_parts(jobs[i].1);
         }
         out
     }
 
-    /// How many SHA-384/512 messages [`HashAlg::hash_many`] hashes at once on this CPU: 4 with
-    /// AVX-512 F and VL, else 1.
-    pub fn wide_lanes() -> usize {
-        lanes::width()
+    /// How many messages of this algorithm [`HashAlg::hash_many`] hashes at once on this CPU:
+    /// SHA-384/512 4 with AVX-512 F and VL, SHA-256 4 with the SHA extensions, else 1.
+    pub fn lanes(self) -> usize {
+        match self {
+            Self::Sha1 => 1,
+            Self::Sha256 => lanes::sha256_width(),
+            Self::Sha384 | Self::Sha512 => lanes::width(),
+        }
+    }
+
+    /// The estimated time, in picoseconds, to hash `len` bytes alone on one core of the build
+    /// machine (an AMD Zen 4: SHA-1 1.9 GB/s, SHA-256 1.79 GB/s with the SHA extensions,
+    /// SHA-384/512 0.82 GB/s; `make bench` 05-digest). For planning work, not a promise.
+    pub fn cost(self, len: u64) -> u64 {
+        len * match self {
+            Self::Sha1 => 526,
+            Self::Sha256 => 559,
+            Self::Sha384 | Self::Sha512 => 1215,
+        }
+    }
+
+    /// The estimated time, in picoseconds, for [`HashAlg::hash_many`] to hash messages of these
+    /// lengths (all of this algorithm's family) on one core of the build machine, on this CPU:
+    /// the messages are dealt to the lanes longest first, and a step that advances `k` busy
+    /// lanes costs what was measured for `k` (an idle SHA-384/512 lane costs as much as a busy
+    /// one; SHA-256 lanes cost by the number busy; the last message runs alone).
+    pub fn cost_many(self, lens: &[u64]) -> u64 {
+        let width = self.lanes();
+        if width == 1 || lens.len() < 2 {
+            return lens.iter().map(|&n| self.cost(n)).sum();
+        }
+        // Picoseconds for one byte of each of k busy lanes (k = 2, 3, 4), measured with
+        // messages of 16 MiB: SHA-384/512 2.6 GB/s for four lanes together whatever the number
+        // busy; SHA-256 3.5, 3.3 and 3.5 GB/s for two, three and four busy.
+        let step = |k: usize| -> u64 {
+            match (self, k) {
+                (_, 1) => self.cost(1),
+                (Self::Sha384 | Self::Sha512, _) => 1540,
+                (_, 2) => 575,
+                (_, 3) => 904,
+                _ => 1136,
+            }
+        };
+        let mut sorted = lens.to_vec();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        let mut loads = vec![0u64; width];
+        for n in sorted {
+            let l = (0..width).min_by_key(|&l| loads[l]).expect("lanes");
+            loads[l] += n;
+        }
+        loads.sort_unstable_by(|a, b| b.cmp(a));
+        loads.push(0);
+        (1..=width).map(|k| (loads[k - 1] - loads[k]) * step(k)).sum()
     }
 
     /// One extend operation: `H(register ‖ digest)` (TPM 2.0 Library Part 1, "PCR Extend";
@@ -299,5 +356,25 @@ mod tests {
             assert_eq!(hex(&streamed(alg, &pieces)), a_million, "{alg} streamed");
             assert_eq!(alg.hash(b"").len(), alg.size(), "{alg} size");
         }
+    }
+
+    /// The planning estimates: one message costs what it costs alone; several of a family with
+    /// lanes on this CPU cost less together than one after the other; SHA-1 has no lanes.
+    #[test]
+    fn cost_many_estimates() {
+        let n = 1 << 20;
+        for alg in HashAlg::ALL {
+            assert_eq!(alg.cost_many(&[n]), alg.cost(n), "{alg}");
+            assert_eq!(alg.cost_many(&[]), 0, "{alg}");
+            let four = alg.cost_many(&[n; 4]);
+            if alg.lanes() > 1 {
+                assert!(four < 4 * alg.cost(n), "{alg}: {four}");
+                // A long message and a short one: at least the long one's share.
+                assert!(alg.cost_many(&[8 * n, n]) > alg.cost(7 * n), "{alg}");
+            } else {
+                assert_eq!(four, 4 * alg.cost(n), "{alg}");
+            }
+        }
+        assert_eq!(HashAlg::Sha1.lanes(), 1);
     }
 }

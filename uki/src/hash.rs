@@ -3,8 +3,8 @@
 //! Firmware and systemd-stub hash bytes that are not contiguous in the file: the Authenticode
 //! digest skips the checksum and the certificate table, and a section is measured as it lies in
 //! memory, zero-filled past its raw data. [`HashInput`] names those bytes without copying them;
-//! [`digest_all`] hashes many inputs at once: the SHA-384/512 digests together in vector lanes,
-//! every other digest a task of its own, and the cores share the tasks.
+//! [`digest_all`] hashes many inputs at once: digests of one family together where that is
+//! cheaper (SHA-384/512 in vector lanes, SHA-256 interleaved), and the cores share the tasks.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -67,48 +67,59 @@ impl<'a> HashInput<'a> {
     }
 }
 
-/// Relative cost of hashing one byte on one core (SHA-1 = 10), as measured on the build
-/// machine (`make bench` 05-digest): SHA-1 and SHA-256 with the SHA extensions ~1.8-1.9 GB/s,
-/// SHA-384/512 ~0.8 GB/s alone, ~0.6 GB/s per lane when four run in the lanes of one register.
-fn cost_per_byte(alg: HashAlg) -> u64 {
-    match alg {
-        HashAlg::Sha1 => 10,
-        HashAlg::Sha256 => 11,
-        HashAlg::Sha384 | HashAlg::Sha512 => 24,
-    }
-}
-const LANE_COST_PER_BYTE: u64 = 32;
+/// A task of [`digest_all`]: its estimated cost (picoseconds) and the jobs it hashes together.
+type Task = (u64, Vec<usize>);
 
 /// Computes every `(algorithm, input)` digest; results in the order of `jobs`.
 ///
-/// The SHA-384 and SHA-512 digests are hashed together, four at a time in the lanes of one
-/// vector register ([`HashAlg::hash_many`]), when that costs less than hashing them one by one;
-/// every other digest is a task of its own. The tasks run on every core of the thread pool,
-/// the most costly first, each core taking the next task when it is done (greedy list
+/// Digests of one family are hashed together where that is cheaper ([`HashAlg::hash_many`]:
+/// SHA-384/512 in the lanes of a vector register, SHA-256 with the rounds of several messages
+/// interleaved). Each family is hashed as one task, as one task per digest, or as two tasks
+/// (the inputs dealt longest first); of those plans the one whose estimated finish on the
+/// thread pool is earliest runs ([`HashAlg::cost_many`]). The tasks run on every core, the
+/// most costly first, each core taking the next task when it is done (greedy list
 /// scheduling), so the long tasks start early and the short ones fill the gaps.
 pub fn digest_all(jobs: &[(HashAlg, &HashInput<'_>)]) -> Vec<Vec<u8>> {
     let pieces: Vec<Vec<&[u8]>> = jobs.iter().map(|(_, input)| input.pieces()).collect();
     let len = |i: usize| jobs[i].1.len();
-    let (mut wide, narrow): (Vec<usize>, Vec<usize>) =
-        (0..jobs.len()).partition(|&i| matches!(jobs[i].0, HashAlg::Sha384 | HashAlg::Sha512));
-    // A task: its estimated cost and the jobs it hashes (more than one: in lanes).
-    let mut tasks: Vec<(u64, Vec<usize>)> =
-        narrow.iter().map(|&i| (len(i) * cost_per_byte(jobs[i].0), vec![i])).collect();
-    wide.sort_by_key(|&i| std::cmp::Reverse(len(i)));
-    // The lanes take the longest message first and the next one when free: the busiest lane.
-    let mut lanes = vec![0u64; HashAlg::wide_lanes()];
-    for &i in &wide {
-        let l = (0..lanes.len()).min_by_key(|&l| lanes[l]).expect("lanes");
-        lanes[l] += len(i);
+    let workers = rayon::current_num_threads().max(1);
+    let family = |algs: &[HashAlg]| -> Vec<usize> {
+        let mut v: Vec<usize> = (0..jobs.len()).filter(|&i| algs.contains(&jobs[i].0)).collect();
+        v.sort_by_key(|&i| std::cmp::Reverse(len(i)));
+        v
+    };
+    // The ways to make tasks of a family's jobs (longest first): one each, all in one, two.
+    let ways = |members: Vec<usize>| -> Vec<Vec<Vec<usize>>> {
+        let mut ways = vec![members.iter().map(|&i| vec![i]).collect::<Vec<_>>()];
+        if members.len() > 1 {
+            ways.push(vec![members.clone()]);
+        }
+        if members.len() > 2 {
+            let mut two: [(u64, Vec<usize>); 2] = Default::default();
+            for &i in &members {
+                let g = if two[0].0 <= two[1].0 { 0 } else { 1 };
+                two[g].0 += len(i);
+                two[g].1.push(i);
+            }
+            ways.push(two.into_iter().map(|(_, g)| g).collect());
+        }
+        ways
+    };
+    let cost = |task: &[usize]| jobs[task[0]].0.cost_many(&task.iter().map(|&i| len(i)).collect::<Vec<_>>());
+    let sha1: Vec<Vec<usize>> = family(&[HashAlg::Sha1]).into_iter().map(|i| vec![i]).collect();
+    let sha256_ways = ways(family(&[HashAlg::Sha256]));
+    let mut best: Option<(u64, Vec<Task>)> = None;
+    for wide in ways(family(&[HashAlg::Sha384, HashAlg::Sha512])) {
+        for sha256 in &sha256_ways {
+            let mut tasks: Vec<Task> = wide.iter().chain(sha256).chain(&sha1).map(|t| (cost(t), t.clone())).collect();
+            tasks.sort_by_key(|(c, _)| std::cmp::Reverse(*c));
+            let span = finish(&tasks, workers);
+            if best.as_ref().is_none_or(|(b, _)| span < *b) {
+                best = Some((span, tasks));
+            }
+        }
     }
-    let lane_cost = lanes.iter().max().copied().unwrap_or(0) * LANE_COST_PER_BYTE;
-    let alone_cost: u64 = wide.iter().map(|&i| len(i) * cost_per_byte(jobs[i].0)).sum();
-    if lanes.len() > 1 && wide.len() > 1 && lane_cost < alone_cost {
-        tasks.push((lane_cost, wide));
-    } else {
-        tasks.extend(wide.into_iter().map(|i| (len(i) * cost_per_byte(jobs[i].0), vec![i])));
-    }
-    tasks.sort_by_key(|(cost, _)| std::cmp::Reverse(*cost));
+    let tasks = best.map(|(_, t)| t).unwrap_or_default();
 
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<Vec<u8>>> = Mutex::new(vec![Vec::new(); jobs.len()]);
@@ -122,7 +133,7 @@ pub fn digest_all(jobs: &[(HashAlg, &HashInput<'_>)]) -> Vec<Vec<u8>> {
             done[i] = d;
         }
     };
-    let workers = rayon::current_num_threads().clamp(1, tasks.len().max(1));
+    let workers = workers.clamp(1, tasks.len().max(1));
     rayon::scope(|s| {
         for _ in 1..workers {
             s.spawn(|_| run());
@@ -130,6 +141,17 @@ pub fn digest_all(jobs: &[(HashAlg, &HashInput<'_>)]) -> Vec<Vec<u8>> {
         run();
     });
     done.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+/// When the last of `tasks` (costs, most costly first) ends if each of `workers` takes the next
+/// one when free.
+fn finish(tasks: &[Task], workers: usize) -> u64 {
+    let mut free = vec![0u64; workers];
+    for (c, _) in tasks {
+        let w = (0..workers).min_by_key(|&w| free[w]).expect("a worker");
+        free[w] += c;
+    }
+    free.into_iter().max().unwrap_or(0)
 }
 
 #[cfg(test)]
