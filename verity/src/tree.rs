@@ -352,10 +352,7 @@ fn hash_data_into_block(
     buf.resize(n * dbs, 0);
     let offset = index * layout.hashes_per_block * dbs as u64;
     data.read_exact_at(buf, offset).map_err(|source| Error::Read { what: "the data device", offset, source })?;
-    for (i, block) in buf.chunks_exact(dbs).enumerate() {
-        let at = i * layout.slot_size;
-        hasher.digest_into(block, &mut out[at..at + layout.digest_size]);
-    }
+    hasher.digest_blocks_into(buf, dbs, out, layout.slot_size);
     Ok(())
 }
 
