@@ -76,7 +76,7 @@ type Task = (u64, Vec<usize>);
 /// SHA-384/512 in the lanes of a vector register, SHA-256 with the rounds of several messages
 /// interleaved). Each family is hashed as one task, as one task per digest, or as two tasks
 /// (the inputs dealt longest first); of those plans the one whose estimated finish on the
-/// thread pool is earliest runs ([`HashAlg::cost_many`]). The tasks run on every core, the
+/// thread pool is earliest runs ([`HashAlg::cost_many`]), the least work of those that tie. The tasks run on every core, the
 /// most costly first, each core taking the next task when it is done (greedy list
 /// scheduling), so the long tasks start early and the short ones fill the gaps.
 pub fn digest_all(jobs: &[(HashAlg, &HashInput<'_>)]) -> Vec<Vec<u8>> {
@@ -108,14 +108,16 @@ pub fn digest_all(jobs: &[(HashAlg, &HashInput<'_>)]) -> Vec<Vec<u8>> {
     let cost = |task: &[usize]| jobs[task[0]].0.cost_many(&task.iter().map(|&i| len(i)).collect::<Vec<_>>());
     let sha1: Vec<Vec<usize>> = family(&[HashAlg::Sha1]).into_iter().map(|i| vec![i]).collect();
     let sha256_ways = ways(family(&[HashAlg::Sha256]));
-    let mut best: Option<(u64, Vec<Task>)> = None;
+    let mut best: Option<((u64, u64), Vec<Task>)> = None;
     for wide in ways(family(&[HashAlg::Sha384, HashAlg::Sha512])) {
         for sha256 in &sha256_ways {
             let mut tasks: Vec<Task> = wide.iter().chain(sha256).chain(&sha1).map(|t| (cost(t), t.clone())).collect();
             tasks.sort_by_key(|(c, _)| std::cmp::Reverse(*c));
-            let span = finish(&tasks, workers);
-            if best.as_ref().is_none_or(|(b, _)| span < *b) {
-                best = Some((span, tasks));
+            // The earliest finish; of plans that finish together, the least work (the other
+            // cores then idle, or run what else the process has to do).
+            let score = (finish(&tasks, workers), tasks.iter().map(|(c, _)| c).sum::<u64>());
+            if best.as_ref().is_none_or(|(b, _)| score < *b) {
+                best = Some((score, tasks));
             }
         }
     }
