@@ -29,9 +29,9 @@
 //! The leaf level is nearly all of the work. [`format`] hashes it on every core (rayon), one
 //! level-0 hash block (128 data blocks for SHA-256) per task, the task's data blocks several at a
 //! time where the CPU can (`HashAlg::hash_many`: four SHA-256 messages with their SHA-NI rounds
-//! interleaved, ~1.9× one stream), reading with positional reads into
-//! per-thread buffers, in batches of bounded size: memory stays a few MiB plus the upper levels
-//! (1/128 of level 0) whatever the input size.
+//! interleaved, ~1.9× one stream), reading with positional reads into per-thread buffers, in
+//! batches of bounded size: memory stays a few MiB plus the upper levels (1/128 of level 0)
+//! whatever the input size.
 
 mod hash;
 mod layout;
