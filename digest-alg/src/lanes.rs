@@ -250,12 +250,12 @@ mod x86 {
             && std::is_x86_feature_detected!("sse4.1")
     }
 
-    /// Lanes.
+    /// Messages at once.
     const N: usize = 4;
     /// The most blocks of each lane one kernel call hashes.
     const MAX_RUN: usize = 64;
 
-    /// A compression function over up to [`N`] messages, one block of each per call.
+    /// A compression function over up to [`N`] messages, a run of whole blocks of each per call.
     pub(super) trait Kernel {
         /// Bytes per block.
         const BLOCK: usize;
@@ -263,9 +263,13 @@ mod x86 {
         type Words: Copy;
         /// Every lane's chaining value, laid out as the kernel wants it.
         type State;
+        /// Every lane's chaining value, before any is set.
         fn new_state() -> Self::State;
+        /// The initial value of `alg`.
         fn iv(alg: HashAlg) -> Self::Words;
+        /// Puts a message's chaining value into `lane`.
         fn set(state: &mut Self::State, lane: usize, w: Self::Words);
+        /// The chaining value of the message in `lane`.
         fn get(state: &Self::State, lane: usize) -> Self::Words;
         /// The blocks of each busy lane (`None`: an idle lane) into `state`: the same number of
         /// whole blocks for every busy lane.
