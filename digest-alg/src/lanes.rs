@@ -36,15 +36,14 @@ pub(crate) fn sha512_family(jobs: &[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>> {
     jobs.iter().map(|(alg, parts)| alg.hash_parts(parts)).collect()
 }
 
-/// The SHA-256 digests of the messages (each the concatenation of its pieces), in the order
-/// given.
-pub(crate) fn sha256(parts: &[&[&[u8]]]) -> Vec<Vec<u8>> {
+/// The digests of the messages (each the concatenation of its pieces), in the order given;
+/// every algorithm must be SHA-256.
+pub(crate) fn sha256(jobs: &[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>> {
     #[cfg(target_arch = "x86_64")]
-    if parts.len() > 1 && x86::has_sha_ni() {
-        let jobs: Vec<(HashAlg, &[&[u8]])> = parts.iter().map(|p| (HashAlg::Sha256, *p)).collect();
-        return x86::drive::<x86::Sha256x4>(&jobs);
+    if jobs.len() > 1 && x86::has_sha_ni() {
+        return x86::drive::<x86::Sha256x4>(jobs);
     }
-    parts.iter().map(|p| HashAlg::Sha256.hash_parts(p)).collect()
+    jobs.iter().map(|(alg, parts)| alg.hash_parts(parts)).collect()
 }
 
 /// How many SHA-384/512 messages run at once here (1: each alone).
@@ -740,10 +739,10 @@ mod tests {
                 parts
             })
             .collect();
-        let jobs: Vec<&[&[u8]]> = owned.iter().map(Vec::as_slice).collect();
+        let jobs: Vec<(HashAlg, &[&[u8]])> = owned.iter().map(|p| (HashAlg::Sha256, p.as_slice())).collect();
         for count in [1, 2, 3, 4, 5, jobs.len()] {
             let got = sha256(&jobs[..count]);
-            for (i, parts) in jobs[..count].iter().enumerate() {
+            for (i, (_, parts)) in jobs[..count].iter().enumerate() {
                 assert_eq!(got[i], reference(HashAlg::Sha256, parts), "message {i} ({count} messages)");
             }
         }

@@ -191,21 +191,20 @@ impl HashAlg {
     /// SHA-256 messages four at a time with their rounds interleaved (SHA extensions); the SHA-1
     /// messages one after the other.
     pub fn hash_many(jobs: &[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>> {
+        type Many = fn(&[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>>;
+        let one_by_one: Many = |jobs| jobs.iter().map(|(alg, parts)| alg.hash_parts(parts)).collect();
+        let families: [(&[HashAlg], Many); 3] = [
+            (&[HashAlg::Sha384, HashAlg::Sha512], lanes::sha512_family),
+            (&[HashAlg::Sha256], lanes::sha256),
+            (&[HashAlg::Sha1], one_by_one),
+        ];
         let mut out: Vec<Vec<u8>> = vec![Vec::new(); jobs.len()];
-        let of =
-            |family: &[HashAlg]| -> Vec<usize> { (0..jobs.len()).filter(|&i| family.contains(&jobs[i].0)).collect() };
-        let wide = of(&[HashAlg::Sha384, HashAlg::Sha512]);
-        let wide_jobs: Vec<(HashAlg, &[&[u8]])> = wide.iter().map(|&i| jobs[i]).collect();
-        for (i, d) in wide.into_iter().zip(lanes::sha512_family(&wide_jobs)) {
-            out[i] = d;
-        }
-        let sha256 = of(&[HashAlg::Sha256]);
-        let sha256_parts: Vec<&[&[u8]]> = sha256.iter().map(|&i| jobs[i].1).collect();
-        for (i, d) in sha256.into_iter().zip(lanes::sha256(&sha256_parts)) {
-            out[i] = d;
-        }
-        for i in of(&[HashAlg::Sha1]) {
-            out[i] = jobs[i].0.hash_parts(jobs[i].1);
+        for (family, many) in families {
+            let members: Vec<usize> = (0..jobs.len()).filter(|&i| family.contains(&jobs[i].0)).collect();
+            let these: Vec<(HashAlg, &[&[u8]])> = members.iter().map(|&i| jobs[i]).collect();
+            for (i, d) in members.into_iter().zip(many(&these)) {
+                out[i] = d;
+            }
         }
         out
     }

@@ -76,9 +76,10 @@ type Task = (u64, Vec<usize>);
 /// SHA-384/512 in the lanes of a vector register, SHA-256 with the rounds of several messages
 /// interleaved). Each family is hashed as one task, as one task per digest, or as two tasks
 /// (the inputs dealt longest first); of those plans the one whose estimated finish on the
-/// thread pool is earliest runs ([`HashAlg::cost_many`]), the least work of those that tie. The tasks run on every core, the
-/// most costly first, each core taking the next task when it is done (greedy list
-/// scheduling), so the long tasks start early and the short ones fill the gaps.
+/// thread pool is earliest runs ([`HashAlg::cost_many`]), the least work of those that tie.
+/// The tasks run on every core, the most costly first, each core taking the next task when it
+/// is done (greedy list scheduling), so the long tasks start early and the short ones fill the
+/// gaps.
 pub fn digest_all(jobs: &[(HashAlg, &HashInput<'_>)]) -> Vec<Vec<u8>> {
     let pieces: Vec<Vec<&[u8]>> = jobs.iter().map(|(_, input)| input.pieces()).collect();
     let len = |i: usize| jobs[i].1.len();
