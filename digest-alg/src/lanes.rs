@@ -438,17 +438,15 @@ mod x86 {
             ($t:expr, $i:expr) => {{
                 let s1 = big_sigma!(e, 14, 18, 41);
                 let ch = _mm256_ternarylogic_epi64(e, f, g, CH);
-                // h + W[t] + K[t] and d + that do not wait for e: the next e is then two
-                // additions after Σ1(e) and Ch (the chain that bounds a round).
+                // h + W[t] + K[t] does not wait for e.
                 let hwk = _mm256_add_epi64(h, _mm256_add_epi64(w[$i], _mm256_set1_epi64x(K[$t] as i64)));
-                let dhwk = _mm256_add_epi64(d, hwk);
-                let t1 = _mm256_add_epi64(_mm256_add_epi64(hwk, ch), s1);
+                let t1 = _mm256_add_epi64(hwk, _mm256_add_epi64(ch, s1));
                 let s0 = big_sigma!(a, 28, 34, 39);
                 let maj = _mm256_ternarylogic_epi64(a, b, c, MAJ);
                 h = g;
                 g = f;
                 f = e;
-                e = _mm256_add_epi64(_mm256_add_epi64(dhwk, ch), s1);
+                e = _mm256_add_epi64(d, t1);
                 d = c;
                 c = b;
                 b = a;
