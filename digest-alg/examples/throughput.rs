@@ -7,9 +7,9 @@
 //! `cargo run --release -p digest-alg --example throughput -- sha384 [SECONDS]` prints the
 //! algorithm and the bytes hashed per second; `scripts/bench.d/05-digest.sh` sets it beside
 //! `openssl speed`. A third argument N > 1 hashes N such buffers at once, as N messages given
-//! to `HashAlg::hash_many` (SHA-384/512 four at a time in vector lanes, SHA-256 four with their
-//! rounds interleaved, where the CPU can), and prints the bytes of all N hashed per second of the
-//! one thread.
+//! to `HashAlg::hash_many` (SHA-384/512 four at a time in vector lanes, SHA-1 and SHA-256 four
+//! with their rounds interleaved, where the CPU can), and prints the bytes of all N hashed per
+//! second of the one thread.
 
 #![allow(unsafe_code)] // clock_gettime
 

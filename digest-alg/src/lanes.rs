@@ -12,10 +12,11 @@
 //! * SHA-384/512 with AVX-512 (F and VL: 64-bit rotates and three-input logic on 256-bit
 //!   registers): one message per 64-bit lane of the same registers, each lane at ~0.7 of one
 //!   scalar stream, the four together ~2.9×. Idle lanes cost as much as busy ones.
-//! * SHA-256 with the SHA extensions: the rounds of up to four messages interleaved in one
-//!   instruction stream, so that one message's `sha256rnds2` runs while another's waits for its
-//!   result: four together ~1.9× one stream. An idle lane costs nothing (the code for the number
-//!   of busy lanes runs).
+//! * SHA-1 and SHA-256 with the SHA extensions: the rounds of up to four messages of either
+//!   algorithm interleaved in one instruction stream, so that one message's `sha256rnds2` or
+//!   `sha1rnds4` runs while another's waits for its result: four SHA-256 together ~1.9× one
+//!   stream on a Zen 4, a SHA-256 beside a SHA-1 ~1.3× on a Xeon (Emerald Rapids). An idle lane
+//!   costs nothing (the code for the number of busy lanes of each algorithm runs).
 //!
 //! A lane that finishes its message takes the next one (the longest first), so the lanes stay
 //! busy while messages remain, and the last message left finishes alone on the one-stream path.
@@ -37,11 +38,11 @@ pub(crate) fn sha512_family(jobs: &[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>> {
 }
 
 /// The digests of the messages (each the concatenation of its pieces), in the order given;
-/// every algorithm must be SHA-256.
-pub(crate) fn sha256(jobs: &[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>> {
+/// every algorithm must be SHA-1 or SHA-256.
+pub(crate) fn sha_ni(jobs: &[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>> {
     #[cfg(target_arch = "x86_64")]
     if jobs.len() > 1 && x86::has_sha_ni() {
-        return x86::drive::<x86::Sha256x4>(jobs);
+        return x86::drive::<x86::ShaNi>(jobs);
     }
     jobs.iter().map(|(alg, parts)| alg.hash_parts(parts)).collect()
 }
@@ -55,8 +56,8 @@ pub(crate) fn width() -> usize {
     1
 }
 
-/// How many SHA-256 messages run at once here (1: each alone).
-pub(crate) fn sha256_width() -> usize {
+/// How many SHA-1 and SHA-256 messages run at once here (1: each alone).
+pub(crate) fn sha_ni_width() -> usize {
     #[cfg(target_arch = "x86_64")]
     if x86::has_sha_ni() {
         return 4;
@@ -266,8 +267,8 @@ mod x86 {
         fn new_state() -> Self::State;
         /// The initial value of `alg`.
         fn iv(alg: HashAlg) -> Self::Words;
-        /// Puts a message's chaining value into `lane`.
-        fn set(state: &mut Self::State, lane: usize, w: Self::Words);
+        /// Puts the chaining value of a message of `alg` into `lane`.
+        fn set(state: &mut Self::State, lane: usize, alg: HashAlg, w: Self::Words);
         /// The chaining value of the message in `lane`.
         fn get(state: &Self::State, lane: usize) -> Self::Words;
         /// The blocks of each busy lane (`None`: an idle lane) into `state`: the same number of
@@ -276,8 +277,8 @@ mod x86 {
         /// # Safety
         /// The CPU has the features this kernel needs (the callers of [`drive`] check).
         unsafe fn compress(state: &mut Self::State, blocks: [Option<&[u8]>; N]);
-        /// Whole blocks of one message, on the one-stream path.
-        fn alone(w: &mut Self::Words, blocks: &[u8]);
+        /// Whole blocks of one message of `alg`, on the one-stream path.
+        fn alone(alg: HashAlg, w: &mut Self::Words, blocks: &[u8]);
         /// The digest in a final chaining value: its words big-endian, truncated to `alg`'s size.
         fn output(alg: HashAlg, w: Self::Words) -> Vec<u8>;
     }
@@ -308,7 +309,7 @@ mod x86 {
                         *lane = None;
                     }
                     let Some(job) = next.next() else { break };
-                    K::set(&mut state, l, K::iv(jobs[job].0));
+                    K::set(&mut state, l, jobs[job].0, K::iv(jobs[job].0));
                     *lane = Some((job, Cursor::new(jobs[job].1, K::BLOCK)));
                 }
             }
@@ -320,7 +321,7 @@ mod x86 {
                 let l = lanes.iter().position(Option::is_some).expect("one lane is busy");
                 let (job, c) = lanes[l].as_mut().expect("busy");
                 let mut alone = K::get(&state, l);
-                c.finish_alone(|blocks| K::alone(&mut alone, blocks));
+                c.finish_alone(|blocks| K::alone(jobs[*job].0, &mut alone, blocks));
                 out[*job] = K::output(jobs[*job].0, alone);
                 return out;
             }
@@ -357,7 +358,7 @@ mod x86 {
             }
         }
 
-        fn set(state: &mut Self::State, lane: usize, w: [u64; 8]) {
+        fn set(state: &mut Self::State, lane: usize, _: HashAlg, w: [u64; 8]) {
             for (s, v) in state.iter_mut().zip(w) {
                 s[lane] = v;
             }
@@ -379,7 +380,7 @@ mod x86 {
             }
         }
 
-        fn alone(w: &mut [u64; 8], blocks: &[u8]) {
+        fn alone(_: HashAlg, w: &mut [u64; 8], blocks: &[u8]) {
             crate::sha512::compress_bytes(w, blocks);
         }
 
@@ -497,8 +498,12 @@ mod x86 {
         }
     }
 
-    /// SHA-256 with the SHA extensions, the rounds of up to four messages interleaved.
-    pub(super) struct Sha256x4;
+    /// SHA-1 and SHA-256 with the SHA extensions, the rounds of up to four messages of either
+    /// algorithm interleaved in one instruction stream.
+    pub(super) struct ShaNi;
+
+    /// The SHA-1 initial value (FIPS 180-4 §5.3.1).
+    const IV_1: [u32; 5] = [0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0];
 
     /// The SHA-256 initial value (FIPS 180-4 §5.3.3).
     const IV_256: [u32; 8] =
@@ -518,136 +523,245 @@ mod x86 {
         0xc67178f2,
     ]);
 
-    impl Kernel for Sha256x4 {
+    /// Every lane's chaining value as the SHA extensions hold it, and which lanes hash SHA-1.
+    pub(super) struct ShaNiState {
+        /// SHA-256: the words F, E, B, A (one 128-bit register, lowest first), then H, G, D, C.
+        /// SHA-1: D, C, B, A, then three zeros and E.
+        words: [[u32; 8]; N],
+        sha1: [bool; N],
+    }
+
+    impl Kernel for ShaNi {
         const BLOCK: usize = 64;
+        /// SHA-256: A..H; SHA-1: A..E, then three unused words.
         type Words = [u32; 8];
-        /// Each lane's chaining value as the SHA extensions hold it: the words F, E, B, A (one
-        /// 128-bit register, lowest first), then H, G, D, C.
-        type State = [[u32; 8]; N];
+        type State = ShaNiState;
 
         fn new_state() -> Self::State {
-            [[0; 8]; N]
+            ShaNiState { words: [[0; 8]; N], sha1: [false; N] }
         }
 
-        fn iv(_: HashAlg) -> [u32; 8] {
-            IV_256
+        fn iv(alg: HashAlg) -> [u32; 8] {
+            match alg {
+                HashAlg::Sha1 => {
+                    let [a, b, c, d, e] = IV_1;
+                    [a, b, c, d, e, 0, 0, 0]
+                }
+                _ => IV_256,
+            }
         }
 
-        fn set(state: &mut Self::State, lane: usize, [a, b, c, d, e, f, g, h]: [u32; 8]) {
-            state[lane] = [f, e, b, a, h, g, d, c];
+        fn set(state: &mut Self::State, lane: usize, alg: HashAlg, w: [u32; 8]) {
+            let [a, b, c, d, e, f, g, h] = w;
+            state.sha1[lane] = alg == HashAlg::Sha1;
+            state.words[lane] = if state.sha1[lane] { [d, c, b, a, 0, 0, 0, e] } else { [f, e, b, a, h, g, d, c] };
         }
 
         fn get(state: &Self::State, lane: usize) -> [u32; 8] {
-            let [f, e, b, a, h, g, d, c] = state[lane];
-            [a, b, c, d, e, f, g, h]
+            if state.sha1[lane] {
+                let [d, c, b, a, _, _, _, e] = state.words[lane];
+                [a, b, c, d, e, 0, 0, 0]
+            } else {
+                let [f, e, b, a, h, g, d, c] = state.words[lane];
+                [a, b, c, d, e, f, g, h]
+            }
         }
 
         unsafe fn compress(state: &mut Self::State, blocks: [Option<&[u8]>; N]) {
-            // The busy lanes, packed: the code for that many messages runs (an idle lane
-            // would cost as much as a busy one). Measured on a Zen 4 (runs of 64 blocks): two
-            // messages interleaved 3.5 GB/s, three 3.3, one 1.8; four as two pairs 3.5 against
-            // 3.3 interleaved in one (the SSE encoding of the SHA instructions reaches sixteen
-            // registers: too few for four messages' state and schedule).
-            let mut lanes = [0usize; N];
+            // The busy lanes, SHA-256 first: the code for that many messages of each algorithm
+            // runs (an idle lane would cost as much as a busy one). Four busy run as two pairs,
+            // each SHA-256 message beside a SHA-1 one where there are both (the SSE encoding of
+            // the SHA instructions reaches sixteen registers: too few for four messages' state
+            // and schedule). `docs/performance.md` has the measurements.
+            let mut order = [0usize; N];
             let mut busy = 0;
-            for (l, b) in blocks.iter().enumerate() {
-                if b.is_some() {
-                    lanes[busy] = l;
-                    busy += 1;
+            for sha1 in [false, true] {
+                for (l, b) in blocks.iter().enumerate() {
+                    if b.is_some() && state.sha1[l] == sha1 {
+                        order[busy] = l;
+                        busy += 1;
+                    }
                 }
             }
-            macro_rules! run {
-                ($n:literal, $from:literal) => {{
-                    let lanes = &lanes[$from..];
-                    let mut s: [[u32; 8]; $n] = std::array::from_fn(|j| state[lanes[j]]);
-                    let b: [&[u8]; $n] = std::array::from_fn(|j| blocks[lanes[j]].unwrap_or_default());
-                    // SAFETY: the CPU has the SHA extensions, SSSE3 and SSE4.1 (the caller's contract).
-                    unsafe { sha_ni_blocks::<$n>(&mut s, b) };
-                    for j in 0..$n {
-                        state[lanes[j]] = s[j];
-                    }
-                }};
-            }
+            let mut group = |lanes: &[usize]| {
+                let sha1 = lanes.iter().filter(|&&l| state.sha1[l]).count();
+                macro_rules! run {
+                    ($($a:literal $b:literal),*) => {
+                        match (lanes.len() - sha1, sha1) {
+                            $(($a, $b) => {
+                                // SHA-256 lanes first (`order`), then SHA-1.
+                                let mut s: [[u32; 8]; $a] = std::array::from_fn(|j| state.words[lanes[j]]);
+                                let mut t: [[u32; 8]; $b] = std::array::from_fn(|j| state.words[lanes[$a + j]]);
+                                let x: [&[u8]; $a] = std::array::from_fn(|j| blocks[lanes[j]].unwrap_or_default());
+                                let y: [&[u8]; $b] =
+                                    std::array::from_fn(|j| blocks[lanes[$a + j]].unwrap_or_default());
+                                // SAFETY: the CPU has the SHA extensions, SSSE3 and SSE4.1 (the
+                                // caller's contract).
+                                unsafe { sha_ni_blocks::<$a, $b>(&mut s, x, &mut t, y) };
+                                for (&l, w) in lanes.iter().zip(s.into_iter().chain(t)) {
+                                    state.words[l] = w;
+                                }
+                            })*
+                            _ => unreachable!("one to three lanes at once"),
+                        }
+                    };
+                }
+                run!(1 0, 0 1, 2 0, 1 1, 0 2, 3 0, 2 1, 1 2, 0 3)
+            };
             match busy {
                 4 => {
-                    run!(2, 0);
-                    run!(2, 2)
+                    let mut pair = |i: usize, j: usize| {
+                        let (a, b) = if state.sha1[order[i]] { (order[j], order[i]) } else { (order[i], order[j]) };
+                        group(&[a, b]);
+                    };
+                    pair(0, 3);
+                    pair(1, 2);
                 }
-                3 => run!(3, 0),
-                2 => run!(2, 0),
-                1 => run!(1, 0),
-                _ => {}
+                0 => {}
+                n => group(&order[..n]),
             }
         }
 
-        fn alone(w: &mut [u32; 8], blocks: &[u8]) {
+        fn alone(alg: HashAlg, w: &mut [u32; 8], blocks: &[u8]) {
             type Block = GenericArray<u8, U64>;
             const _: () = assert!(size_of::<Block>() == 64 && align_of::<Block>() == 1);
             debug_assert_eq!(blocks.len() % 64, 0);
             // SAFETY: `GenericArray<u8, U64>` is 64 bytes with alignment 1 (checked above; it is
             // a `repr(transparent)` array): the whole blocks of `blocks`, read in place.
             let blocks = unsafe { std::slice::from_raw_parts(blocks.as_ptr().cast::<Block>(), blocks.len() / 64) };
-            sha2::compress256(w, blocks);
+            if alg == HashAlg::Sha1 {
+                let mut five: [u32; 5] = std::array::from_fn(|i| w[i]);
+                sha1::compress(&mut five, blocks);
+                w[..5].copy_from_slice(&five);
+            } else {
+                sha2::compress256(w, blocks);
+            }
         }
 
-        fn output(_: HashAlg, w: [u32; 8]) -> Vec<u8> {
-            w.iter().flat_map(|x| x.to_be_bytes()).collect()
+        fn output(alg: HashAlg, w: [u32; 8]) -> Vec<u8> {
+            let mut d: Vec<u8> = w.iter().flat_map(|x| x.to_be_bytes()).collect();
+            d.truncate(alg.size());
+            d
         }
     }
 
-    /// The blocks of each of `M` messages (the same number of 64-byte blocks each) into their
-    /// chaining values (laid out as [`Sha256x4::State`]'s lanes), the four rounds of one
-    /// message beside those of the others (FIPS 180-4 §6.2.2 with `sha256rnds2`, two rounds
-    /// per instruction; the message schedule with `sha256msg1` and `sha256msg2`).
+    /// The blocks of `A` SHA-256 and `B` SHA-1 messages (the same number of 64-byte blocks each)
+    /// into their chaining values (laid out as [`ShaNiState`]'s words), the four rounds of one
+    /// message beside those of the others. SHA-256: FIPS 180-4 §6.2.2 with `sha256rnds2`, two
+    /// rounds per instruction, the schedule with `sha256msg1` and `sha256msg2`. SHA-1: §6.1.2
+    /// with `sha1rnds4` (four rounds, the round function chosen by the immediate), `sha1nexte`
+    /// (the next E from the A of four rounds before, plus the schedule words), the schedule with
+    /// `sha1msg1`, `sha1msg2` and an XOR.
     #[target_feature(enable = "sha,ssse3,sse4.1")]
-    unsafe fn sha_ni_blocks<const M: usize>(state: &mut [[u32; 8]; M], blocks: [&[u8]; M]) {
-        // Big-endian words: reverse the bytes of each 32-bit word.
+    unsafe fn sha_ni_blocks<const A: usize, const B: usize>(
+        s256: &mut [[u32; 8]; A],
+        b256: [&[u8]; A],
+        s1: &mut [[u32; 8]; B],
+        b1: [&[u8]; B],
+    ) {
+        // Big-endian words: reverse the bytes of each 32-bit word (SHA-256), or all sixteen
+        // (SHA-1 keeps the first word in the highest element).
         let swap = _mm_set_epi64x(0x0c0d_0e0f_0809_0a0b, 0x0405_0607_0001_0203);
-        let n = blocks[0].len() / 64;
-        debug_assert!(blocks.iter().all(|b| b.len() == 64 * n));
-        // SAFETY: 32 bytes of a lane's state; unaligned loads.
-        let mut abef: [__m128i; M] = std::array::from_fn(|j| unsafe { _mm_loadu_si128(state[j].as_ptr().cast()) });
-        let mut cdgh: [__m128i; M] =
-            std::array::from_fn(|j| unsafe { _mm_loadu_si128(state[j].as_ptr().add(4).cast()) });
+        let reverse = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f);
+        let n = b256.iter().chain(&b1).map(|b| b.len() / 64).next().unwrap_or(0);
+        debug_assert!(b256.iter().chain(&b1).all(|b| b.len() == 64 * n));
+        // SAFETY (all loads and stores of state below): 32 bytes of a lane's words; unaligned.
+        let mut abef: [__m128i; A] = std::array::from_fn(|j| unsafe { _mm_loadu_si128(s256[j].as_ptr().cast()) });
+        let mut cdgh: [__m128i; A] =
+            std::array::from_fn(|j| unsafe { _mm_loadu_si128(s256[j].as_ptr().add(4).cast()) });
+        let mut abcd: [__m128i; B] = std::array::from_fn(|j| unsafe { _mm_loadu_si128(s1[j].as_ptr().cast()) });
+        let mut e: [__m128i; B] = std::array::from_fn(|j| unsafe { _mm_loadu_si128(s1[j].as_ptr().add(4).cast()) });
         for i in 0..n {
-            // w[j]: the last four groups of four schedule words of message j, oldest first.
-            let mut w: [[__m128i; 4]; M] = std::array::from_fn(|j| {
-                // SAFETY: 16 bytes at 16q of block i of message j (the slice holds n blocks).
-                std::array::from_fn(|q| unsafe {
-                    _mm_shuffle_epi8(_mm_loadu_si128(blocks[j].as_ptr().add(64 * i + 16 * q).cast()), swap)
-                })
-            });
-            let (abef0, cdgh0) = (abef, cdgh);
-            // Sixteen steps of four rounds; step r uses schedule words 4r..4r + 4. The loops
-            // are unrolled by the compiler (constant bounds), the messages' steps interleaved.
-            for r in 0..16 {
-                // SAFETY: words 4r..4r + 4 of the 16-byte aligned constants, r < 16.
-                let k = unsafe { _mm_load_si128(K_256.0.as_ptr().add(4 * r).cast()) };
-                for j in 0..M {
-                    let [w0, w1, w2, w3] = w[j];
-                    let cur = if r < 4 {
-                        w0
-                    } else {
-                        // W[t..t+4] from W[t-16..t]: σ0 terms (msg1), W[t-7..t-3], σ1 (msg2).
-                        let t = _mm_add_epi32(_mm_sha256msg1_epu32(w0, w1), _mm_alignr_epi8(w3, w2, 4));
-                        _mm_sha256msg2_epu32(t, w3)
-                    };
-                    w[j] = [w1, w2, w3, cur];
-                    let wk = _mm_add_epi32(cur, k);
-                    cdgh[j] = _mm_sha256rnds2_epu32(cdgh[j], abef[j], wk);
-                    abef[j] = _mm_sha256rnds2_epu32(abef[j], cdgh[j], _mm_shuffle_epi32(wk, 0x0e));
-                }
+            // SAFETY: 16 bytes at 16q of block i of a message (each slice holds n blocks).
+            let load = |b: &[u8], q: usize, mask| unsafe {
+                _mm_shuffle_epi8(_mm_loadu_si128(b.as_ptr().add(64 * i + 16 * q).cast()), mask)
+            };
+            // w[j], v[j]: the last four groups of four schedule words of a message, oldest first.
+            let mut w: [[__m128i; 4]; A] = std::array::from_fn(|j| std::array::from_fn(|q| load(b256[j], q, swap)));
+            let mut v: [[__m128i; 4]; B] = std::array::from_fn(|j| std::array::from_fn(|q| load(b1[j], q, reverse)));
+            let (abef0, cdgh0, abcd0, e0) = (abef, cdgh, abcd, e);
+            // The A of four rounds before, for sha1nexte.
+            let mut before = abcd;
+            // Step r: four rounds of each message (SHA-256 has sixteen steps, SHA-1 twenty;
+            // `f` selects SHA-1's round function). Unrolled: the immediates must be constants.
+            macro_rules! step {
+                ($r:literal, $f:literal) => {
+                    if $r < 16 {
+                        // SAFETY: words 4r..4r + 4 of the 16-byte aligned constants, r < 16.
+                        let k = unsafe { _mm_load_si128(K_256.0.as_ptr().add(4 * ($r % 16)).cast()) };
+                        for j in 0..A {
+                            let [w0, w1, w2, w3] = w[j];
+                            let cur = if $r < 4 {
+                                w0
+                            } else {
+                                // W[t..t+4] from W[t-16..t]: σ0 terms (msg1), W[t-7..t-3], σ1 (msg2).
+                                let t = _mm_add_epi32(_mm_sha256msg1_epu32(w0, w1), _mm_alignr_epi8(w3, w2, 4));
+                                _mm_sha256msg2_epu32(t, w3)
+                            };
+                            w[j] = [w1, w2, w3, cur];
+                            let wk = _mm_add_epi32(cur, k);
+                            cdgh[j] = _mm_sha256rnds2_epu32(cdgh[j], abef[j], wk);
+                            abef[j] = _mm_sha256rnds2_epu32(abef[j], cdgh[j], _mm_shuffle_epi32(wk, 0x0e));
+                        }
+                    }
+                    for j in 0..B {
+                        let [v0, v1, v2, v3] = v[j];
+                        let cur = if $r < 4 {
+                            v0
+                        } else {
+                            // W[t..t+4] = ROTL1(W[t-3] ^ W[t-8] ^ W[t-14] ^ W[t-16]).
+                            _mm_sha1msg2_epu32(_mm_xor_si128(_mm_sha1msg1_epu32(v0, v1), v2), v3)
+                        };
+                        v[j] = [v1, v2, v3, cur];
+                        let next_e =
+                            if $r == 0 { _mm_add_epi32(e[j], cur) } else { _mm_sha1nexte_epu32(before[j], cur) };
+                        before[j] = abcd[j];
+                        abcd[j] = _mm_sha1rnds4_epu32(abcd[j], next_e, $f);
+                    }
+                };
             }
-            for j in 0..M {
+            step!(0, 0);
+            step!(1, 0);
+            step!(2, 0);
+            step!(3, 0);
+            step!(4, 0);
+            step!(5, 1);
+            step!(6, 1);
+            step!(7, 1);
+            step!(8, 1);
+            step!(9, 1);
+            step!(10, 2);
+            step!(11, 2);
+            step!(12, 2);
+            step!(13, 2);
+            step!(14, 2);
+            step!(15, 3);
+            step!(16, 3);
+            step!(17, 3);
+            step!(18, 3);
+            step!(19, 3);
+            for j in 0..A {
                 abef[j] = _mm_add_epi32(abef[j], abef0[j]);
                 cdgh[j] = _mm_add_epi32(cdgh[j], cdgh0[j]);
             }
+            for j in 0..B {
+                // E: ROTL30 of the A of four rounds before, plus E at the block's start.
+                e[j] = _mm_sha1nexte_epu32(before[j], e0[j]);
+                abcd[j] = _mm_add_epi32(abcd[j], abcd0[j]);
+            }
         }
-        for j in 0..M {
-            // SAFETY: 32 bytes of a lane's state; unaligned stores.
+        for j in 0..A {
+            // SAFETY: as for the loads.
             unsafe {
-                _mm_storeu_si128(state[j].as_mut_ptr().cast(), abef[j]);
-                _mm_storeu_si128(state[j].as_mut_ptr().add(4).cast(), cdgh[j]);
+                _mm_storeu_si128(s256[j].as_mut_ptr().cast(), abef[j]);
+                _mm_storeu_si128(s256[j].as_mut_ptr().add(4).cast(), cdgh[j]);
+            }
+        }
+        for j in 0..B {
+            // SAFETY: as for the loads.
+            unsafe {
+                _mm_storeu_si128(s1[j].as_mut_ptr().cast(), abcd[j]);
+                _mm_storeu_si128(s1[j].as_mut_ptr().add(4).cast(), e[j]);
             }
         }
     }
@@ -661,6 +775,7 @@ mod tests {
     fn reference(alg: HashAlg, parts: &[&[u8]]) -> Vec<u8> {
         let flat: Vec<u8> = parts.concat();
         match alg {
+            HashAlg::Sha1 => sha1::Sha1::digest(&flat).to_vec(),
             HashAlg::Sha256 => sha2::Sha256::digest(&flat).to_vec(),
             HashAlg::Sha384 => sha2::Sha384::digest(&flat).to_vec(),
             _ => sha2::Sha512::digest(&flat).to_vec(),
@@ -717,11 +832,12 @@ mod tests {
         }
     }
 
-    /// SHA-256 messages of every padding case (lengths around 55, 56, 64 bytes and their
-    /// multiples), in pieces that split blocks anywhere, empty pieces included, from one message
-    /// to more than the lanes: the same digests as the `sha2` crate, whatever path runs.
+    /// SHA-1 and SHA-256 messages of every padding case (lengths around 55, 56, 64 bytes and
+    /// their multiples), in pieces that split blocks anywhere, empty pieces included, from one
+    /// message to more than the lanes, one algorithm or both: the same digests as the `sha1`
+    /// and `sha2` crates, whatever path runs.
     #[test]
-    fn sha256_same_as_sha2_in_pieces() {
+    fn sha_ni_same_as_reference_in_pieces() {
         let data: Vec<u8> = (0..20_000u32).map(|i| (i.wrapping_mul(2_246_822_519) >> 13) as u8).collect();
         let lens = [0usize, 1, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 4096, 4128, 19_999];
         let cuts = [1usize, 3, 32, 63, 64, 100, 5000];
@@ -737,21 +853,25 @@ mod tests {
                 parts
             })
             .collect();
-        let jobs: Vec<(HashAlg, &[&[u8]])> = owned.iter().map(|p| (HashAlg::Sha256, p.as_slice())).collect();
-        for count in [1, 2, 3, 4, 5, jobs.len()] {
-            let got = sha256(&jobs[..count]);
-            for (i, (_, parts)) in jobs[..count].iter().enumerate() {
-                assert_eq!(got[i], reference(HashAlg::Sha256, parts), "message {i} ({count} messages)");
+        for pick in [|_| HashAlg::Sha256, |_| HashAlg::Sha1, |k: usize| HashAlg::FAMILIES[0][k % 2]] {
+            let jobs: Vec<(HashAlg, &[&[u8]])> =
+                owned.iter().enumerate().map(|(k, p)| (pick(k), p.as_slice())).collect();
+            for count in [1, 2, 3, 4, 5, jobs.len()] {
+                let got = sha_ni(&jobs[..count]);
+                for (i, (alg, parts)) in jobs[..count].iter().enumerate() {
+                    assert_eq!(got[i], reference(*alg, parts), "{alg} of message {i} ({count} messages)");
+                }
             }
         }
     }
 
-    /// The interleaved SHA-256 path itself, on this CPU, with four, three, two and one busy
-    /// lanes (messages of different lengths end at different times): fails where it cannot run
-    /// (no SHA extensions) rather than pass without checking it.
+    /// The interleaved SHA-1 and SHA-256 path itself, on this CPU, with four, three, two and one
+    /// busy lanes holding every mix of the two algorithms (messages of different lengths end at
+    /// different times): fails where it cannot run (no SHA extensions) rather than pass without
+    /// checking it.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn sha256_lanes_run_and_agree() {
+    fn sha_ni_lanes_run_and_agree() {
         assert!(x86::has_sha_ni(), "this CPU lacks the SHA extensions: the interleaved path is not checked");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i ^ (i >> 5)) as u8).collect();
         let owned: Vec<Vec<&[u8]>> =
@@ -760,10 +880,16 @@ mod tests {
                 .enumerate()
                 .map(|(k, &(start, n))| data[start..start + n.min(data.len() - start)].chunks(40_000 + k).collect())
                 .collect();
-        let jobs: Vec<(HashAlg, &[&[u8]])> = owned.iter().map(|p| (HashAlg::Sha256, p.as_slice())).collect();
-        let got = x86::drive::<x86::Sha256x4>(&jobs);
-        for (i, (_, parts)) in jobs.iter().enumerate() {
-            assert_eq!(got[i], reference(HashAlg::Sha256, parts), "message {i}");
+        // Which messages are SHA-1, as bits: none, all, and mixes that put one to three SHA-1
+        // messages beside SHA-256 ones in the lanes as they fill and empty.
+        for mask in [0u32, 0x7f, 0b1010101, 0b0101010, 0b0000001, 0b1110000, 0b0011011, 0b1001100] {
+            let alg = |k: usize| if mask >> k & 1 == 1 { HashAlg::Sha1 } else { HashAlg::Sha256 };
+            let jobs: Vec<(HashAlg, &[&[u8]])> =
+                owned.iter().enumerate().map(|(k, p)| (alg(k), p.as_slice())).collect();
+            let got = x86::drive::<x86::ShaNi>(&jobs);
+            for (i, (alg, parts)) in jobs.iter().enumerate() {
+                assert_eq!(got[i], reference(*alg, parts), "{alg} of message {i} (SHA-1 mask {mask:#b})");
+            }
         }
     }
 }

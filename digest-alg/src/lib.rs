@@ -185,21 +185,21 @@ impl HashAlg {
         }
     }
 
+    /// The algorithms whose messages [`HashAlg::hash_many`] hashes together (at once where
+    /// the CPU can): SHA-1 with SHA-256 (the SHA extensions), SHA-384 with SHA-512 (vector
+    /// lanes). Every algorithm is in one family.
+    pub const FAMILIES: [&'static [HashAlg]; 2] = [&[Self::Sha1, Self::Sha256], &[Self::Sha384, Self::Sha512]];
+
     /// The digests of several messages, each the concatenation of its pieces, in the order
-    /// given. One thread; several messages at once where the CPU can (`lanes`): the SHA-384 and
-    /// SHA-512 messages four at a time, one per lane of a vector register (AVX-512 F and VL), the
-    /// SHA-256 messages four at a time with their rounds interleaved (SHA extensions); the SHA-1
-    /// messages one after the other.
+    /// given. One thread; several messages of a family ([`HashAlg::FAMILIES`]) at once where the
+    /// CPU can (`lanes`): the SHA-384 and SHA-512 messages four at a time, one per lane of a
+    /// vector register (AVX-512 F and VL), the SHA-1 and SHA-256 messages four at a time with
+    /// their rounds interleaved (SHA extensions).
     pub fn hash_many(jobs: &[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>> {
         type Many = fn(&[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>>;
-        let one_by_one: Many = |jobs| jobs.iter().map(|(alg, parts)| alg.hash_parts(parts)).collect();
-        let families: [(&[HashAlg], Many); 3] = [
-            (&[HashAlg::Sha384, HashAlg::Sha512], lanes::sha512_family),
-            (&[HashAlg::Sha256], lanes::sha256),
-            (&[HashAlg::Sha1], one_by_one),
-        ];
+        let many: [Many; 2] = [lanes::sha_ni, lanes::sha512_family];
         let mut out: Vec<Vec<u8>> = vec![Vec::new(); jobs.len()];
-        for (family, many) in families {
+        for (family, many) in Self::FAMILIES.into_iter().zip(many) {
             let members: Vec<usize> = (0..jobs.len()).filter(|&i| family.contains(&jobs[i].0)).collect();
             let these: Vec<(HashAlg, &[&[u8]])> = members.iter().map(|&i| jobs[i]).collect();
             for (i, d) in members.into_iter().zip(many(&these)) {
@@ -210,11 +210,10 @@ impl HashAlg {
     }
 
     /// How many messages of this algorithm [`HashAlg::hash_many`] hashes at once on this CPU:
-    /// SHA-384/512 4 with AVX-512 F and VL, SHA-256 4 with the SHA extensions, else 1.
+    /// SHA-384/512 4 with AVX-512 F and VL, SHA-1 and SHA-256 4 with the SHA extensions, else 1.
     pub fn lanes(self) -> usize {
         match self {
-            Self::Sha1 => 1,
-            Self::Sha256 => lanes::sha256_width(),
+            Self::Sha1 | Self::Sha256 => lanes::sha_ni_width(),
             Self::Sha384 | Self::Sha512 => lanes::width(),
         }
     }
@@ -234,7 +233,7 @@ impl HashAlg {
     /// lengths (all of this algorithm's family) on one core of the build machine, on this CPU:
     /// the messages are dealt to the lanes longest first, and a step that advances `k` busy
     /// lanes costs what was measured for `k` (an idle SHA-384/512 lane costs as much as a busy
-    /// one; SHA-256 lanes cost by the number busy; the last message runs alone).
+    /// one; SHA-1 and SHA-256 lanes cost by the number busy; the last message runs alone).
     pub fn cost_many(self, lens: &[u64]) -> u64 {
         let width = self.lanes();
         if width == 1 || lens.len() < 2 {
@@ -242,7 +241,8 @@ impl HashAlg {
         }
         // Picoseconds for one byte of each of k busy lanes (k = 2, 3, 4), measured with
         // messages of 16 MiB: SHA-384/512 2.6 GB/s for four lanes together whatever the number
-        // busy; SHA-256 3.5, 3.3 and 3.5 GB/s for two, three and four busy.
+        // busy; SHA-256 3.5, 3.3 and 3.5 GB/s for two, three and four busy (taken for SHA-1
+        // and SHA-1 beside SHA-256 too: the same instructions' latency bounds each stream).
         let step = |k: usize| -> u64 {
             match (self, k) {
                 (_, 1) => self.cost(1),
@@ -358,7 +358,8 @@ mod tests {
     }
 
     /// The planning estimates: one message costs what it costs alone; several of a family with
-    /// lanes on this CPU cost less together than one after the other; SHA-1 has no lanes.
+    /// lanes on this CPU cost less together than one after the other; the two algorithms of a
+    /// family have the same lanes.
     #[test]
     fn cost_many_estimates() {
         let n = 1 << 20;
@@ -374,6 +375,10 @@ mod tests {
                 assert_eq!(four, 4 * alg.cost(n), "{alg}");
             }
         }
-        assert_eq!(HashAlg::Sha1.lanes(), 1);
+        for family in HashAlg::FAMILIES {
+            assert_eq!(family[0].lanes(), family[1].lanes(), "{family:?}");
+        }
+        let every: Vec<HashAlg> = HashAlg::FAMILIES.concat();
+        assert!(HashAlg::ALL.iter().all(|a| every.iter().filter(|&b| b == a).count() == 1), "one family each");
     }
 }

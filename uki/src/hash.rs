@@ -4,7 +4,8 @@
 //! digest skips the checksum and the certificate table, and a section is measured as it lies in
 //! memory, zero-filled past its raw data. [`HashInput`] names those bytes without copying them;
 //! [`digest_all`] hashes many inputs at once: digests of one family together where that is
-//! cheaper (SHA-384/512 in vector lanes, SHA-256 interleaved), and the cores share the tasks.
+//! cheaper (SHA-384/512 in vector lanes, SHA-1 and SHA-256 interleaved), and the cores share
+//! the tasks.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -72,9 +73,9 @@ type Task = (u64, Vec<usize>);
 
 /// Computes every `(algorithm, input)` digest; results in the order of `jobs`.
 ///
-/// Digests of one family are hashed together where that is cheaper ([`HashAlg::hash_many`]:
-/// SHA-384/512 in the lanes of a vector register, SHA-256 with the rounds of several messages
-/// interleaved). Each family is hashed as one task, as one task per digest, or as two tasks
+/// Digests of one family ([`HashAlg::FAMILIES`]) are hashed together where that is cheaper
+/// ([`HashAlg::hash_many`]: SHA-384/512 in the lanes of a vector register, SHA-1 and SHA-256
+/// with the rounds of several messages interleaved). Each family is hashed as one task, as one task per digest, or as two tasks
 /// (the inputs dealt longest first); of those plans the one whose estimated finish on the
 /// thread pool is earliest runs ([`HashAlg::cost_many`]), the least work of those that tie.
 /// The tasks run on every core, the most costly first, each core taking the next task when it
@@ -107,12 +108,11 @@ pub fn digest_all(jobs: &[(HashAlg, &HashInput<'_>)]) -> Vec<Vec<u8>> {
         ways
     };
     let cost = |task: &[usize]| jobs[task[0]].0.cost_many(&task.iter().map(|&i| len(i)).collect::<Vec<_>>());
-    let sha1: Vec<Vec<usize>> = family(&[HashAlg::Sha1]).into_iter().map(|i| vec![i]).collect();
-    let sha256_ways = ways(family(&[HashAlg::Sha256]));
+    let [narrow, wide] = HashAlg::FAMILIES.map(|f| ways(family(f)));
     let mut best: Option<((u64, u64), Vec<Task>)> = None;
-    for wide in ways(family(&[HashAlg::Sha384, HashAlg::Sha512])) {
-        for sha256 in &sha256_ways {
-            let mut tasks: Vec<Task> = wide.iter().chain(sha256).chain(&sha1).map(|t| (cost(t), t.clone())).collect();
+    for wide in &wide {
+        for narrow in &narrow {
+            let mut tasks: Vec<Task> = wide.iter().chain(narrow).map(|t| (cost(t), t.clone())).collect();
             tasks.sort_by_key(|(c, _)| std::cmp::Reverse(*c));
             // The earliest finish; of plans that finish together, the least work (the other
             // cores then idle, or run what else the process has to do).
