@@ -610,12 +610,10 @@ mod x86 {
             };
             match busy {
                 4 => {
-                    let mut pair = |i: usize, j: usize| {
-                        let (a, b) = if state.sha1[order[i]] { (order[j], order[i]) } else { (order[i], order[j]) };
-                        group(&[a, b]);
-                    };
-                    pair(0, 3);
-                    pair(1, 2);
+                    // The first SHA-256 lane beside the last SHA-1 lane, and so on (`order` has
+                    // the SHA-256 lanes first, so each pair does too).
+                    group(&[order[0], order[3]]);
+                    group(&[order[1], order[2]]);
                 }
                 0 => {}
                 n => group(&order[..n]),

@@ -241,8 +241,8 @@ impl HashAlg {
         }
         // Picoseconds for one byte of each of k busy lanes (k = 2, 3, 4), measured with
         // messages of 16 MiB: SHA-384/512 2.6 GB/s for four lanes together whatever the number
-        // busy; SHA-256 3.5, 3.3 and 3.5 GB/s for two, three and four busy (taken for SHA-1
-        // and SHA-1 beside SHA-256 too: the same instructions' latency bounds each stream).
+        // busy; SHA-256 3.5, 3.3 and 3.5 GB/s for two, three and four busy. SHA-1 lanes, alone
+        // or beside SHA-256 ones, were not measured there: SHA-256's steps stand in for them.
         let step = |k: usize| -> u64 {
             match (self, k) {
                 (_, 1) => self.cost(1),

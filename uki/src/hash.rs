@@ -75,9 +75,10 @@ type Task = (u64, Vec<usize>);
 ///
 /// Digests of one family ([`HashAlg::FAMILIES`]) are hashed together where that is cheaper
 /// ([`HashAlg::hash_many`]: SHA-384/512 in the lanes of a vector register, SHA-1 and SHA-256
-/// with the rounds of several messages interleaved). Each family is hashed as one task, as one task per digest, or as two tasks
-/// (the inputs dealt longest first); of those plans the one whose estimated finish on the
-/// thread pool is earliest runs ([`HashAlg::cost_many`]), the least work of those that tie.
+/// with the rounds of several messages interleaved). Each family is hashed as one task, as one
+/// task per digest, or as two tasks (the inputs dealt longest first); of those plans the one
+/// whose estimated finish on the thread pool is earliest runs ([`HashAlg::cost_many`]), the
+/// least work of those that tie.
 /// The tasks run on every core, the most costly first, each core taking the next task when it
 /// is done (greedy list scheduling), so the long tasks start early and the short ones fill the
 /// gaps.
