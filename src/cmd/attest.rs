@@ -23,6 +23,7 @@ use super::sign::{read_public_key, read_signature};
 use crate::{Global, Outcome};
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Check a node's evidence against a signed bundle: exit 0 only if every enforced value
     /// matches, 1 otherwise, 2 for unusable input.

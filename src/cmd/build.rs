@@ -16,7 +16,9 @@ use indicatif::{DecimalBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::{Global, Outcome};
 
-/// Where the profiles, the cache and mkosi are (shared by build, lock, rebuild and release).
+// Where the profiles, the cache and mkosi are (shared by build, lock, rebuild and release).
+// (Not a doc comment: clap would make it the `about` of every command that flattens this
+// struct, over the command's own, as the commands are built lazily: `defer` in lib.rs.)
 #[derive(Debug, Args, Default)]
 pub struct Locations {
     /// An image project (made by `nodeimg init`): its image/ and platforms/ on nodeimg's built-in
@@ -155,8 +157,10 @@ impl Locations {
     }
 }
 
-/// Where the packages come from (build, lock, rebuild). Default: the lock's `snapshot`, else the
-/// live Debian archive.
+// Where the packages come from (build, lock, rebuild). Default: the lock's `snapshot`, else the
+// live Debian archive.
+// (Not a doc comment: clap would make it the `about` of every command that flattens this
+// struct, over the command's own, as the commands are built lazily: `defer` in lib.rs.)
 #[derive(Debug, Args, Default)]
 pub struct SourceArgs {
     /// Resolve from this snapshot of the Debian archive (YYYYMMDDTHHMMSSZ), for the image and

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::{Global, Outcome};
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Print every event of a log: register, type, digests, decoded data.
     Show(LogArgs),

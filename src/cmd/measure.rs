@@ -20,6 +20,7 @@ use serde::Serialize;
 use crate::{Global, Outcome};
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// AMD SEV-SNP launch digest (MEASUREMENT), as sev-snp-measure 0.0.13 computes it.
     Snp(SnpArgs),

@@ -37,7 +37,9 @@ pub enum SecureBootArg {
     Without,
 }
 
-/// What the firmware and the stubs see besides the UKI.
+// What the firmware and the stubs see besides the UKI.
+// (Not a doc comment: clap would make it the `about` of every command that flattens this
+// struct, over the command's own, as the commands are built lazily: `defer` in lib.rs.)
 #[derive(Debug, Args)]
 pub struct BootOptions {
     /// The firmware's variable store (an OVMF VARS file such as Debian's OVMF_VARS_4M.fd or

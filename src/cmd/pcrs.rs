@@ -18,6 +18,7 @@ use crate::cmd::eventlog::emit;
 use crate::{Global, Outcome};
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Read the PCR banks of a TPM.
     Read(ReadArgs),

@@ -22,6 +22,7 @@ const DEV_KEY_DIR: &str = "insecure-dev-key";
 const DEV_KEY_NAME: &str = "nodeimg-dev";
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Turn a build output into a signed release: bundle.json and its signature, SHA256SUMS and
     /// its signature, the zstd-compressed artefacts, and one reproducible .tar.zst of them all.

@@ -16,6 +16,7 @@ use crate::fsutil::AtomicFile;
 use crate::{Global, Outcome};
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Generate a minisign key pair: NAME.key (secret, mode 0600, password-protected unless
     /// --unencrypted) and NAME.pub. Never overwrites a key.
@@ -28,7 +29,9 @@ pub enum Command {
     VerifySignature(VerifySignatureArgs),
 }
 
-/// Where a password comes from when a key needs one.
+// Where a password comes from when a key needs one.
+// (Not a doc comment: clap would make it the `about` of every command that flattens this
+// struct, over the command's own, as the commands are built lazily: `defer` in lib.rs.)
 #[derive(Debug, Args)]
 pub struct PasswordArgs {
     /// Read the password from the first line of FILE. Without it the password is read from the

@@ -13,6 +13,7 @@ use crate::fsutil::write_atomic;
 use crate::{Global, Outcome};
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Show a PE image's sections (with the digests of the bytes systemd-stub measures), its
     /// Authenticode digests as UEFI firmware computes them, and the systemd-stub version.

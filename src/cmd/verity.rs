@@ -13,6 +13,7 @@ use crate::fsutil::AtomicFile;
 use crate::{Global, Outcome};
 
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Compute the hash tree of DATA and write it (and a superblock) to HASHDEV, as
     /// `veritysetup format` does. Salt and UUID are derived from --seed unless given.
@@ -63,7 +64,9 @@ pub enum Command {
     },
 }
 
-/// The tree geometry options, with veritysetup's names, defaults and meanings.
+// The tree geometry options, with veritysetup's names, defaults and meanings.
+// (Not a doc comment: clap would make it the `about` of every command that flattens this
+// struct, over the command's own, as the commands are built lazily: `defer` in lib.rs.)
 #[derive(Debug, Args)]
 pub struct TreeArgs {
     /// Data block size in bytes.
