@@ -34,7 +34,7 @@ pub use sha1::Sha1;
 pub use sha2::Digest;
 /// SHA-256, SHA-384 and SHA-512 (FIPS 180-4).
 pub use sha2::Sha256;
-pub use sha512::{Sha384, Sha512};
+pub use sha512::{Sha384, Sha384Blocks, Sha512};
 
 mod lanes;
 mod sha512;

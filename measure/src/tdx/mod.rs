@@ -25,7 +25,7 @@
 //! whose contents the VMM writes at launch (the TD HOB) cannot be predicted from the firmware
 //! alone and are refused if the metadata asks to extend them.
 
-use digest_alg::{Digest, Sha384};
+use digest_alg::Sha384Blocks;
 use serde::Serialize;
 
 use crate::ovmf::{le_u32, le_u64, FooterTable, TableError, Uuid, TDX_METADATA_OFFSET_GUID};
@@ -482,28 +482,35 @@ fn page_bytes<'a>(image: &'a [u8], s: &Section, page: u64, zero: &'a [u8]) -> st
 
 /// Computes MRTD for `image` whose metadata is `md`.
 pub fn mrtd(image: &[u8], md: &TdvfMetadata, order: PageAddOrder) -> Mrtd {
-    let mut h = Sha384::new();
+    // The stream is whole 128-byte blocks (each record one block, each chunk two): they are
+    // hashed where they are, the chunks read in place from the image.
+    const _: () = assert!(OP_BLOCK == 128 && EXTEND_CHUNK == 256);
+    let mut h = Sha384Blocks::new();
     let zero = vec![0u8; PAGE_SIZE as usize];
-    // One page's worth of MR.EXTEND input: 16 × (128-byte block + 256 bytes of data).
     let chunks = PAGE_SIZE as usize / EXTEND_CHUNK;
-    let mut extend_buf = vec![0u8; chunks * (OP_BLOCK + EXTEND_CHUNK)];
     let mut sections = Vec::with_capacity(md.sections.len());
     for s in &md.sections {
         let aug = s.attributes & ATTR_PAGE_AUG != 0;
         let extend = !aug && s.attributes & ATTR_MR_EXTEND != 0;
         let pages = if aug { 0 } else { s.memory_data_size / PAGE_SIZE };
-        let add = |h: &mut Sha384, page: u64| {
-            h.update(op_block(b"MEM.PAGE.ADD", s.memory_address + page * PAGE_SIZE));
+        let add = |h: &mut Sha384Blocks, page: u64| {
+            h.update(&[&op_block(b"MEM.PAGE.ADD", s.memory_address + page * PAGE_SIZE)]);
         };
-        let mut extend_page = |h: &mut Sha384, page: u64| {
+        // One page's MR.EXTEND input: 16 × (a 128-byte record, then 256 bytes of the page).
+        let extend_page = |h: &mut Sha384Blocks, page: u64| {
             let bytes = page_bytes(image, s, page, &zero);
-            for (i, chunk) in bytes.chunks_exact(EXTEND_CHUNK).enumerate() {
-                let gpa = s.memory_address + page * PAGE_SIZE + (i * EXTEND_CHUNK) as u64;
-                let at = i * (OP_BLOCK + EXTEND_CHUNK);
-                extend_buf[at..at + OP_BLOCK].copy_from_slice(&op_block(b"MR.EXTEND", gpa));
-                extend_buf[at + OP_BLOCK..at + OP_BLOCK + EXTEND_CHUNK].copy_from_slice(chunk);
+            let gpa = s.memory_address + page * PAGE_SIZE;
+            let records: [[u8; OP_BLOCK]; 16] =
+                std::array::from_fn(|i| op_block(b"MR.EXTEND", gpa + (i * EXTEND_CHUNK) as u64));
+            let halves = bytes.chunks_exact(OP_BLOCK).map(|b| <&[u8; OP_BLOCK]>::try_from(b).expect("128 bytes"));
+            let mut blocks = [&records[0]; 48];
+            for (i, half) in halves.enumerate() {
+                blocks[3 * (i / 2) + 1 + i % 2] = half;
             }
-            h.update(&extend_buf);
+            for (i, r) in records.iter().enumerate() {
+                blocks[3 * i] = r;
+            }
+            h.update(&blocks);
         };
         match order {
             PageAddOrder::SinglePass => {
@@ -531,13 +538,14 @@ pub fn mrtd(image: &[u8], md: &TdvfMetadata, order: PageAddOrder) -> Mrtd {
             chunks_extended: if extend { pages * chunks as u64 } else { 0 },
         });
     }
-    Mrtd { digest: h.finalize().into(), page_add_order: order, sections }
+    Mrtd { digest: h.finalize(), page_add_order: order, sections }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ovmf::tests::image_with_table;
+    use digest_alg::{Digest, Sha384};
 
     /// A 64 KiB image with TDVF metadata at 0x100 holding `sections`.
     fn image(sections: &[(u32, u32, u64, u64, u32, u32)]) -> Vec<u8> {
