@@ -13,7 +13,7 @@
 //! behind them is chosen in one place. SHA-1 and SHA-256 are the RustCrypto `sha1` and `sha2`
 //! crates (pure Rust, run-time CPU detection, the SHA extensions on x86-64: at OpenSSL's speed).
 //! SHA-384 and SHA-512 are this crate's own compression function on x86-64 with AVX2 and BMI2
-//! (`sha512`), `sha2`'s elsewhere: `sha2`, `ring` and `aws-lc-rs` all hash SHA-512 at ~0.7 of
+//! (`sha512`; [`Sha384Blocks`] takes a message of whole blocks by reference), `sha2`'s elsewhere: `sha2`, `ring` and `aws-lc-rs` all hash SHA-512 at ~0.7 of
 //! OpenSSL's rate on an AMD Zen 4. `docs/performance.md` has the measurements, `make bench`
 //! prints the ratio to `openssl speed`, and `examples/throughput.rs` is what it runs.
 //!
@@ -196,10 +196,13 @@ impl HashAlg {
     /// vector register (AVX-512 F and VL), the SHA-1 and SHA-256 messages four at a time with
     /// their rounds interleaved (SHA extensions).
     pub fn hash_many(jobs: &[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>> {
-        type Many = fn(&[(HashAlg, &[&[u8]])]) -> Vec<Vec<u8>>;
-        let many: [Many; 2] = [lanes::sha_ni, lanes::sha512_family];
         let mut out: Vec<Vec<u8>> = vec![Vec::new(); jobs.len()];
-        for (family, many) in Self::FAMILIES.into_iter().zip(many) {
+        for family in Self::FAMILIES {
+            // The kernel by what the family is (named here, not by its place in FAMILIES).
+            let many = match family[0] {
+                Self::Sha1 | Self::Sha256 => lanes::sha_ni,
+                Self::Sha384 | Self::Sha512 => lanes::sha512_family,
+            };
             let members: Vec<usize> = (0..jobs.len()).filter(|&i| family.contains(&jobs[i].0)).collect();
             let these: Vec<(HashAlg, &[&[u8]])> = members.iter().map(|&i| jobs[i]).collect();
             for (i, d) in members.into_iter().zip(many(&these)) {
