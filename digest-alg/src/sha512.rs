@@ -317,56 +317,64 @@ mod x86 {
 
     use super::{Block, Sha512Core, K};
 
+    /// Hashes block `x`, then `y` if given, into `state`; both kinds need AVX2, BMI1 and BMI2.
+    type TwoBlocks = unsafe fn(&mut [u64; 8], &Block<Sha512Core>, Option<&Block<Sha512Core>>);
+
+    /// The two-block function for this CPU (what it has is checked once by the standard library,
+    /// then cached): with the AVX-512 VL schedule if `vl` (rotate and three-input logic
+    /// instructions), else AVX2's; `None` when the CPU lacks what that one needs.
+    fn kernel(vl: bool) -> Option<TwoBlocks> {
+        let avx2 = std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("bmi1")
+            && std::is_x86_feature_detected!("bmi2");
+        let avx512vl = std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl");
+        match (avx2, vl, avx512vl) {
+            (false, _, _) | (true, true, false) => None,
+            (true, true, true) => Some(two_blocks_vl),
+            (true, false, _) => Some(two_blocks_avx2),
+        }
+    }
+
+    /// The fastest two-block function this CPU has.
+    fn best() -> Option<TwoBlocks> {
+        kernel(true).or_else(|| kernel(false))
+    }
+
     /// Hashes `blocks` into `state`, two blocks at a time (a last odd block alone), when this
-    /// CPU has AVX2, BMI1 and BMI2 (checked once by the standard library, then cached); false,
-    /// with `state` untouched, when it has not. With AVX-512 F and VL too, the message schedule
-    /// uses their rotate and three-input logic instructions.
+    /// CPU has AVX2, BMI1 and BMI2; false, with `state` untouched, when it has not.
     pub(super) fn compress(state: &mut [u64; 8], blocks: &[Block<Sha512Core>]) -> bool {
-        let vl = std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl");
-        compress_with(state, blocks, vl)
+        best().map(|f| run(f, state, blocks)).is_some()
+    }
+
+    /// [`compress`] with the AVX-512 VL schedule or AVX2's, on a CPU that has what the choice
+    /// needs; false, with `state` untouched, when it has not (the tests check both).
+    #[cfg(test)]
+    pub(super) fn compress_with(state: &mut [u64; 8], blocks: &[Block<Sha512Core>], vl: bool) -> bool {
+        kernel(vl).map(|f| run(f, state, blocks)).is_some()
     }
 
     /// Hashes `x`, then `y` if given, into `state` as [`compress`] does; false, with `state`
     /// untouched, on a CPU without AVX2, BMI1 and BMI2.
     pub(super) fn pair(state: &mut [u64; 8], x: &Block<Sha512Core>, y: Option<&Block<Sha512Core>>) -> bool {
-        if !(std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("bmi1")
-            && std::is_x86_feature_detected!("bmi2"))
-        {
-            return false;
-        }
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
-            // SAFETY: the CPU has AVX2, BMI1, BMI2, AVX-512 F and VL (checked above).
-            unsafe { two_blocks_vl(state, x, y) }
-        } else {
-            // SAFETY: the CPU has AVX2, BMI1 and BMI2 (checked above).
-            unsafe { two_blocks_avx2(state, x, y) }
-        }
-        true
+        best()
+            .map(|f| {
+                // SAFETY: `best` returns only a function whose instructions this CPU has.
+                unsafe { f(state, x, y) }
+            })
+            .is_some()
     }
 
-    /// [`compress`] with the AVX-512 VL schedule or without it (`vl` false), on a CPU that has
-    /// what the choice needs; false, with `state` untouched, when it has not.
-    pub(super) fn compress_with(state: &mut [u64; 8], blocks: &[Block<Sha512Core>], vl: bool) -> bool {
-        if !(std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("bmi1")
-            && std::is_x86_feature_detected!("bmi2"))
-            || vl && !(std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl"))
-        {
-            return false;
-        }
-        type TwoBlocks = unsafe fn(&mut [u64; 8], &Block<Sha512Core>, Option<&Block<Sha512Core>>);
-        let two_blocks: TwoBlocks = if vl { two_blocks_vl } else { two_blocks_avx2 };
+    /// Hashes `blocks` with `two_blocks` (from [`kernel`]), two at a time.
+    fn run(two_blocks: TwoBlocks, state: &mut [u64; 8], blocks: &[Block<Sha512Core>]) {
         let mut pairs = blocks.chunks_exact(2);
         for pair in &mut pairs {
-            // SAFETY: the CPU has AVX2, BMI1 and BMI2, and AVX-512 F and VL if `vl` (checked above).
+            // SAFETY: callers pass a function from `kernel`, which this CPU can run.
             unsafe { two_blocks(state, &pair[0], Some(&pair[1])) };
         }
         if let [last] = pairs.remainder() {
             // SAFETY: as above.
             unsafe { two_blocks(state, last, None) };
         }
-        true
     }
 
     /// One SHA-512 round (FIPS 180-4 §6.4.2) on the working variables named (c enters only as
