@@ -28,9 +28,9 @@ use digest::core_api::{
 use digest::typenum::{Unsigned, U128, U48, U64};
 use digest::{HashMarker, InvalidOutputSize, Output};
 
-/// SHA-384: the streaming [`digest::Digest`] interface over [`Sha512Core`].
+/// SHA-384: the streaming [`digest::Digest`] interface over `Sha512Core`.
 pub type Sha384 = CoreWrapper<CtVariableCoreWrapper<Sha512Core, U48>>;
-/// SHA-512: the streaming [`digest::Digest`] interface over [`Sha512Core`].
+/// SHA-512: the streaming [`digest::Digest`] interface over `Sha512Core`.
 pub type Sha512 = CoreWrapper<CtVariableCoreWrapper<Sha512Core, U64>>;
 
 /// The SHA-512 state and the number of blocks hashed; SHA-384 is the same with another
