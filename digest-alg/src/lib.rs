@@ -13,8 +13,9 @@
 //! behind them is chosen in one place. SHA-1 and SHA-256 are the RustCrypto `sha1` and `sha2`
 //! crates (pure Rust, run-time CPU detection, the SHA extensions on x86-64: at OpenSSL's speed).
 //! SHA-384 and SHA-512 are this crate's own compression function on x86-64 with AVX2 and BMI2
-//! (`sha512`; [`Sha384Blocks`] takes a message of whole blocks by reference), `sha2`'s elsewhere: `sha2`, `ring` and `aws-lc-rs` all hash SHA-512 at ~0.7 of
-//! OpenSSL's rate on an AMD Zen 4. `docs/performance.md` has the measurements, `make bench`
+//! (`sha512`; [`Sha384Blocks`] takes a message of whole blocks by reference), `sha2`'s
+//! elsewhere: `sha2`, `ring` and `aws-lc-rs` all hash SHA-512 at ~0.7 of OpenSSL's rate on an
+//! AMD Zen 4. `docs/performance.md` has the measurements, `make bench`
 //! prints the ratio to `openssl speed`, and `examples/throughput.rs` is what it runs.
 //!
 //! [`HashAlg::hash_many`] hashes several messages at once (`lanes`): with AVX-512 F and VL, four

@@ -502,13 +502,14 @@ pub fn mrtd(image: &[u8], md: &TdvfMetadata, order: PageAddOrder) -> Mrtd {
             let gpa = s.memory_address + page * PAGE_SIZE;
             let records: [[u8; OP_BLOCK]; 16] =
                 std::array::from_fn(|i| op_block(b"MR.EXTEND", gpa + (i * EXTEND_CHUNK) as u64));
-            let halves = bytes.chunks_exact(OP_BLOCK).map(|b| <&[u8; OP_BLOCK]>::try_from(b).expect("128 bytes"));
             let mut blocks = [&records[0]; 48];
-            for (i, half) in halves.enumerate() {
-                blocks[3 * (i / 2) + 1 + i % 2] = half;
-            }
-            for (i, r) in records.iter().enumerate() {
-                blocks[3 * i] = r;
+            for ((slot, record), chunk) in
+                blocks.chunks_exact_mut(3).zip(&records).zip(bytes.chunks_exact(EXTEND_CHUNK))
+            {
+                let (lo, hi) = chunk.split_at(OP_BLOCK);
+                slot[0] = record;
+                slot[1] = lo.try_into().expect("128 bytes");
+                slot[2] = hi.try_into().expect("128 bytes");
             }
             h.update(&blocks);
         };
