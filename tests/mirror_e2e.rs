@@ -14,10 +14,11 @@
 //!    rebuilt binary, or a tampered mirror). `nodeimg lock --check` exits 1 naming both moves and
 //!    both dropped pins; `nodeimg build` fails closed (exit 2) naming the two moved packages, the
 //!    `.deb` whose sha256 is not the locked one, and the ways out, and leaves nothing in
-//!    `out/`.
+//!    `out/` — nor in the cache: the mirror's `cpio` is evicted from apt's download cache and
+//!    the reference build passes again.
 //!
-//! Takes 6–8 minutes on the 2-core CI machine (four cold mkosi runs: a new source is a new cache
-//! key, by design).
+//! Takes 9–11 minutes on the 2-core CI machine (four cold mkosi runs: a new source is a new cache
+//! key, by design; and a warm one).
 
 mod common;
 
@@ -219,6 +220,23 @@ fn snapshots_rebuild_and_a_point_release_fails_closed() {
     }
     let left: Vec<_> = fs::read_dir(&out).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(left.is_empty(), "a failed build leaves nothing in out/: {left:?}");
+    // Nor anything that fails the next build from an honest source: the download under cpio's
+    // locked name with the mirror's other bytes is evicted (the package check of a later build
+    // would take it for what that build installed), and what mkosi cached from those packages is
+    // dropped. The reference build, again, passes.
+    let archives = common::default_cache_dir().join("packages/cache/apt/archives");
+    assert!(
+        moved.stderr.lines().any(|l| l.contains("removed from the download cache") && l.contains(&tampered)),
+        "{tampered} evicted: {moved:?}"
+    );
+    let genuine = fs::read(debs.join(&tampered)).unwrap();
+    assert!(
+        fs::read(archives.join(&tampered)).map_or(true, |b| b == genuine),
+        "{}: the mirror's {tampered} is still in the download cache",
+        archives.display()
+    );
+    let again = nodeimg(&["build", "--json", "--out"], &[&[tmp.join("again").as_path()], &extra[1..]].concat());
+    assert_eq!(again.code, 0, "the reference build after the failed one:\n{again:?}");
 
     drop(server);
     let _ = fs::remove_dir_all(&tmp);

@@ -297,6 +297,7 @@ fn build_into(
         Err(e) => return Err(e),
     }
     if !problems.is_empty() {
+        forget_unlocked_packages(&cache, lock, on_event);
         return Err(Error::LockMismatch {
             path: lock_path.to_path_buf(),
             origin: source.describe(),
@@ -587,6 +588,30 @@ impl SandboxTrees {
             image: write_tree("image", &[Scope::Image, Scope::Initrd])?,
             tools: write_tree("tools", &[Scope::Tools])?,
         })
+    }
+}
+
+/// After a build whose packages are not the lock's: drops what mkosi cached from them (this key's
+/// image, initrd and tools tree: the next build with this key starts cold and is checked again)
+/// and evicts the downloads that carry a locked name with other bytes
+/// ([`debs::evict_altered`]), saying what it removed. Best effort: the build fails either way,
+/// and a leftover only makes a later build fail the same check.
+fn forget_unlocked_packages(cache: &CacheDirs, lock: &Lock, on_event: &mut dyn FnMut(Event)) {
+    match debs::evict_altered(lock, &cache.apt_archives()) {
+        Ok(evicted) if evicted.is_empty() => {}
+        Ok(evicted) => on_event(Event::Phase(format!(
+            "removed from the download cache {}: {}",
+            cache.apt_archives().display(),
+            evicted.join(", ")
+        ))),
+        Err(e) => on_event(Event::Phase(format!("could not clean the download cache: {e}"))),
+    }
+    match cache.discard() {
+        Ok(()) => on_event(Event::Phase(format!(
+            "removed the cache built from these packages ({})",
+            cache.incremental.parent().unwrap_or(&cache.incremental).display()
+        ))),
+        Err(e) => on_event(Event::Phase(format!("could not remove the cache built from these packages: {e}"))),
     }
 }
 

@@ -155,6 +155,23 @@ impl DebStore {
     }
 }
 
+/// Removes from `dir` (apt's download cache) every `.deb` named as one of the lock's whose sha256
+/// is not the locked one, and returns their names. A mirror that served other bytes under a locked
+/// name must not leave them where the next build, from an honest source, finds them first: apt
+/// would not install them (they do not match that source's index), but the package check would
+/// take them for what was installed and fail that build too.
+pub fn evict_altered(lock: &Lock, dir: &Path) -> Result<Vec<String>, Error> {
+    let mut evicted = Vec::new();
+    for (file, sha) in lock.debs() {
+        let path = dir.join(&file);
+        if path.is_file() && sha256_file(&path)? != sha {
+            fs::remove_file(&path).map_err(write_err(&path))?;
+            evicted.push(file);
+        }
+    }
+    Ok(evicted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,5 +237,28 @@ mod tests {
         let missing = lock_of(&[("dash", b"dash")]);
         let err = store.check_and_keep(&missing, &[&apt]).unwrap_err().to_string();
         assert!(err.contains("missing dash_1.0_amd64.deb"), "{err}");
+    }
+
+    #[test]
+    fn altered_downloads_are_evicted_and_nothing_else() {
+        let t = tempfile::tempdir().unwrap();
+        let apt = t.path();
+        let lock = lock_of(&[("bash", b"bash"), ("dash", b"dash"), ("cpio", b"cpio")]);
+        fs::write(apt.join("bash_1.0_amd64.deb"), b"bash").unwrap();
+        fs::write(apt.join("dash_1.0_amd64.deb"), b"trojan").unwrap();
+        fs::write(apt.join("dash_1.1_amd64.deb"), b"a newer dash").unwrap();
+        fs::write(apt.join("lock"), b"").unwrap();
+        assert_eq!(evict_altered(&lock, apt).unwrap(), ["dash_1.0_amd64.deb"]);
+        let mut left: Vec<String> =
+            fs::read_dir(apt).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        assert_eq!(left, ["bash_1.0_amd64.deb", "dash_1.1_amd64.deb", "lock"]);
+        assert!(evict_altered(&lock, apt).unwrap().is_empty());
+        // The store, which only ever holds checked files, still answers for the evicted name.
+        let store = DebStore::under(&t.path().join("cache"));
+        fs::create_dir_all(t.path().join("cache/debs")).unwrap();
+        fs::write(store.path(&sha(b"dash")), b"dash").unwrap();
+        fs::write(store.path(&sha(b"cpio")), b"cpio").unwrap();
+        store.check_and_keep(&lock, &[apt]).unwrap();
     }
 }

@@ -172,6 +172,20 @@ impl CacheDirs {
         Ok(())
     }
 
+    /// Removes this key's directories (its cached image, initrd and tools tree, its outputs and
+    /// sandbox trees): after a build whose packages failed the check against the lock, so that
+    /// nothing built from those packages is reused. The shared download cache stays.
+    pub fn discard(&self) -> Result<(), Error> {
+        for d in [&self.incremental, &self.output, &self.sandbox] {
+            match std::fs::remove_dir_all(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(crate::write_err(d)(e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the keyed directories of `dir` beyond the [`KEEP_KEYED`] most recently used,
     /// never `keep`, and the unkeyed caches of earlier nodeimg versions (`incremental/`, `output/`, `sandbox/`).
     pub fn prune(dir: &Path, keep: &str) -> Vec<PathBuf> {
