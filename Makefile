@@ -22,9 +22,11 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-## test: set-up, lint, and the whole test suite (unit, cross-tool oracles, end-to-end)
+## test: set-up, lint, and the whole test suite (unit, cross-tool oracles, end-to-end): two tests
+## at a time with cargo-nextest (.config/nextest.toml), then the doctests (nextest runs none)
 test: setup lint
-	$(CARGO) test --workspace --locked
+	$(CARGO) nextest run --workspace --locked
+	$(CARGO) test --workspace --locked --doc
 
 ## e2e: build the test image, boot it under QEMU + OVMF + swtpm, check its measurements (5-9 min)
 e2e: setup

@@ -256,7 +256,10 @@ fn test_image_boots_and_its_measurements_replay() {
     let native: Vec<String> =
         mkosi_argv.iter().map(|a| if a == "gcp" { "qemu".to_owned() } else { a.clone() }).collect();
     assert!(native.contains(&"qemu".to_owned()), "{native:?}");
-    run(Command::new(&native[0]).args(&native[1..]).env("NO_COLOR", "1"));
+    // Under the cache's lock, as every mkosi run on a nodeimg cache (`builder::mkosi::CacheLock`):
+    // `make test` runs other builds beside this test.
+    let lock = common::default_cache_dir().join("nodeimg.lock");
+    run(Command::new("flock").arg(&lock).args(&native).env("NO_COLOR", "1"));
     for (native, ours) in
         [("nodeimg_0.1.0.efi", "uki.efi"), ("nodeimg_0.1.0.esp.raw", "esp.raw"), ("nodeimg_0.1.0.raw", "disk.raw")]
     {

@@ -17,8 +17,8 @@
 //!    `out/` — nor in the cache: the mirror's `cpio` is evicted from apt's download cache and
 //!    the reference build passes again.
 //!
-//! Takes 9–11 minutes on the 2-core CI machine (four cold mkosi runs: a new source is a new cache
-//! key, by design; and a warm one).
+//! Takes 10–13 minutes on the 2-core CI machine: five cold mkosi runs (its own cache, and a new
+//! source is a new cache key, by design) and a warm one.
 
 mod common;
 
@@ -43,8 +43,17 @@ fn sh(cmd: &mut Command) -> String {
     run.stdout
 }
 
+/// This test's own cache directory (package, incremental image and tools tree caches, the store
+/// of checked `.deb`s), not the default one: the mirrors here serve a tampered package, and its
+/// cold builds need not wait for the other tests' builds (`make test` runs tests side by side,
+/// and builds on one cache take turns).
+fn cache() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("mirror-e2e/cache")
+}
+
 fn nodeimg(args: &[&str], extra: &[&Path]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodeimg"));
+    cmd.env("NODEIMG_CACHE_DIR", cache());
     cmd.args(args);
     for p in extra {
         cmd.arg(p);
@@ -81,8 +90,9 @@ fn snapshots_rebuild_and_a_point_release_fails_closed() {
     fs::create_dir_all(&tmp).unwrap();
     let profiles = repo().join("mkosi-profiles");
 
-    // 0. The reference bytes: the build from the cached package set, or from the live archive
-    //    on a fresh machine (which fills the store of checked .debs).
+    // 0. The reference bytes: the build from the cached package set (of the default cache), or
+    //    from the live archive on a fresh machine; either fills this cache's store of checked
+    //    .debs.
     let source = common::image_package_source();
     let source: Vec<&Path> = source.iter().map(Path::new).collect();
     let mut extra = vec![tmp.join("live").as_path().to_owned()];
@@ -99,7 +109,7 @@ fn snapshots_rebuild_and_a_point_release_fails_closed() {
     // The lock's .debs, from the store (CACHE/debs/<sha256>.deb).
     let debs = tmp.join("debs");
     fs::create_dir_all(&debs).unwrap();
-    let store = common::default_cache_dir().join("debs");
+    let store = cache().join("debs");
     for [_, name, version, arch, sha] in lock_lines() {
         let dest = debs.join(deb_name(&name, &version, &arch));
         if !dest.exists() {
@@ -224,7 +234,7 @@ fn snapshots_rebuild_and_a_point_release_fails_closed() {
     // locked name with the mirror's other bytes is evicted (the package check of a later build
     // would take it for what that build installed), and what mkosi cached from those packages is
     // dropped. The reference build, again, passes.
-    let archives = common::default_cache_dir().join("packages/cache/apt/archives");
+    let archives = cache().join("packages/cache/apt/archives");
     assert!(
         moved.stderr.lines().any(|l| l.contains("removed from the download cache") && l.contains(&tampered)),
         "{tampered} evicted: {moved:?}"

@@ -87,7 +87,10 @@ pub fn image_package_source() -> Vec<String> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lock = std::fs::read_to_string(repo.join("mkosi-profiles/packages.lock")).expect("reading packages.lock");
     let store = default_cache_dir().join("debs");
-    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lock-packages");
+    // One directory per test binary: `make test` runs the binaries side by side (cargo-nextest),
+    // and this one is emptied and refilled on every call.
+    let dir =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(concat!("lock-packages-", env!("CARGO_CRATE_NAME")));
     let mut wanted = Vec::new();
     for l in lock.lines().filter(|l| !l.starts_with('#') && !l.starts_with("snapshot") && !l.trim().is_empty()) {
         let f: Vec<&str> = l.split_whitespace().collect();
