@@ -17,8 +17,8 @@
 //!    `out/` — nor in the cache: the mirror's `cpio` is evicted from apt's download cache and
 //!    the reference build passes again.
 //!
-//! Takes 10–13 minutes on the 2-core CI machine: five cold mkosi runs (its own cache, and a new
-//! source is a new cache key, by design) and a warm one.
+//! Takes 14–15 minutes on the 2-core CI machine beside the other tests (`make test`): five cold
+//! mkosi runs (its own cache, and a new source is a new cache key, by design) and a warm one.
 
 mod common;
 
