@@ -592,11 +592,21 @@ impl SandboxTrees {
 }
 
 /// After a build whose packages are not the lock's: drops what mkosi cached from them (this key's
-/// image, initrd and tools tree: the next build with this key starts cold and is checked again)
-/// and evicts the downloads that carry a locked name with other bytes
-/// ([`debs::evict_altered`]), saying what it removed. Best effort: the build fails either way,
-/// and a leftover only makes a later build fail the same check.
+/// image, initrd and tools tree: the next build with this key starts cold and is checked again),
+/// then evicts the downloads that carry a locked name with other bytes
+/// ([`debs::evict_altered`]), saying what it removed. In that order: evicted downloads beside a
+/// cache still holding what was built from them would let the next build with this key pass the
+/// check on the store's genuine copies, so when the cache cannot be removed the downloads stay
+/// (and the next build fails the same check). The build fails either way.
 fn forget_unlocked_packages(cache: &CacheDirs, lock: &Lock, on_event: &mut dyn FnMut(Event)) {
+    let keyed = cache.incremental.parent().unwrap_or(&cache.incremental).to_path_buf();
+    if let Err(e) = cache.discard() {
+        on_event(Event::Phase(format!(
+            "could not remove the cache built from these packages ({e}): it and the downloads stay"
+        )));
+        return;
+    }
+    on_event(Event::Phase(format!("removed the cache built from these packages ({})", keyed.display())));
     match debs::evict_altered(lock, &cache.apt_archives()) {
         Ok(evicted) if evicted.is_empty() => {}
         Ok(evicted) => on_event(Event::Phase(format!(
@@ -605,13 +615,6 @@ fn forget_unlocked_packages(cache: &CacheDirs, lock: &Lock, on_event: &mut dyn F
             evicted.join(", ")
         ))),
         Err(e) => on_event(Event::Phase(format!("could not clean the download cache: {e}"))),
-    }
-    match cache.discard() {
-        Ok(()) => on_event(Event::Phase(format!(
-            "removed the cache built from these packages ({})",
-            cache.incremental.parent().unwrap_or(&cache.incremental).display()
-        ))),
-        Err(e) => on_event(Event::Phase(format!("could not remove the cache built from these packages: {e}"))),
     }
 }
 
