@@ -53,7 +53,7 @@ enum Command {
     /// Measured-boot event logs (TPM and TDX CCEL): show, replay, diff.
     #[command(subcommand)]
     Eventlog(cmd::eventlog::Command),
-    /// TPM PCR banks: read them through the TCG software stack.
+    /// TPM PCR banks: read them from a TPM device or swtpm with nodeimg's own TPM2_PCR_Read.
     #[command(subcommand)]
     Pcrs(cmd::pcrs::Command),
     /// Create an image project: your image on nodeimg's built-in base (image/, platforms/,

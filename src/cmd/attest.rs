@@ -76,7 +76,7 @@ pub struct CheckArgs {
     /// Refuse bundles older than this version (rollback protection).
     #[arg(long, value_name = "VERSION", requires = "bundle")]
     min_version: Option<String>,
-    /// The bundle's platform to check against (e.g. qemu-snp).
+    /// The bundle's platform to check against (e.g. qemu, gcp).
     #[arg(long, value_name = "NAME", requires = "bundle")]
     platform: Option<String>,
     /// The node's event log: TCG binary log (/sys/kernel/security/tpm0/binary_bios_measurements)
