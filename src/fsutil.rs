@@ -138,7 +138,7 @@ impl std::ops::Deref for MappedFile {
 #[allow(unsafe_code)]
 pub fn map_file(path: &Path, limit: u64, what: &str) -> Result<MappedFile> {
     let ctx = || format!("reading {} ({what})", path.display());
-    let file = File::open(path).with_context(ctx)?;
+    let file = open_input(path).with_context(ctx)?;
     let meta = file.metadata().with_context(ctx)?;
     if !meta.is_file() {
         anyhow::bail!("{} is not a regular file ({what})", path.display());
@@ -169,6 +169,11 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
 /// writing (a full disk, an unwritable directory, a directory where a file goes) leaves none of
 /// them, never some.
 pub fn write_atomic_all(files: &[(&Path, &[u8])]) -> Result<()> {
+    for (i, (a, _)) in files.iter().enumerate() {
+        if let Some((b, _)) = files[..i].iter().find(|(b, _)| same_file(a, b)) {
+            anyhow::bail!("{} and {} are the same file: each output needs its own", b.display(), a.display());
+        }
+    }
     let mut staged = Vec::with_capacity(files.len());
     for (dest, bytes) in files {
         if dest.is_dir() {
@@ -211,6 +216,58 @@ pub mod limits {
     pub const IMAGE: u64 = 4 << 30;
 }
 
+/// Opens an input for reading without waiting on it: a FIFO nobody writes to would block
+/// `open(2)` for ever, so it is opened non-blocking (then reads as empty) and the flag is cleared
+/// again, so that a pipe with a writer (`<(…)`, `/dev/stdin`) is read as it comes.
+#[allow(unsafe_code)]
+pub fn open_input(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    // SAFETY: fcntl on a descriptor this function owns; F_GETFL/F_SETFL take and return ints.
+    let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
+/// Opens `path` (`what` names it in errors) for streaming, which must be a regular file: a
+/// device or pipe (`/dev/zero`) may never end, and what is signed or measured is read again.
+pub fn open_regular(path: &Path, what: &str) -> Result<File> {
+    let shown = crate::text::clean(&path.display().to_string()).into_owned();
+    let f = open_input(path).with_context(|| format!("opening {shown} ({what})"))?;
+    let meta = f.metadata().with_context(|| format!("reading {shown} ({what})"))?;
+    if meta.is_dir() {
+        anyhow::bail!("{shown} is a directory, not {what}");
+    }
+    if !meta.is_file() {
+        anyhow::bail!("{shown} is not a regular file ({what} is read from a file)");
+    }
+    Ok(f)
+}
+
+/// Whether `a` and `b` name the same file: one inode when both exist (a link, `./x` against
+/// `x`), else the same name in the same directory. For refusing an output that would replace an
+/// input or another output.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        (Err(_), Err(_)) => {
+            let place = |p: &Path| {
+                let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                Some((std::fs::canonicalize(dir).ok()?, p.file_name()?.to_owned()))
+            };
+            matches!((place(a), place(b)), (Some(x), Some(y)) if x == y)
+        }
+        _ => false,
+    }
+}
+
 /// Reads the input `path` (`what` names its kind in errors), refusing more than `limit` bytes:
 /// a regular file by its size, before reading; a pipe or device (`/dev/stdin`, `<(…)`) after
 /// `limit + 1` bytes, and only for kinds small enough to stream (`/dev/zero` as a kernel is
@@ -220,7 +277,7 @@ pub fn read_input(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     // The name as the user gave it, but one line: a newline in it must not split the message.
     let shown = crate::text::clean(&path.display().to_string()).into_owned();
     let ctx = || format!("reading {shown} ({what})");
-    let f = File::open(path).with_context(ctx)?;
+    let f = open_input(path).with_context(ctx)?;
     let meta = f.metadata().with_context(ctx)?;
     if meta.is_dir() {
         anyhow::bail!("{} is a directory, not {what}", shown);
@@ -241,8 +298,9 @@ pub fn read_input(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
 
 /// [`read_input`] as UTF-8 text.
 pub fn read_input_text(path: &Path, limit: u64, what: &str) -> Result<String> {
-    String::from_utf8(read_input(path, limit, what)?)
-        .map_err(|e| anyhow::anyhow!("{}: not UTF-8 text ({what}): {e}", path.display()))
+    String::from_utf8(read_input(path, limit, what)?).map_err(|e| {
+        anyhow::anyhow!("{}: not UTF-8 text ({what}): {e}", crate::text::clean(&path.display().to_string()))
+    })
 }
 
 #[cfg(test)]
@@ -263,6 +321,23 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn two_outputs_to_one_file_write_neither() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("x/../a"));
+        std::fs::create_dir(dir.path().join("x")).unwrap();
+        let err = write_atomic_all(&[(&a, b"one"), (&b, b"two")]).unwrap_err();
+        assert!(err.to_string().contains("are the same file"), "{err}");
+        assert!(!a.exists());
+        // An existing file under another name (a hard link) too.
+        std::fs::write(&a, b"kept").unwrap();
+        let link = dir.path().join("link");
+        std::fs::hard_link(&a, &link).unwrap();
+        assert!(write_atomic_all(&[(&a, b"one"), (&link, b"two")]).is_err());
+        assert_eq!(std::fs::read(&a).unwrap(), b"kept");
+        write_atomic_all(&[(&a, b"one"), (&dir.path().join("b"), b"two")]).unwrap();
+    }
 
     #[test]
     fn nothing_appears_until_commit() {

@@ -16,6 +16,25 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `print!` to stdout that fails the command instead of panicking when stdout cannot be written
+/// (a full disk, a closed file): it `?`s the error, so it is used in functions returning
+/// `anyhow::Result`. A reader that went away (`| head`) ends the process by SIGPIPE as before.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cmd::eventlog::emit(&format!($($arg)*))?
+    };
+}
+
+/// [`out!`] with a newline.
+macro_rules! outln {
+    () => {
+        $crate::cmd::eventlog::emit("\n")?
+    };
+    ($($arg:tt)*) => {
+        $crate::cmd::eventlog::emit(&format!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
 mod cmd;
 pub mod fsutil;
 pub mod text;

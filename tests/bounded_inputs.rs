@@ -68,3 +68,82 @@ fn a_newline_in_a_name_stays_on_one_error_line() {
     assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
     assert!(run.stderr.contains("no\\nsuch\\u{1b}[2J.log"), "{run:?}");
 }
+
+/// The repository path of a file `make setup` put under `tools/`.
+fn setup_file(rel: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    assert!(p.is_file(), "{}: missing, run `make setup`", p.display());
+    p.display().to_string()
+}
+
+/// Runs nodeimg in `dir`, killed after 10 s (a hang fails as exit 124), stdout to `stdout`.
+fn bounded(dir: &std::path::Path, args: &[&str], stdout: std::process::Stdio) -> common::Run {
+    let out = Command::new("timeout")
+        .arg("10")
+        .arg(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(args)
+        .current_dir(dir)
+        .stdout(stdout)
+        .output()
+        .unwrap();
+    out.into()
+}
+
+/// Inputs that are valid but for one, which is `/dev/zero`, a FIFO nobody writes to or a file
+/// over its kind's bound: exit 2 at once, never a hang or a read of the whole thing; and stdout
+/// that cannot be written is an error too (exit 2), not a panic. (`sign` alone reads a FIFO once
+/// its writer comes, as `cat` would: `sign_cli` signs through one.)
+#[test]
+fn devices_fifos_and_oversized_inputs_beside_valid_ones_exit_2() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let uki = setup_file("tools/boot/sb-off/uki.efi");
+    let ovmf = setup_file("tools/ovmf/2025.02-8+deb13u1/usr/share/ovmf/OVMF.fd");
+    assert_eq!(common::nodeimg(d, &["keygen", "-o", "k", "--unencrypted"]).code, 0);
+    std::fs::write(d.join("f"), b"signed\n").unwrap();
+    assert_eq!(common::nodeimg(d, &["sign", "f", "--key", "k.key"]).code, 0);
+    let fifo = d.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    // A build output whose build.json is /dev/zero; a project whose project file is; a profile
+    // tree whose mkosi.conf is.
+    for (dir, file) in [("in", "build.json"), ("proj", "nodeimg-project.json"), ("prof", "mkosi.conf")] {
+        std::fs::create_dir(d.join(dir)).unwrap();
+        symlink("/dev/zero", d.join(dir).join(file)).unwrap();
+    }
+    // A file beside the UKI over the 1 GiB all of them may have (sparse: no disk used).
+    std::fs::create_dir(d.join("xd")).unwrap();
+    std::fs::File::create(d.join("xd/big.raw")).unwrap().set_len((1 << 30) + 1).unwrap();
+    let (z, f) = ("/dev/zero", "fifo");
+    let snp = ["measure", "snp", "--ovmf", &ovmf, "--vcpus", "1", "--vcpu-type", "EPYC-v4"];
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["sign", z, "--key", "k.key"],
+        vec!["verify-signature", z, "--pubkey", "k.pub", "--sig", "f.minisig"],
+        vec!["verify-signature", f, "--pubkey", "k.pub", "--sig", "f.minisig"],
+        vec!["verify-signature", "f", "--pubkey", f],
+        [&snp[..], &["--kernel", z]].concat(),
+        [&snp[..], &["--kernel", f]].concat(),
+        vec!["measure", "tdx", "--ovmf", f],
+        vec!["eventlog", "show", f],
+        vec!["uki", "inspect", f],
+        vec!["measure", "pcrs", "--uki", &uki, "--check-eventlog", f],
+        vec!["measure", "pcrs", "--uki", &uki, "--extra-d", "xd"],
+        vec!["release", "--version", "1.0.0", "--insecure-dev-key", "--input", "in", "--out", "rel"],
+        vec!["build", "--project", "proj", "--out", "o", "--cache-dir", "c"],
+        vec!["build", "--profiles-dir", "prof", "--out", "o", "--cache-dir", "c"],
+    ];
+    for args in &cases {
+        let run = bounded(d, args, std::process::Stdio::piped());
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert!(run.stderr.contains("error: "), "{args:?}: {run:?}");
+    }
+    for out in ["rel", "o"] {
+        assert!(!d.join(out).exists(), "{out}: no output from a refused input");
+    }
+    let full = || std::process::Stdio::from(std::fs::File::options().write(true).open("/dev/full").unwrap());
+    for args in [&["uki", "inspect", &uki][..], &["verify-signature", "f", "--pubkey", "k.pub", "--sig", "f.minisig"]] {
+        let run = bounded(d, args, full());
+        assert_eq!(run.code, 2, "{args:?} > /dev/full: {run:?}");
+        assert!(run.stderr.contains("error: writing to stdout"), "{args:?}: {run:?}");
+    }
+}

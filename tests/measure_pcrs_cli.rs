@@ -380,3 +380,51 @@ fn predicted_events_extended_into_a_swtpm_read_back_as_predicted() {
         assert_eq!(tpm_pcrs["banks"][bank]["11"], predicted["pcr11_phases"][bank]["stub"], "{bank} PCR 11");
     }
 }
+
+/// The log given to `--check-eventlog` is read and parsed before anything is written: a bad one
+/// leaves no `--eventlog-out`, and one path for both is refused (the prediction would replace
+/// the log it is checked against, and the check would pass).
+#[test]
+fn the_log_to_check_is_read_before_the_predicted_one_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let uki = path("tools/boot/sb-off/uki.efi");
+    let measure = |extra: &[&str]| nodeimg(d, &[&["measure", "pcrs", "--uki", &uki][..], extra].concat());
+    std::fs::write(d.join("bad.log"), b"not an event log").unwrap();
+    let run = measure(&["--eventlog-out", "out.bin", "--check-eventlog", "bad.log"]);
+    assert_fails(&run, 2, &["bad.log"]);
+    assert!(!d.join("out.bin").exists(), "{run:?}");
+    // The Secure-Boot-on boot's log is not this UKI's boot without Secure Boot: a mismatch, and
+    // the predicted log is still written beside it.
+    let other = std::fs::read(root().join("measure/testdata/boot/sb-on/eventlog.bin")).unwrap();
+    std::fs::write(d.join("real.log"), &other).unwrap();
+    let run = measure(&["--eventlog-out", "out.bin", "--check-eventlog", "real.log"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(d.join("out.bin").is_file());
+    std::fs::hard_link(d.join("real.log"), d.join("link.log")).unwrap();
+    for out in ["real.log", "./real.log", "link.log"] {
+        let run = measure(&["--eventlog-out", out, "--check-eventlog", "real.log"]);
+        assert_fails(&run, 2, &["the same file"]);
+        assert_eq!(std::fs::read(d.join("real.log")).unwrap(), other, "{out}: the log to check was replaced");
+    }
+}
+
+/// A section whose VirtualSize reaches far past its data is zero-filled in memory by the
+/// firmware and measured whole by the stub; the model refuses gigabytes of fill (exit 2) instead
+/// of allocating them.
+#[test]
+fn a_section_of_gigabytes_of_zero_fill_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pe = std::fs::read(path("tools/boot/sb-off/uki.efi")).unwrap();
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let coff = u32::from_le_bytes(pe[0x3c..0x40].try_into().unwrap()) as usize + 4;
+    let (count, optional) = (u16_at(&pe, coff + 2), u16_at(&pe, coff + 16));
+    let table = coff + 20 + optional;
+    let initrd = (0..count).map(|i| table + 40 * i).find(|&s| pe[s..s + 8].starts_with(b".initrd")).expect(".initrd");
+    pe[initrd + 8..initrd + 12].copy_from_slice(&0xf000_0000u32.to_le_bytes()); // VirtualSize
+    pe[coff + 20 + 56..coff + 20 + 60].copy_from_slice(&0xffff_f000u32.to_le_bytes()); // SizeOfImage
+    let uki = dir.path().join("fill.efi");
+    std::fs::write(&uki, &pe).unwrap();
+    let run = nodeimg(dir.path(), &["measure", "pcrs", "--uki", uki.to_str().unwrap()]);
+    assert_fails(&run, 2, &["section .initrd", "zero fill"]);
+}

@@ -686,3 +686,54 @@ fn tpm2_policy_equals_tpm2_createpolicy() {
     assert_fails(&run, 2, &["digest-dir: a directory is in the way of a file"]);
     assert!(!d.join("alone.bin").exists(), "the values file without its digest");
 }
+
+/// Runs nodeimg in `dir`, killed after 10 s: a read that never ends fails as exit 124.
+fn bounded(dir: &Path, args: &[&str]) -> Run {
+    Command::new("timeout")
+        .arg("10")
+        .arg(env!("CARGO_BIN_EXE_nodeimg"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+        .into()
+}
+
+/// A build output or release directory holding something other than regular files where its
+/// files go (`/dev/zero`, a FIFO nobody writes to) is refused at once, never read for ever.
+#[test]
+fn devices_and_fifos_in_a_build_or_a_release_are_refused_not_read() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rel = released(d);
+    let cp = |from: &Path, to: &str| {
+        assert!(Command::new("cp").arg("-a").arg(from).arg(d.join(to)).status().unwrap().success());
+        d.join(to)
+    };
+    let platform = example()["platforms"].as_object().unwrap().keys().next().unwrap().clone();
+    // An artefact the manifest lists is /dev/zero; another build's manifest.json is a FIFO.
+    let zero = cp(&d.join("build"), "zero");
+    fs::remove_file(zero.join(&platform).join("disk.raw")).unwrap();
+    symlink("/dev/zero", zero.join(&platform).join("disk.raw")).unwrap();
+    let fifo = cp(&d.join("build"), "fifo");
+    fs::remove_file(fifo.join(&platform).join("manifest.json")).unwrap();
+    assert!(Command::new("mkfifo").arg(fifo.join(&platform).join("manifest.json")).status().unwrap().success());
+    for (input, out) in [("zero", "rel-zero"), ("fifo", "rel-fifo")] {
+        let run = bounded(d, &["release", "--version", VERSION, "--input", input, "--key", "k.key", "--out", out]);
+        assert_fails(&run, 2, &[&platform]);
+        assert!(!d.join(out).exists(), "{input}: {run:?}");
+    }
+    // A file SHA256SUMS names is /dev/zero: a failed verification, not a hang.
+    let sums = cp(&rel, "sums-zero");
+    fs::copy(sums.join("bundle.json.minisig"), d.join("good.minisig")).unwrap();
+    fs::remove_file(sums.join("bundle.json.minisig")).unwrap();
+    symlink("/dev/zero", sums.join("bundle.json.minisig")).unwrap();
+    let bundle = sums.join("bundle.json").display().to_string();
+    let artefacts = sums.display().to_string();
+    let run = bounded(
+        d,
+        &["verify", "--bundle", &bundle, "--pubkey", "k.pub", "--sig", "good.minisig", "--artefacts", &artefacts],
+    );
+    assert_fails(&run, 1, &["bundle.json.minisig", "not a regular file"]);
+}

@@ -148,7 +148,7 @@ pub fn build_with_hook(
     let set = ProfileSet::load(&req.profiles_dir)?;
     let sel = &req.selection;
     let lock_path = req.profiles_dir.join(LOCK_FILE);
-    let lock_text = fs::read_to_string(&lock_path).map_err(|e| match e.kind() {
+    let lock_text = crate::read_small_text(&lock_path, crate::MAX_PROFILE_FILE).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::NoLock { path: lock_path.clone(), dir: req.profiles_dir.clone() },
         _ => Error::Read { path: lock_path.clone(), error: e },
     })?;
@@ -440,7 +440,7 @@ fn write_build_info(
     mkosi_version: &str,
     partial: &Path,
 ) -> Result<(), Error> {
-    let lock = fs::read(lock_path).map_err(read_err(lock_path))?;
+    let lock = crate::read_small(lock_path, crate::MAX_PROFILE_FILE).map_err(read_err(lock_path))?;
     let info = BuildInfo {
         image: BuildImage {
             name: &set.image_id,
@@ -969,7 +969,9 @@ struct EspMaker<'a> {
 impl<'a> EspMaker<'a> {
     fn new(tools: &'a ToolsTree, profiles_dir: &Path, base_esp: &Path, work: &Path) -> Result<Self, Error> {
         let conf_path = profiles_dir.join("mkosi.conf");
-        let conf = crate::profiles::parse_ini(&fs::read_to_string(&conf_path).map_err(read_err(&conf_path))?);
+        let conf = crate::profiles::parse_ini(
+            &crate::read_small_text(&conf_path, crate::MAX_PROFILE_FILE).map_err(read_err(&conf_path))?,
+        );
         let get = |key: &str| conf.iter().rev().find(|(_, k, _)| k == key).map(|(_, _, v)| v.clone());
         let seed = get("Seed").ok_or_else(|| Error::Profile(format!("{}: no Seed=", conf_path.display())))?;
         let sector_size = get("SectorSize").unwrap_or_else(|| "512".into());
@@ -978,7 +980,7 @@ impl<'a> EspMaker<'a> {
         let defs = profiles_dir.join("mkosi.repart");
         let mut esp_def = None;
         for e in fs::read_dir(&defs).map_err(read_err(&defs))?.flatten() {
-            let text = fs::read_to_string(e.path()).unwrap_or_default();
+            let text = crate::read_small_text(&e.path(), crate::MAX_PROFILE_FILE).unwrap_or_default();
             if crate::profiles::parse_ini(&text).iter().any(|(s, k, v)| s == "Partition" && k == "Type" && v == "esp") {
                 esp_def = Some(e.path());
             }

@@ -52,7 +52,7 @@
 //! complete.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub mod build;
 pub mod debs;
@@ -267,6 +267,36 @@ impl Error {
     }
 }
 
+/// The largest profile-tree file nodeimg reads whole (a platform's `nodeimg.json`, a
+/// `mkosi.conf`, the package lock: real ones are a few KiB to ~100 KiB).
+pub(crate) const MAX_PROFILE_FILE: u64 = 16 << 20;
+
+/// Reads a small input file whole: a regular file only (a symlink to `/dev/zero` or a FIFO would
+/// be read, or waited on, for ever; `stat` does neither), of at most `limit` bytes.
+pub(crate) fn read_small(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { "not a regular file" };
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+    }
+    let too_big = || io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes"));
+    if meta.len() > limit {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big());
+    }
+    Ok(bytes)
+}
+
+/// [`read_small`] as UTF-8 text.
+pub(crate) fn read_small_text(path: &Path, limit: u64) -> io::Result<String> {
+    String::from_utf8(read_small(path, limit)?).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
 pub(crate) fn read_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
     let path = path.into();
     move |error| Error::Read { path, error }
@@ -275,4 +305,25 @@ pub(crate) fn read_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Er
 pub(crate) fn write_err(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
     let path = path.into();
     move |error| Error::Write { path, error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_inputs_are_regular_files_within_their_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::os::unix::fs::symlink("/dev/zero", d.join("zero")).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(d.join("fifo")).status().unwrap().success());
+        std::fs::write(d.join("big"), [b'x'; 11]).unwrap();
+        std::fs::write(d.join("ok"), b"mkosi").unwrap();
+        for (name, why) in [("zero", "not a regular file"), ("fifo", "not a regular file"), ("big", "larger than 10")] {
+            let e = read_small(&d.join(name), 10).unwrap_err();
+            assert!(e.to_string().contains(why), "{name}: {e}");
+        }
+        assert_eq!(read_small_text(&d.join("ok"), 10).unwrap(), "mkosi");
+        assert_eq!(read_small(d, 10).unwrap_err().to_string(), "a directory");
+    }
 }

@@ -94,7 +94,7 @@ fn profile_files(dir: &Path, name: &str) -> Result<Vec<PathBuf>, Error> {
 fn package_settings(files: &[PathBuf]) -> Result<Vec<(PathBuf, &'static str, Scope, String)>, Error> {
     let mut out = Vec::new();
     for f in files {
-        let text = fs::read_to_string(f).map_err(read_err(f))?;
+        let text = crate::read_small_text(f, crate::MAX_PROFILE_FILE).map_err(read_err(f))?;
         for (_, k, v) in crate::profiles::parse_ini(&text) {
             if let Some((key, scope)) = PACKAGE_KEYS.iter().find(|(key, _)| *key == k) {
                 out.push((f.clone(), *key, *scope, v));

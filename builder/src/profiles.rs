@@ -230,7 +230,7 @@ impl PlatformConfig {
     /// directory).
     pub fn load(path: &Path, root: &Path) -> Result<Self, Error> {
         let bad = |reason: String| Error::PlatformConfig { path: path.to_path_buf(), reason };
-        let text = match fs::read(path) {
+        let text = match crate::read_small(path, crate::MAX_PROFILE_FILE) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(bad(format!(
@@ -488,7 +488,8 @@ impl ProfileSet {
 }
 
 fn read(path: &Path) -> Result<String, Error> {
-    fs::read_to_string(path).map_err(|error| Error::Read { path: path.to_path_buf(), error })
+    crate::read_small_text(path, crate::MAX_PROFILE_FILE)
+        .map_err(|error| Error::Read { path: path.to_path_buf(), error })
 }
 
 /// The settings of the base profile in mkosi's order: `mkosi.conf`, then `mkosi.conf.d/` (sorted,

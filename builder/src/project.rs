@@ -145,7 +145,7 @@ impl Project {
         if meta.len() > MAX_PROJECT_FILE {
             return Err(Error::Profile(format!("{}: larger than {MAX_PROJECT_FILE} bytes", path.display())));
         }
-        let text = fs::read_to_string(&path).map_err(read_err(&path))?;
+        let text = crate::read_small_text(&path, MAX_PROJECT_FILE).map_err(read_err(&path))?;
         let file: ProjectFile = serde_json::from_str(&text)
             .map_err(|e| Error::Profile(format!("{}: {e} (expected {{\"base\": \"sha256:…\"}})", path.display())))?;
         let ours = format!("sha256:{}", base_sha256());
@@ -227,7 +227,7 @@ impl Project {
         }
         let lock = self.lock_path();
         if lock.is_file() {
-            let text = fs::read(&lock).map_err(read_err(&lock))?;
+            let text = crate::read_small(&lock, crate::MAX_PROFILE_FILE).map_err(read_err(&lock))?;
             write_file(&dest.join(crate::build::LOCK_FILE), &text, false)?;
         }
         let mut script = String::new();
@@ -410,7 +410,7 @@ fn check_sysext_tree(dir: &Path, name: &str) -> Result<(), Error> {
             release.display()
         )));
     }
-    let text = fs::read_to_string(&release).map_err(read_err(&release))?;
+    let text = crate::read_small_text(&release, crate::MAX_PROFILE_FILE).map_err(read_err(&release))?;
     let fields = parse_os_release(&text);
     let get = |k: &str| fields.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
     let bad = |what: String| {

@@ -42,7 +42,7 @@
 //! [`ObservedPcrs`] (status `observed`); they may not replace a value the build computed.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -158,8 +158,18 @@ pub enum InputError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// The largest JSON file of a build output read whole (`build.json`, a platform's
+/// `manifest.json` and `reference-values.json`: a few KiB to a few hundred KiB).
+pub const MAX_JSON: u64 = 16 << 20;
+
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, InputError> {
-    let bytes = fs::read(path).map_err(|source| InputError::Io { path: path.into(), source })?;
+    use std::io::Read;
+    let io_err = |source| InputError::Io { path: path.into(), source };
+    let mut bytes = Vec::new();
+    crate::verify::open_regular(path).map_err(io_err)?.take(MAX_JSON + 1).read_to_end(&mut bytes).map_err(io_err)?;
+    if bytes.len() as u64 > MAX_JSON {
+        return Err(InputError::Invalid { path: path.into(), message: format!("larger than {MAX_JSON} bytes") });
+    }
     serde_json::from_slice(&bytes).map_err(|source| InputError::Json { path: path.into(), source })
 }
 
@@ -255,10 +265,14 @@ impl BuildOutput {
                     return Err(InputError::Invalid { path: file, message: "not a plain relative path".into() });
                 }
                 let io_err = |source| InputError::Io { path: file.clone(), source };
-                let f = File::open(&file).map_err(io_err)?;
+                let f = crate::verify::open_regular(&file).map_err(io_err)?;
                 let bytes = f.metadata().map_err(io_err)?.len();
                 progress(Progress::Step { what: &format!("hashing {bundle_path}"), bytes });
-                let (size, sha256) = hash(Counted::new(f, &mut |n| progress(Progress::Bytes(n)))).map_err(io_err)?;
+                // At most one byte more than listed: a file that grows while it is read is
+                // refused by its size, not read for ever.
+                let mut bytes_done = |n| progress(Progress::Bytes(n));
+                let (size, sha256) =
+                    hash(Counted::new(io::Read::take(f, e.size + 1), &mut bytes_done)).map_err(io_err)?;
                 if size != e.size || sha256 != e.sha256 {
                     return Err(InputError::Invalid {
                         path: file,

@@ -139,6 +139,17 @@ pub fn verify_bundle(
     Ok(Verified { bundle, sha256, key_id, trusted_comment })
 }
 
+/// Opens `path` for reading if it is a regular file. A symlink to `/dev/zero` or a FIFO in a
+/// release directory would be hashed, or waited on, for ever; `stat` does neither.
+pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { "not a regular file" };
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, what));
+    }
+    File::open(path)
+}
+
 /// Checks every artefact of `bundle` under `dir`: the file at its path, or compressed at
 /// `<path>.zst` (as a release directory holds it). Returns how many were checked.
 pub fn verify_artefacts(bundle: &Bundle, dir: &Path) -> Result<usize, VerifyError> {
@@ -186,7 +197,7 @@ pub fn verify_sums(
     let bad = |m: String| VerifyError::Sums(m);
     let read = |name: &str| -> Result<Vec<u8>, VerifyError> {
         let path = dir.join(name);
-        let f = File::open(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+        let f = open_regular(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
         let mut bytes = Vec::new();
         f.take(MAX_SUMS + 1).read_to_end(&mut bytes).map_err(|e| bad(format!("{}: {e}", path.display())))?;
         if bytes.len() as u64 > MAX_SUMS {
@@ -231,7 +242,7 @@ pub fn verify_sums(
             return Err(bad(format!("line {}: {name:?} is not a plain relative path listed once", n + 1)));
         }
         let path = dir.join(name);
-        let f = File::open(&path).map_err(|e| bad(format!("{name}: listed but {e}")))?;
+        let f = open_regular(&path).map_err(|e| bad(format!("{name}: listed but {e}")))?;
         let (_, actual) = hash(f).map_err(|e| bad(format!("{name}: {e}")))?;
         if actual.to_string() != listed {
             return Err(bad(format!("{name}: sha256 {actual}, SHA256SUMS says {listed}")));

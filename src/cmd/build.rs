@@ -558,20 +558,20 @@ pub fn run(args: BuildArgs, global: Global) -> Result<Outcome> {
         Err(e) => return check_or_error(e),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(Outcome::Ok);
     }
-    println!("{}", report.dir.display());
+    outln!("{}", report.dir.display());
     for p in &report.platforms {
         let how = match &p.derived_from {
             Some(b) => format!(" (derived from {b})"),
             None => String::new(),
         };
-        println!("  {}{how}: roothash {}", p.platform, p.roothash);
+        outln!("  {}{how}: roothash {}", p.platform, p.roothash);
         if !global.quiet {
-            println!("    cmdline: {}", p.cmdline);
+            outln!("    cmdline: {}", p.cmdline);
             for a in &p.artefacts {
-                println!("    {:<16} {:>12}  {}", a.name, a.size, a.sha256);
+                outln!("    {:<16} {:>12}  {}", a.name, a.size, a.sha256);
             }
         }
     }

@@ -268,7 +268,8 @@ pub(crate) fn register_diff(out: &mut String, r: &RegisterDiff) -> std::fmt::Res
 
 /// Writes `text` to stdout; a closed pipe (`| head`) ends the output quietly.
 pub(crate) fn emit(text: &str) -> Result<()> {
-    match std::io::stdout().lock().write_all(text.as_bytes()) {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => r.context("writing to stdout"),
     }

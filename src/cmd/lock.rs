@@ -106,16 +106,16 @@ pub fn run(args: LockArgs, global: Global) -> Result<Outcome> {
                 .map(|(scope, name, version)| Dropped { scope: *scope, name: name.clone(), version: version.clone() })
                 .collect(),
         };
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
     } else {
         for c in &requests {
-            println!("request {c}");
+            outln!("request {c}");
         }
         for c in &changes {
-            println!("{c}");
+            outln!("{c}");
         }
         for (scope, name, version) in &dropped {
-            println!("dropped: {scope} {name} {version} is no longer in {}", source.describe());
+            outln!("dropped: {scope} {name} {version} is no longer in {}", source.describe());
         }
         if !dropped.is_empty() {
             eprintln!(

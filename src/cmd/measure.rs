@@ -6,7 +6,6 @@
 //! PCRs of a UKI boot (see `measure_boot`). With `--json` they add their inputs and an account
 //! of how each value was reached.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -214,7 +213,7 @@ pub(crate) fn read_firmware(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn sha256_file(path: &Path) -> Result<[u8; 32]> {
-    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let f = crate::fsutil::open_regular(path, "a kernel or initrd")?;
     hashes::sha256_reader(f).with_context(|| format!("reading {}", path.display()))
 }
 
@@ -262,7 +261,7 @@ fn print_notes(notes: &[String], global: Global) {
 }
 
 fn print_json<T: Serialize>(v: &T) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v).context("serializing JSON")?);
+    outln!("{}", serde_json::to_string_pretty(v).context("serializing JSON")?);
     Ok(())
 }
 
@@ -291,7 +290,7 @@ fn run_snp(a: SnpArgs, global: Global) -> Result<Outcome> {
                 notes,
             })?;
         } else {
-            println!("{d}");
+            outln!("{d}");
         }
         return Ok(Outcome::Ok);
     }
@@ -353,7 +352,7 @@ fn run_snp(a: SnpArgs, global: Global) -> Result<Outcome> {
             notes,
         })?;
     } else {
-        println!("{measurement}");
+        outln!("{measurement}");
     }
     Ok(Outcome::Ok)
 }
@@ -391,9 +390,9 @@ fn run_tdx(a: TdxArgs, global: Global) -> Result<Outcome> {
     if a.json {
         print_json(&TdxReport { firmware: FirmwareInfo::new(&a.ovmf, &image), mrtd: m, rtmrs, notes })?;
     } else if let Some(r) = &rtmrs {
-        print!("mrtd={}\n{}", hex::encode(m.digest), r.lines());
+        out!("mrtd={}\n{}", hex::encode(m.digest), r.lines());
     } else {
-        println!("{}", hex::encode(m.digest));
+        outln!("{}", hex::encode(m.digest));
     }
     Ok(Outcome::Ok)
 }

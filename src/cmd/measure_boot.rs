@@ -140,7 +140,13 @@ fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>> {
     crate::fsutil::read_input(path, limit, what)
 }
 
-fn read_sidecars(dir: &Path) -> Result<Vec<SidecarFile>> {
+/// The most bytes of files beside the UKI (`--extra-d` and `--loader-credentials` together) a
+/// prediction reads: the stub packs them all into cpio archives in the firmware's memory, and
+/// the prediction holds them in its own.
+const MAX_SIDECARS: u64 = 1 << 30;
+
+/// Reads the regular files of `dir`, at most `budget` bytes in all (what is read is taken off it).
+fn read_sidecars(dir: &Path, budget: &mut u64) -> Result<Vec<SidecarFile>> {
     let ctx = || format!("reading directory {}", dir.display());
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(ctx)? {
@@ -149,7 +155,10 @@ fn read_sidecars(dir: &Path) -> Result<Vec<SidecarFile>> {
             continue;
         }
         let Ok(name) = entry.file_name().into_string() else { continue };
-        let data = crate::fsutil::read_input(&entry.path(), crate::fsutil::limits::IMAGE, "a file beside the UKI")?;
+        let data = crate::fsutil::read_input(&entry.path(), *budget, "a file beside the UKI").with_context(|| {
+            format!("the files of --extra-d and --loader-credentials may have {MAX_SIDECARS} bytes in all")
+        })?;
+        *budget -= data.len() as u64;
         out.push(SidecarFile { name, data });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -166,6 +175,13 @@ struct Loaded {
     extra_d: Vec<SidecarFile>,
     loader_credentials: Vec<SidecarFile>,
     notes: Vec<String>,
+}
+
+impl Loaded {
+    /// The files of `--extra-d` and `--loader-credentials`, moved out.
+    fn take_sidecars(&mut self) -> (Vec<SidecarFile>, Vec<SidecarFile>) {
+        (std::mem::take(&mut self.extra_d), std::mem::take(&mut self.loader_credentials))
+    }
 }
 
 fn load(uki: &Path, o: &BootOptions) -> Result<Loaded> {
@@ -248,19 +264,22 @@ fn load(uki: &Path, o: &BootOptions) -> Result<Loaded> {
         }
         None => None,
     };
-    let extra_d = o.extra_d.as_deref().map(read_sidecars).transpose()?.unwrap_or_default();
-    let loader_credentials = o.loader_credentials.as_deref().map(read_sidecars).transpose()?.unwrap_or_default();
+    let mut budget = MAX_SIDECARS;
+    let extra_d = o.extra_d.as_deref().map(|d| read_sidecars(d, &mut budget)).transpose()?.unwrap_or_default();
+    let loader_credentials =
+        o.loader_credentials.as_deref().map(|d| read_sidecars(d, &mut budget)).transpose()?.unwrap_or_default();
     Ok(Loaded { uki, disk, secure_boot: sb, extra_d, loader_credentials, notes })
 }
 
-fn inputs<'a>(l: &'a Loaded, o: &BootOptions) -> BootInputs<'a> {
+/// The prediction's inputs, with the files beside the UKI (`Loaded::take_sidecars`: moved, as
+/// they may be large, not copied).
+fn inputs<'a>(l: &'a Loaded, sidecars: (Vec<SidecarFile>, Vec<SidecarFile>), o: &BootOptions) -> BootInputs<'a> {
     let mut i = BootInputs::new(&l.uki);
     i.uki_path = o.uki_path.clone();
     i.secure_boot = l.secure_boot.clone();
     i.stub_version = o.stub_version.clone();
     i.load_options = o.load_options.clone();
-    i.extra_d = l.extra_d.clone();
-    i.loader_credentials = l.loader_credentials.clone();
+    (i.extra_d, i.loader_credentials) = sidecars;
     i.disk = l.disk.as_deref();
     i
 }
@@ -300,9 +319,29 @@ pub fn run_pcrs(a: PcrsArgs, global: Global) -> Result<Outcome> {
             banks.push(*b);
         }
     }
-    let loaded = load(&a.uki, &a.boot)?;
+    // The log to check is read and parsed before anything is predicted or written: a bad one is
+    // an input error with no output left behind, and the predicted log written below can never
+    // be what gets checked.
+    let check = match &a.check_eventlog {
+        Some(log_path) => {
+            if let Some(out) = &a.eventlog_out {
+                if crate::fsutil::same_file(out, log_path) {
+                    bail!(
+                        "--eventlog-out and --check-eventlog are the same file ({}): the predicted log would replace the one to check",
+                        out.display()
+                    );
+                }
+            }
+            let bytes = crate::fsutil::read_input(log_path, crate::fsutil::limits::EVENTLOG, "an event log")?;
+            let actual = eventlog::parse(&bytes).with_context(|| format!("parsing {}", log_path.display()))?;
+            Some((log_path, actual))
+        }
+        None => None,
+    };
+    let mut loaded = load(&a.uki, &a.boot)?;
     let mut notes = loaded.notes.clone();
-    let mut inp = inputs(&loaded, &a.boot);
+    let sidecars = loaded.take_sidecars();
+    let mut inp = inputs(&loaded, sidecars, &a.boot);
     inp.banks = banks;
     inp.confidential_vm = a.confidential_vm;
     // The whole file's SHA-256 (JSON only) is one more pass over the UKI: on its own thread, beside
@@ -324,10 +363,6 @@ pub fn run_pcrs(a: PcrsArgs, global: Global) -> Result<Outcome> {
         for n in &notes {
             eprintln!("note: {n}");
         }
-    }
-    if let Some(out) = &a.eventlog_out {
-        let bytes = eventlog::write(&p.eventlog()).context("encoding the predicted event log")?;
-        crate::fsutil::write_atomic(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
     }
     let ready = p.pcrs_at(Phase::Ready);
     let mut text = String::new();
@@ -358,10 +393,8 @@ pub fn run_pcrs(a: PcrsArgs, global: Global) -> Result<Outcome> {
         }
     }
     let mut outcome = Outcome::Ok;
-    if let Some(log_path) = &a.check_eventlog {
-        let bytes = crate::fsutil::read_input(log_path, crate::fsutil::limits::EVENTLOG, "an event log")?;
-        let actual = eventlog::parse(&bytes).with_context(|| format!("parsing {}", log_path.display()))?;
-        let d = p.diff(&actual).with_context(|| format!("comparing with {}", log_path.display()))?;
+    if let Some((log_path, actual)) = &check {
+        let d = p.diff(actual).with_context(|| format!("comparing with {}", log_path.display()))?;
         if d.is_empty() {
             if !global.quiet {
                 eprintln!("{}: PCRs {:?} extend exactly the predicted events", log_path.display(), p.pcrs);
@@ -375,6 +408,10 @@ pub fn run_pcrs(a: PcrsArgs, global: Global) -> Result<Outcome> {
             eprintln!("{}: {} predicted PCR(s) differ from the prediction", log_path.display(), d.registers.len());
             outcome = Outcome::Mismatch;
         }
+    }
+    if let Some(out) = &a.eventlog_out {
+        let bytes = eventlog::write(&p.eventlog()).context("encoding the predicted event log")?;
+        crate::fsutil::write_atomic(out, &bytes).with_context(|| format!("writing {}", out.display()))?;
     }
     emit(&text)?;
     Ok(outcome)
@@ -395,8 +432,9 @@ pub struct Rtmrs {
 
 /// Predicts RTMR1 and RTMR2 for `measure tdx --uki` (and writes the CCEL with `eventlog_out`).
 pub fn rtmrs(uki: &Path, o: &BootOptions, eventlog_out: Option<&Path>) -> Result<Rtmrs> {
-    let loaded = load(uki, o)?;
-    let inp = inputs(&loaded, o);
+    let mut loaded = load(uki, o)?;
+    let sidecars = loaded.take_sidecars();
+    let inp = inputs(&loaded, sidecars, o);
     let p = boot::predict_tdx(&inp).with_context(|| format!("predicting the TD boot of {}", uki.display()))?;
     let mut notes = loaded.notes;
     notes.push(

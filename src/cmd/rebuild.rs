@@ -196,18 +196,22 @@ pub fn run(args: RebuildArgs, global: Global) -> Result<Outcome> {
         differences,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for d in &report.differences {
-            println!("DIFFERS  {} {}: {}", d.kind, d.name, d.detail);
+            outln!("DIFFERS  {} {}: {}", d.kind, d.name, d.detail);
             for line in &d.inside {
-                println!("           {line}");
+                outln!("           {line}");
             }
         }
         let verdict = if report.identical { "identical" } else { "DIFFERENT" };
-        println!(
+        outln!(
             "{verdict}: {} {} rebuilt from {} ({} artefacts, {} platforms' reference values)",
-            bundle.image.name, bundle.image.version, report.source, report.artefacts, report.platforms
+            bundle.image.name,
+            bundle.image.version,
+            report.source,
+            report.artefacts,
+            report.platforms
         );
     }
     if args.out.is_none() {

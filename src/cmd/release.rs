@@ -194,7 +194,7 @@ fn find_input(version: &str, input: Option<PathBuf>) -> Result<PathBuf> {
     if let Ok(entries) = fs::read_dir(out) {
         for e in entries.flatten() {
             let build_json = e.path().join("build.json");
-            if let Ok(bytes) = fs::read(&build_json) {
+            if let Ok(bytes) = crate::fsutil::read_input(&build_json, release::input::MAX_JSON, "a build.json") {
                 let info: release::input::BuildInfo =
                     serde_json::from_slice(&bytes).with_context(|| build_json.display().to_string())?;
                 if info.image.version == version {
@@ -358,13 +358,13 @@ fn release_cmd(a: ReleaseArgs, global: Global) -> Result<Outcome> {
         files: report.files,
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else if !global.quiet {
-        println!("released {} {} into {}", out.image, out.version, out.dir);
-        println!("archive: {} (sha256 {})", out.archive, out.archive_sha256);
-        println!("bundle.json sha256 {}, signed by key {}", out.bundle_sha256, out.key_id);
+        outln!("released {} {} into {}", out.image, out.version, out.dir);
+        outln!("archive: {} (sha256 {})", out.archive, out.archive_sha256);
+        outln!("bundle.json sha256 {}, signed by key {}", out.bundle_sha256, out.key_id);
         if out.insecure_dev_key {
-            println!("signed with an INSECURE development key: do not publish");
+            outln!("signed with an INSECURE development key: do not publish");
         }
     }
     Ok(Outcome::Ok)
@@ -508,7 +508,7 @@ fn verify(a: VerifyArgs, global: Global) -> Result<Outcome> {
         }
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     }
     match outcome {
         Outcome::Ok if !a.json && !global.quiet => {
@@ -520,7 +520,7 @@ fn verify(a: VerifyArgs, global: Global) -> Result<Outcome> {
                 Some(n) => format!("; {n} artefacts match"),
                 None => String::new(),
             };
-            println!(
+            outln!(
                 "OK: {} {} (sha256 {}), {signer}{artefacts}",
                 report.image.as_deref().unwrap_or(""),
                 report.version.as_deref().unwrap_or(""),
@@ -620,7 +620,7 @@ fn export_cmd(a: ExportArgs) -> Result<Outcome> {
     }
     crate::fsutil::write_atomic_all(&files)?;
     if a.output.is_none() {
-        print!("{text}");
+        out!("{text}");
     }
     Ok(Outcome::Ok)
 }

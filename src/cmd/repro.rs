@@ -34,32 +34,32 @@ pub fn run(args: ReproArgs, global: Global) -> Result<Outcome> {
     progress.finish();
     let report = result?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for d in &report.artefacts {
             let short = |h: &Option<String>| h.as_deref().map_or("missing".to_owned(), |h| h[..16].to_owned());
             if d.identical() {
                 if !global.quiet {
-                    println!("same     {}  {}", d.path, short(&d.a));
+                    outln!("same     {}  {}", d.path, short(&d.a));
                 }
                 continue;
             }
-            println!("DIFFERS  {}  {} vs {}", d.path, short(&d.a), short(&d.b));
+            outln!("DIFFERS  {}  {} vs {}", d.path, short(&d.a), short(&d.b));
             for p in &d.parts {
-                println!("           {p} differs");
+                outln!("           {p} differs");
             }
             for f in &d.files {
-                println!("           {}: {}", f.path, f.difference);
+                outln!("           {}: {}", f.path, f.difference);
             }
             if let Some(text) = &d.diffoscope {
-                println!("{text}");
+                outln!("{text}");
             }
             if tools.is_none() && matches!(d.path.rsplit('/').next(), Some("root.raw" | "esp.raw")) {
-                println!("           (no mkosi tools tree in the cache to list the differing files; build once first)");
+                outln!("           (no mkosi tools tree in the cache to list the differing files; build once first)");
             }
         }
         let verdict = if report.identical { "identical" } else { "DIFFERENT" };
-        println!("{verdict}: {} vs {}", report.a.display(), report.b.display());
+        outln!("{verdict}: {} vs {}", report.a.display(), report.b.display());
     }
     Ok(if report.identical { Outcome::Ok } else { Outcome::Mismatch })
 }

@@ -52,7 +52,7 @@ pub fn run(args: SetupArgs, global: Global) -> Result<Outcome> {
             "mkosi": tools.mkosi(),
             "packages": steps,
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(Outcome::Ok);
     }
     for s in &steps {
@@ -61,11 +61,11 @@ pub fn run(args: SetupArgs, global: Global) -> Result<Outcome> {
             "unpacked" => "unpacked from the cached .deb".to_owned(),
             _ => "present".to_owned(),
         };
-        println!("{}={}  {how}  {}", s.package, s.version, s.dir.display());
+        outln!("{}={}  {how}  {}", s.package, s.version, s.dir.display());
         for f in &s.files {
-            println!("  {}", f.display());
+            outln!("  {}", f.display());
         }
     }
-    println!("mkosi: {}", tools.mkosi().display());
+    outln!("mkosi: {}", tools.mkosi().display());
     Ok(Outcome::Ok)
 }

@@ -254,13 +254,13 @@ fn keygen(a: KeygenArgs, global: Global) -> Result<Outcome> {
         public_key_base64: key.public_key().to_base64(),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else if !global.quiet {
-        println!("secret key: {} ({})", report.secret_key, if report.encrypted { "encrypted" } else { "UNENCRYPTED" });
-        println!("public key: {}", report.public_key);
-        println!("key id:     {}", report.key_id);
-        println!("verify with: nodeimg verify-signature FILE --pubkey {}", report.public_key);
-        println!("         or: minisign -Vm FILE -P {}", report.public_key_base64);
+        outln!("secret key: {} ({})", report.secret_key, if report.encrypted { "encrypted" } else { "UNENCRYPTED" });
+        outln!("public key: {}", report.public_key);
+        outln!("key id:     {}", report.key_id);
+        outln!("verify with: nodeimg verify-signature FILE --pubkey {}", report.public_key);
+        outln!("         or: minisign -Vm FILE -P {}", report.public_key_base64);
     }
     Ok(Outcome::Ok)
 }
@@ -284,10 +284,16 @@ fn comment_for(name: &str, bytes: Option<&[u8]>, sha256: &str) -> String {
 fn read_for_signing(file: &Path) -> Result<([u8; 64], String, Option<Vec<u8>>)> {
     use sha2::Digest;
     use std::io::Read;
+    // A blocking open: a FIFO is signed as it is written, once its writer comes (as `cat` waits).
     let mut f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    if f.metadata().map(|m| m.is_dir()).unwrap_or(false) {
+    let meta = f.metadata().with_context(|| format!("reading {}", file.display()))?;
+    if meta.is_dir() {
         bail!("{} is a directory, not a file to sign", file.display());
     }
+    // A regular file ends; a pipe or device (`/dev/zero`) need not, so it may bring a bundle's
+    // worth of bytes at most.
+    let limit = if meta.is_file() { u64::MAX } else { crate::fsutil::limits::BUNDLE };
+    let mut total = 0u64;
     let (mut pre, mut sha) = (sign::Prehasher::new(), sha2::Sha256::new());
     let mut kept = Some(Vec::new());
     let mut buf = vec![0u8; 1 << 20];
@@ -295,6 +301,10 @@ fn read_for_signing(file: &Path) -> Result<([u8; 64], String, Option<Vec<u8>>)> 
         let n = f.read(&mut buf).with_context(|| format!("reading {}", file.display()))?;
         if n == 0 {
             break;
+        }
+        total += n as u64;
+        if total > limit {
+            bail!("{}: more than {limit} bytes from a pipe or device; sign a regular file instead", file.display());
         }
         pre.update(&buf[..n]);
         sha.update(&buf[..n]);
@@ -333,10 +343,10 @@ fn sign_file(a: SignArgs, global: Global) -> Result<Outcome> {
         trusted_comment: comment,
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else if !global.quiet {
-        println!("signed {} with key {} -> {}", report.file, report.key_id, report.signature);
-        println!("trusted comment: {}", report.trusted_comment);
+        outln!("signed {} with key {} -> {}", report.file, report.key_id, report.signature);
+        outln!("trusted comment: {}", report.trusted_comment);
     }
     Ok(Outcome::Ok)
 }
@@ -357,12 +367,12 @@ struct VerifyReport {
 fn check_signature(file: &Path, sig_text: &str, key: &PublicKey) -> Result<Result<Signature, String>> {
     // A malformed signature file is unusable input (exit 2), not a failed verification.
     let sig = Signature::parse(sig_text).context("the signature file is malformed")?;
-    let f = File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let f = crate::fsutil::open_regular(file, "a file to verify")?;
     if let Err(e) = sign::verify(key, io::BufReader::new(f), &sig, false) {
         return Ok(Err(e.to_string()));
     }
     if let Some(want) = release::bundle::comment_fields(&sig.trusted_comment).get("sha256") {
-        let (_, sha) = release::verify::hash(File::open(file)?)?;
+        let (_, sha) = release::verify::hash(crate::fsutil::open_regular(file, "a file to verify")?)?;
         if sha.to_string() != *want {
             return Ok(Err(format!("the trusted comment names sha256 {want}, but the file's is {sha}")));
         }
@@ -394,13 +404,13 @@ fn verify_signature(a: VerifySignatureArgs, global: Global) -> Result<Outcome> {
         },
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     }
     match result {
         Ok(sig) => {
             if !a.json && !global.quiet {
-                println!("signature OK: {} signed by key {}", report.file, sig.key_id);
-                println!("trusted comment: {}", sig.trusted_comment);
+                outln!("signature OK: {} signed by key {}", report.file, sig.key_id);
+                outln!("trusted comment: {}", sig.trusted_comment);
             }
             Ok(Outcome::Ok)
         }

@@ -311,9 +311,9 @@ fn inspect(path: &Path, json: bool, banks: &[String]) -> Result<()> {
         linux_authenticode: kernel_input.map(|_| kernel_digests),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_inspect(path, &report);
+        print_inspect(path, &report)?;
     }
     Ok(())
 }
@@ -324,7 +324,7 @@ fn section_text(bytes: &[u8]) -> Option<String> {
     std::str::from_utf8(&bytes[..end]).ok().map(|s| s.replace('\0', "\\0"))
 }
 
-fn print_inspect(path: &Path, r: &Inspect) {
+fn print_inspect(path: &Path, r: &Inspect) -> Result<()> {
     use crate::text::clean;
     let machine = match r.machine {
         0x8664 => "x86-64".to_owned(),
@@ -334,22 +334,23 @@ fn print_inspect(path: &Path, r: &Inspect) {
     };
     let format = if r.pe32_plus { "PE32+" } else { "PE32" };
     let signed = if r.signed { "signed" } else { "unsigned" };
-    println!("{}: {format} {machine}, {} bytes, {signed}", path.display(), r.size);
-    println!("stub: {}", clean(r.stub.loader_info.as_deref().unwrap_or("(no systemd-stub LoaderInfo)")));
-    let print_digests = |title: &str, d: &Digests| {
-        println!("{title}:");
+    outln!("{}: {format} {machine}, {} bytes, {signed}", path.display(), r.size);
+    outln!("stub: {}", clean(r.stub.loader_info.as_deref().unwrap_or("(no systemd-stub LoaderInfo)")));
+    let print_digests = |title: &str, d: &Digests| -> Result<()> {
+        outln!("{title}:");
         for (alg, digest) in d.iter() {
-            println!("  {alg:<7} {digest}");
+            outln!("  {alg:<7} {digest}");
         }
+        Ok(())
     };
-    print_digests("authenticode", &r.authenticode);
+    print_digests("authenticode", &r.authenticode)?;
     if let Some(k) = &r.linux_authenticode {
-        print_digests(".linux authenticode", k);
+        print_digests(".linux authenticode", k)?;
     }
-    println!("sections (digests of the VirtualSize bytes the stub measures):");
-    println!("  {:<9} {:>10} {:>10} {:>10} {:>10}", "name", "vaddr", "vsize", "rawsize", "offset");
+    outln!("sections (digests of the VirtualSize bytes the stub measures):");
+    outln!("  {:<9} {:>10} {:>10} {:>10} {:>10}", "name", "vaddr", "vsize", "rawsize", "offset");
     for s in &r.sections {
-        println!(
+        outln!(
             "  {:<9} {:>#10x} {:>#10x} {:>#10x} {:>#10x}",
             clean(&s.name),
             s.virtual_address,
@@ -358,14 +359,15 @@ fn print_inspect(path: &Path, r: &Inspect) {
             s.offset
         );
         for (alg, digest) in s.digests.iter() {
-            println!("    {alg:<7} {digest}");
+            outln!("    {alg:<7} {digest}");
         }
         if let Some(text) = &s.text {
             let mut lines = text.trim_end_matches('\n').lines();
-            println!("    text    {}", clean(lines.next().unwrap_or("")));
+            outln!("    text    {}", clean(lines.next().unwrap_or("")));
             for line in lines {
-                println!("            {}", clean(line));
+                outln!("            {}", clean(line));
             }
         }
     }
+    Ok(())
 }

@@ -107,11 +107,11 @@ pub fn run(cmd: Command, global: Global) -> Result<Outcome> {
             let out = format(&data, &hashdev, &params)?;
             let report = Report::new(&params, &out.layout, Some(&out.root_hash));
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else if !global.quiet {
-                print!("{}", report.text(&hashdev));
+                out!("{}", report.text(&hashdev));
             } else {
-                println!("{}", hex::encode(&out.root_hash));
+                outln!("{}", hex::encode(&out.root_hash));
             }
             Ok(Outcome::Ok)
         }
@@ -140,9 +140,9 @@ pub fn run(cmd: Command, global: Global) -> Result<Outcome> {
             let mut report = Report::new(&params, &layout, None);
             report.hash_algorithm = sb.algorithm.clone();
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", report.text(&hashdev));
+                out!("{}", report.text(&hashdev));
             }
             Ok(Outcome::Ok)
         }
@@ -191,7 +191,7 @@ fn parse_salt(s: &str) -> Result<Vec<u8>> {
 }
 
 fn open(path: &Path) -> Result<File> {
-    File::open(path).with_context(|| format!("opening {}", path.display()))
+    crate::fsutil::open_input(path).with_context(|| format!("opening {}", path.display()))
 }
 
 fn read_superblock(f: &File, path: &Path, offset: u64) -> Result<Superblock> {
@@ -388,17 +388,17 @@ fn print_verify(report: &verity::VerifyReport, json: bool, global: Global) -> Re
             bad_hash_blocks: &report.bad_hash_blocks,
             bad_spare_areas: report.bad_spare_areas,
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else if let Some((block, _, message)) = first {
-        println!("Verification failed at data block {block}: {message}.");
-        println!(
+        outln!("Verification failed at data block {block}: {message}.");
+        outln!(
             "{} data block(s) and {} hash block(s) do not match; {} hash block(s) have a non-zero spare area.",
             report.bad_data_blocks,
             report.bad_hash_blocks.iter().sum::<u64>(),
             report.bad_spare_areas
         );
     } else if !global.quiet {
-        println!("Verification succeeded.");
+        outln!("Verification succeeded.");
     }
     Ok(())
 }

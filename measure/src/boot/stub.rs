@@ -143,6 +143,9 @@ impl Sections {
     }
 }
 
+/// The most zero fill past a section's data (VirtualSize beyond SizeOfRawData) the model takes.
+const MAX_ZERO_FILL: u64 = 64 << 20;
+
 /// `find_sections`: the base profile (sections before the first `.profile`), overridden by
 /// the sections of profile `profile` (from its `.profile` to the next). First match wins.
 pub(crate) fn find_sections(pe: &Pe<'_>, profile: u32) -> Result<Sections, BootError> {
@@ -165,6 +168,20 @@ pub(crate) fn find_sections(pe: &Pe<'_>, profile: u32) -> Result<Sections, BootE
         }
         None if profile == 0 => {}
         None => return Err(BootError::NoSuchProfile { profile, profiles: starts.len() }),
+    }
+    // The firmware loads each section zero-filled up to its VirtualSize, and the stub measures
+    // all of it; the model holds that fill in memory. Real UKIs fill a few KiB at most.
+    for e in entries.iter().flatten() {
+        let fill = pe.section_measured(e).zero_fill;
+        if fill > MAX_ZERO_FILL {
+            return Err(BootError::NotModeled {
+                what: format!(
+                    "section {} is {} bytes in memory but {fill} of them are zero fill past its data (at most \
+                     {MAX_ZERO_FILL} are modeled)",
+                    e.name, e.virtual_size
+                ),
+            });
+        }
     }
     if entries[DTBAUTO].is_some() {
         return Err(BootError::NotModeled {
