@@ -43,7 +43,15 @@ impl std::fmt::Display for DebProblem {
     }
 }
 
-/// Checks that `dir` holds exactly the lock's `.deb`s with their sha256s.
+/// Whether mkosi takes `name` from a package directory as a package (mkosi 25.3,
+/// `PACKAGE_GLOBS`: `*.rpm`, `*.pkg.tar*`, `*.deb`, `*.ddeb`); anything else there (an index a
+/// repository tool left) it ignores.
+fn is_package_name(name: &str) -> bool {
+    name.ends_with(".rpm") || name.contains(".pkg.tar") || name.ends_with(".deb") || name.ends_with(".ddeb")
+}
+
+/// Checks that `dir` holds exactly the lock's `.deb`s with their sha256s, and no other file
+/// mkosi would take as a package.
 pub fn check_archive(dir: &Path, lock: &Lock) -> Result<(), Error> {
     let want: BTreeMap<String, String> = lock.debs().into_iter().collect();
     let mut problems = Vec::new();
@@ -52,7 +60,7 @@ pub fn check_archive(dir: &Path, lock: &Lock) -> Result<(), Error> {
         let e = e.map_err(read_err(dir))?;
         let name = e.file_name().to_string_lossy().into_owned();
         // Index files a repository tool may leave beside the packages are not packages.
-        if !name.ends_with(".deb") {
+        if !is_package_name(&name) {
             continue;
         }
         match want.get(&name) {
@@ -200,16 +208,31 @@ mod tests {
 
         fs::write(t.path().join("dash_1.0_amd64.deb"), b"dash!").unwrap();
         fs::write(t.path().join("evil_1_amd64.deb"), b"x").unwrap();
+        fs::write(t.path().join("evil_1_amd64.ddeb"), b"x").unwrap();
+        fs::write(t.path().join("evil-1-1-x86_64.pkg.tar.zst"), b"x").unwrap();
         fs::remove_file(t.path().join("bash_1.0_amd64.deb")).unwrap();
         let err = check_archive(t.path(), &lock).unwrap_err().to_string();
         for want in [
             format!("missing bash_1.0_amd64.deb (sha256 {})", sha(b"bash")),
             format!("dash_1.0_amd64.deb has sha256 {}, the lock says {}", sha(b"dash!"), sha(b"dash")),
             "not in the lock: evil_1_amd64.deb".to_owned(),
+            "not in the lock: evil_1_amd64.ddeb".to_owned(),
+            "not in the lock: evil-1-1-x86_64.pkg.tar.zst".to_owned(),
             t.path().display().to_string(),
         ] {
             assert!(err.contains(&want), "{want:?} in {err}");
         }
+    }
+
+    #[test]
+    fn a_fifo_in_an_archive_is_refused_not_waited_on() {
+        let t = tempfile::tempdir().unwrap();
+        let lock = lock_of(&[("bash", b"bash")]);
+        let fifo = t.path().join("bash_1.0_amd64.deb");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let err = check_archive(t.path(), &lock).unwrap_err();
+        let source = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+        assert!(err.to_string().contains("bash_1.0_amd64.deb") && source == "not a regular file", "{err:?}");
     }
 
     #[test]

@@ -100,6 +100,9 @@ fn status_text(status: ExitStatus) -> String {
     }
 }
 
+/// The longest piece of a line [`CommandRunExt::run_lines`] hands on (longer lines are split).
+pub const MAX_LINE: u64 = 64 << 10;
+
 /// Running a [`Command`] with errors that say what ran and what it printed.
 pub trait CommandRunExt {
     /// Runs to completion and returns stdout; stderr is kept for the error only.
@@ -157,7 +160,9 @@ impl CommandRunExt for Command {
                 let mut r = BufReader::new(stream);
                 loop {
                     let mut line = Vec::new();
-                    match r.read_until(b'\n', &mut line) {
+                    // A line longer than MAX_LINE comes in pieces: a program printing gigabytes
+                    // without a newline must not be buffered whole.
+                    match (&mut r).take(MAX_LINE).read_until(b'\n', &mut line) {
                         Ok(0) => break,
                         Ok(_) => {
                             if tx.send(Ok(line)).is_err() {
@@ -260,6 +265,17 @@ mod tests {
         let err = Command::new("/nonexistent/nodeimg-test").run_capture().unwrap_err();
         assert!(matches!(err, CommandError::Spawn { .. }), "{err:?}");
         assert!(err.to_string().contains("/nonexistent/nodeimg-test"), "{err}");
+    }
+
+    #[test]
+    fn a_line_without_end_arrives_in_bounded_pieces() {
+        let mut pieces = Vec::new();
+        let script = "head -c 200000 /dev/zero | tr '\\0' x; echo; echo after";
+        Command::new("sh").args(["-c", script]).run_lines(&mut |l| pieces.push(l.len())).unwrap();
+        assert_eq!(pieces.len(), 5, "{pieces:?}"); // 3 of 64 KiB, the rest of the line, "after"
+        assert!(pieces.iter().all(|&n| n as u64 <= MAX_LINE), "{pieces:?}");
+        assert_eq!(pieces[..4].iter().sum::<usize>(), 200000);
+        assert_eq!(pieces[4], "after".len());
     }
 
     #[test]

@@ -178,7 +178,8 @@ impl PackageSource {
 
     /// Every (package, version) the source's `Packages` indexes list, read from apt's lists
     /// directory after a run that fetched them (apt names each list file after its URI: the
-    /// scheme dropped, `/` as `_`). `None` when no index of this source is there.
+    /// scheme dropped, `/` as `_`). `None` when no index of this source is there, or one of them
+    /// cannot be read (a partial list would call every pin of the unread index dropped).
     pub fn available(&self, lists_dir: &std::path::Path) -> Option<std::collections::BTreeSet<(String, String)>> {
         let prefixes: Vec<String> = self
             .uris()
@@ -193,7 +194,9 @@ impl PackageSource {
                 continue;
             }
             found = true;
-            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+            // apt checked the index against the signed Release file; a description in another
+            // encoding does not make its packages vanish.
+            let text = String::from_utf8_lossy(&std::fs::read(e.path()).ok()?).into_owned();
             for stanza in text.split("\n\n") {
                 let field = |key: &str| stanza.lines().find_map(|l| l.strip_prefix(key).map(str::trim));
                 if let (Some(p), Some(v)) = (field("Package:"), field("Version:")) {
@@ -371,6 +374,17 @@ mod tests {
         let got = src.available(t.path()).unwrap();
         let want: Vec<(String, String)> = vec![("bash".into(), "5.2".into()), ("dash".into(), "0.5".into())];
         assert_eq!(got.into_iter().collect::<Vec<_>>(), want, "only this source's indexes");
+        // Not UTF-8 in a description: its package still counts.
+        std::fs::write(
+            t.path().join("127.0.0.1:18080_debian-security_dists_trixie-security_main_binary-amd64_Packages"),
+            b"Package: zlib1g\nVersion: 1:1.3\nDescription: caf\xe9\n",
+        )
+        .unwrap();
+        assert!(src.available(t.path()).unwrap().contains(&("zlib1g".into(), "1:1.3".into())));
+        // An index that cannot be read: no answer rather than a partial one.
+        std::fs::create_dir(t.path().join("127.0.0.1:18080_debian_dists_trixie-updates_main_binary-amd64_Packages"))
+            .unwrap();
+        assert_eq!(src.available(t.path()), None);
     }
 
     #[test]

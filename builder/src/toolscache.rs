@@ -435,7 +435,7 @@ impl ToolsCache {
         let partial = debs.join(format!(".{}.deb.{}.partial", pin.sha256, std::process::id()));
         let url = format!("{mirror}/{}", pin.pool_path);
         let fetch_err = |reason: String| Error::ToolFetch { url: url.clone(), reason, pin, cached: dest.clone() };
-        let result = fetch(&url, &partial, MAX_DEB_BYTES);
+        let result = fetch(&url, &partial, MAX_DEB_BYTES, &Pace::DOWNLOAD);
         let (bytes, got) = match result {
             Ok(r) => r,
             Err(e) => {
@@ -635,8 +635,22 @@ enum FetchError {
     Write(io::Error),
 }
 
-/// GETs `url` into a new file `dest`, at most `limit` bytes; returns its size and sha256.
-fn fetch(url: &str, dest: &Path, limit: u64) -> Result<(u64, String), FetchError> {
+/// How slow a download may be: after `grace`, at least `min_rate` bytes a second on average. A
+/// server that sends a byte now and then never trips the per-read timeout, and would otherwise
+/// keep `setup` waiting for days.
+struct Pace {
+    grace: Duration,
+    min_rate: u64,
+}
+
+impl Pace {
+    /// 60 s, then 16 KiB/s: the largest pinned `.deb` in under an hour on the slowest link.
+    const DOWNLOAD: Pace = Pace { grace: Duration::from_secs(60), min_rate: 16 << 10 };
+}
+
+/// GETs `url` into a new file `dest`, at most `limit` bytes, at least at `pace`; returns its size
+/// and sha256.
+fn fetch(url: &str, dest: &Path, limit: u64, pace: &Pace) -> Result<(u64, String), FetchError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))
@@ -663,7 +677,16 @@ fn fetch(url: &str, dest: &Path, limit: u64) -> Result<(u64, String), FetchError
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;
+    let start = std::time::Instant::now();
     loop {
+        let elapsed = start.elapsed();
+        if elapsed > pace.grace && (total as f64) < elapsed.as_secs_f64() * pace.min_rate as f64 {
+            return Err(FetchError::Http(format!(
+                "the server sent {total} bytes in {} s, less than {} KiB/s: giving up",
+                elapsed.as_secs(),
+                pace.min_rate >> 10
+            )));
+        }
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -681,6 +704,37 @@ fn fetch(url: &str, dest: &Path, limit: u64) -> Result<(u64, String), FetchError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server on 127.0.0.1 that announces `len` bytes and sends one every 50 ms.
+    fn dripping_server(len: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x.deb", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut req = [0u8; 4096];
+            let _ = conn.read(&mut req);
+            let _ = write!(conn, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n");
+            for _ in 0..len {
+                if conn.write_all(b"x").is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn a_download_slower_than_its_pace_is_given_up() {
+        let t = tempfile::tempdir().unwrap();
+        let pace = Pace { grace: Duration::from_millis(500), min_rate: 1 << 10 };
+        let started = std::time::Instant::now();
+        let Err(FetchError::Http(why)) = fetch(&dripping_server(1000), &t.path().join("x"), 1 << 20, &pace) else {
+            panic!("a dripping download must fail");
+        };
+        assert!(why.contains("less than 1 KiB/s"), "{why}");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
 
     #[test]
     fn the_table_is_well_formed() {

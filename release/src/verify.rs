@@ -158,7 +158,7 @@ pub fn verify_artefacts(bundle: &Bundle, dir: &Path) -> Result<usize, VerifyErro
         let plain = dir.join(path);
         let compressed = dir.join(format!("{path}.zst"));
         let (size, sha256) = if plain.is_file() {
-            hash(File::open(&plain).map_err(io_err)?).map_err(io_err)?
+            hash(File::open(&plain).map_err(io_err)?.take(want.size + 1)).map_err(io_err)?
         } else if compressed.is_file() {
             // At most the declared size plus one byte: a decompression bomb stops there.
             let decoder = zstd::Decoder::new(File::open(&compressed).map_err(io_err)?).map_err(io_err)?;
@@ -260,7 +260,8 @@ pub fn verify_sums(
 
 /// Writes artefact `path` of the release directory `dir` (stored as `<path>.zst`, or plain) to
 /// `dest`, uncompressed, reading at most the bundle's declared size plus one byte (a
-/// decompression bomb stops there).
+/// decompression bomb stops there), and checks its size and sha256 against the bundle (on a
+/// mismatch `dest` is removed).
 pub fn extract_artefact(bundle: &Bundle, dir: &Path, path: &str, dest: &Path) -> Result<(), VerifyError> {
     let io_err = |source| VerifyError::ArtefactIo { path: path.to_owned(), source };
     let want = bundle.artefacts.get(path).ok_or_else(|| VerifyError::ArtefactMissing { path: path.to_owned() })?;
@@ -272,12 +273,42 @@ pub fn extract_artefact(bundle: &Bundle, dir: &Path, path: &str, dest: &Path) ->
     } else {
         return Err(VerifyError::ArtefactMissing { path: path.to_owned() });
     };
-    let mut out = File::create(dest).map_err(io_err)?;
+    let mut out = Hashing { out: File::create(dest).map_err(io_err)?, sha256: Sha256::new() };
     let n = io::copy(&mut reader.take(want.size + 1), &mut out).map_err(io_err)?;
-    if n != want.size {
-        return Err(VerifyError::ArtefactSize { path: path.to_owned(), expected: want.size, actual: n });
+    let actual = Hex(out.sha256.finalize().to_vec());
+    // What it unpacked is looked into (PE, GPT, erofs): only the signed bytes are left at `dest`.
+    let wrong = if n != want.size {
+        Some(VerifyError::ArtefactSize { path: path.to_owned(), expected: want.size, actual: n })
+    } else if actual != want.sha256 {
+        Some(VerifyError::ArtefactHash { path: path.to_owned(), expected: want.sha256.clone(), actual })
+    } else {
+        None
+    };
+    match wrong {
+        Some(e) => {
+            let _ = std::fs::remove_file(dest);
+            Err(e)
+        }
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// A file being written, and the SHA-256 of what went into it.
+struct Hashing {
+    out: File,
+    sha256: Sha256,
+}
+
+impl io::Write for Hashing {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.sha256.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Size and SHA-256 of everything `r` yields.
@@ -473,5 +504,28 @@ mod tests {
         assert!(matches!(verify_artefacts(&b, dir.path()), Err(VerifyError::ArtefactSize { actual: 6, .. })));
         std::fs::remove_file(dir.path().join("p/a.raw")).unwrap();
         assert!(matches!(verify_artefacts(&b, dir.path()), Err(VerifyError::ArtefactMissing { .. })));
+    }
+
+    /// `rebuild` looks into what it extracts: only bytes of the signed size and sha256 stay.
+    #[test]
+    fn extracting_checks_size_and_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = sample();
+        let (size, sha256) = hash(&b"hello"[..]).unwrap();
+        b.artefacts.clear();
+        b.artefacts.insert("p/a.raw".into(), crate::Artefact { size, sha256 });
+        std::fs::create_dir(dir.path().join("p")).unwrap();
+        let dest = dir.path().join("out");
+        std::fs::write(dir.path().join("p/a.raw.zst"), zstd::encode_all(&b"hello"[..], 3).unwrap()).unwrap();
+        extract_artefact(&b, dir.path(), "p/a.raw", &dest).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+        std::fs::write(dir.path().join("p/a.raw.zst"), zstd::encode_all(&b"hellO"[..], 3).unwrap()).unwrap();
+        let err = extract_artefact(&b, dir.path(), "p/a.raw", &dest).unwrap_err();
+        assert!(matches!(err, VerifyError::ArtefactHash { .. }), "{err}");
+        assert!(!dest.exists());
+        std::fs::write(dir.path().join("p/a.raw.zst"), zstd::encode_all(&b"hello!"[..], 3).unwrap()).unwrap();
+        let err = extract_artefact(&b, dir.path(), "p/a.raw", &dest).unwrap_err();
+        assert!(matches!(err, VerifyError::ArtefactSize { actual: 6, .. }), "{err}");
+        assert!(!dest.exists());
     }
 }
