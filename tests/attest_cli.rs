@@ -333,15 +333,27 @@ fn published_snp_reports_and_tdx_quotes() {
         let run = check(&f.published, "tdx-trustee", &["--tdx-quote", s(&evidence(q))]);
         assert_fails(&run, 1, &["mismatch       TDX MRTD"]);
     }
-    // An SNP report against a platform without SNP values: nothing enforced, exit 0.
-    // That report was requested from VMPL 1 (a paravisor below the guest): refused at the
-    // default VMPL 0, accepted with --vmpl 1.
+    // An SNP report against a platform without SNP values, whose TDX registers it cannot show:
+    // nothing of the platform is checked, and that is a mismatch, never a pass (any genuine
+    // report of any guest would otherwise pass for it). That report was also requested from
+    // VMPL 1 (a paravisor below the guest): refused at the default VMPL 0, not with --vmpl 1.
     let milan = evidence("snp-report-v3-milan-vlek.bin");
     let run = check(&f.published, "tdx-trustee", &["--snp-report", s(&milan)]);
     assert_fails(&run, 1, &["mismatch       SNP VMPL", "requested from VMPL 1, not 0"]);
     let run = check(&f.published, "tdx-trustee", &["--snp-report", s(&milan), "--vmpl", "1"]);
-    assert_eq!(run.code, 0, "{run:?}");
+    assert_fails(
+        &run,
+        1,
+        &[
+            "mismatch       the platform's reference values",
+            "its TDX measurement registers, and the evidence has none",
+            "FAIL: 1 mismatch",
+        ],
+    );
     assert!(run.stdout.contains("observed-only  SNP MEASUREMENT"), "{run:?}");
+    // Nor does a genuine SNP report pass for a vTPM platform.
+    let run = check(&f.this_image, "qemu-vtpm", &["--snp-report", s(&evidence("snp-report-v5-turin.bin"))]);
+    assert_fails(&run, 1, &["the platform's reference values", "its vTPM PCRs, and the evidence has none"]);
 }
 
 #[test]

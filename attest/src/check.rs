@@ -479,6 +479,22 @@ pub fn check_with(
         }
         None => {}
     }
+    // A platform may carry several kinds of reference values (QEMU's: a vTPM's PCRs, SEV-SNP
+    // launch digests, TDX registers), of which one VM shows one or two. But evidence that shows
+    // none of them says nothing of this platform: a genuine report of any guest must not pass.
+    let kinds = [
+        ("vTPM PCRs", !platform.vtpm.is_empty() || !platform.pcr11.is_empty(), pcrs.is_some()),
+        ("TDX measurement registers", platform.tdx.is_some(), evidence.tdx.is_some() || ccel.is_some()),
+        ("SNP launch digests", !platform.snp.is_empty(), evidence.snp.is_some()),
+    ];
+    let enforced: Vec<&str> = kinds.iter().filter(|k| k.1).map(|k| k.0).collect();
+    if !enforced.is_empty() && !kinds.iter().any(|k| k.1 && k.2) {
+        checks.push(missing_part(
+            "the platform's reference values",
+            evidence_source(&evidence),
+            &format!("the bundle enforces its {}, and the evidence has none of them", enforced.join(", ")),
+        ));
+    }
     Ok(Report { authenticity, checks, eventlog_diff: logs.diff, notes })
 }
 
@@ -682,6 +698,30 @@ fn check_pcrs(
     }
 }
 
+/// Where the evidence's first part came from (for a check about the evidence as a whole).
+fn evidence_source(evidence: &Evidence) -> Source {
+    match (evidence.pcrs, evidence.snp, evidence.tdx) {
+        (Some((source, _)), _, _) => source,
+        (None, Some(_), _) => Source::SnpReport,
+        (None, None, Some(_)) => Source::TdxQuote,
+        (None, None, None) => Source::Eventlog,
+    }
+}
+
+/// A part of the platform's reference values the evidence does not carry at all: a mismatch,
+/// never a pass.
+fn missing_part(value: &str, source: Source, why: &str) -> Check {
+    Check {
+        value: value.into(),
+        status: Status::Mismatch,
+        source,
+        actual: String::new(),
+        expected: Vec::new(),
+        detail: format!("enforced by the bundle but not in the evidence: {why}"),
+        events: None,
+    }
+}
+
 fn missing_pcr(bank: HashAlg, index: u8, source: Source, expected: Reference) -> Check {
     Check {
         value: format!("PCR {index} ({bank})"),
@@ -772,8 +812,19 @@ fn check_tdx(
             events: if status == Status::Ok { None } else { events },
         }
     };
-    if let Some(q) = quote {
-        checks.push(register("TDX MRTD".into(), Source::TdxQuote, Hex::from(q.mr_td), tdx_ref.map(|t| &t.mrtd), None));
+    match quote {
+        Some(q) => checks.push(register(
+            "TDX MRTD".into(),
+            Source::TdxQuote,
+            Hex::from(q.mr_td),
+            tdx_ref.map(|t| &t.mrtd),
+            None,
+        )),
+        // Only the quote reports MRTD (the firmware's measurement): a CCEL alone cannot vouch for it.
+        None if tdx_ref.is_some() => {
+            checks.push(missing_part("TDX MRTD", Source::TdxQuote, "the evidence has no TDX quote"))
+        }
+        None => {}
     }
     let mut agreed = Vec::new();
     for i in 0..4usize {
