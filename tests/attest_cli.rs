@@ -798,9 +798,18 @@ fn a_tpm_quote_of_the_real_boot() {
     });
     let file = d.join("evidence.json");
     fs::write(&file, serde_json::to_vec(&evidence).unwrap()).unwrap();
+    // The key came with the evidence: its signature proves only that the key's holder signed,
+    // so every value matching still says UNAUTHENTICATED (exit 0), never OK.
     let run = run_check(Some(&f.this_image), &["--evidence".into(), s(&file).into(), "--nonce".into(), nonce.clone()]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("note: the attestation key came with the evidence (no --ak)"), "{run:?}");
+    assert!(run.stdout.contains("UNAUTHENTICATED: every enforced value matches"), "{run:?}");
+    // With the verifier's own key for the node's TPM (--ak), the same evidence is authentic.
+    let mut args: Vec<String> = vec!["--evidence".into(), s(&file).into(), "--nonce".into(), nonce.clone()];
+    args.extend(["--ak".into(), s(&d.join("ak.pem")).into()]);
+    let run = run_check(Some(&f.this_image), &args);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("OK: the evidence is authentic"), "{run:?}");
     let run = run_check(Some(&f.other_cmdline), &["--evidence".into(), s(&file).into(), "--nonce".into(), nonce]);
     assert_fails(&run, 1, &["The UKI's .cmdline section differs"]);
 }

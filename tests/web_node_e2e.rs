@@ -191,24 +191,33 @@ fn boot_and_ask(disk: &Path, work: &Path, evidence_file: &Path) -> (Vec<u8>, Str
 }
 
 /// `nodeimg attest check` of `evidence` against `platform` of the signed `bundle`.
-fn attest(home: &Path, bundle: &Path, pubkey: &Path, platform: &str, evidence: &Path, nonce: &str) -> common::Run {
-    common::nodeimg(
-        home,
-        &[
-            "attest",
-            "check",
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "--pubkey",
-            pubkey.to_str().unwrap(),
-            "--platform",
-            platform,
-            "--evidence",
-            evidence.to_str().unwrap(),
-            "--nonce",
-            nonce,
-        ],
-    )
+fn attest(
+    home: &Path,
+    bundle: &Path,
+    pubkey: &Path,
+    platform: &str,
+    evidence: &Path,
+    nonce: &str,
+    ak: Option<&Path>,
+) -> common::Run {
+    let mut args = vec![
+        "attest",
+        "check",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--pubkey",
+        pubkey.to_str().unwrap(),
+        "--platform",
+        platform,
+        "--evidence",
+        evidence.to_str().unwrap(),
+        "--nonce",
+        nonce,
+    ];
+    if let Some(ak) = ak {
+        args.extend(["--ak", ak.to_str().unwrap()]);
+    }
+    common::nodeimg(home, &args)
 }
 
 /// `nodeimg build --profile qemu --out OUT` in the project.
@@ -251,14 +260,23 @@ fn readme_web_node_project_builds_boots_serves_and_attests() {
     // The quote verifies with the test's nonce, and the PCRs it vouches for are the project's
     // signed reference values.
     let bundle_1 = project.join("out/release/web-node-0.1.0/bundle.json");
-    let ok = attest(home, &bundle_1, &pubkey, "qemu", &evidence, &nonce);
+    let ok = attest(home, &bundle_1, &pubkey, "qemu", &evidence, &nonce, None);
     assert_eq!(ok.code, 0, "the booted node's quote against its signed bundle:\n{ok:?}");
-    assert!(!ok.stdout.contains("UNAUTHENTICATED"), "a verified quote is authenticated evidence: {ok:?}");
+    // The AK came with the evidence: every value matches, but nothing proves the key the TPM's.
+    assert!(ok.stdout.contains("UNAUTHENTICATED: every enforced value matches"), "{ok:?}");
+    // A verifier that enrolled the node's AK (here: the one the node sent, taken as known) gets
+    // authenticated evidence.
+    let ak = home.join("ak-0.1.0.pem");
+    let sent: serde_json::Value = serde_json::from_slice(&fs::read(&evidence).unwrap()).unwrap();
+    fs::write(&ak, sent["tpm_quote"]["ak"].as_str().expect("the node sends its AK as PEM")).unwrap();
+    let ok = attest(home, &bundle_1, &pubkey, "qemu", &evidence, &nonce, Some(&ak));
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(ok.stdout.contains("OK: the evidence is authentic"), "a verified quote by a known AK: {ok:?}");
     // Another nonce: the quote is not fresh.
-    let stale = attest(home, &bundle_1, &pubkey, "qemu", &evidence, &"00".repeat(16));
+    let stale = attest(home, &bundle_1, &pubkey, "qemu", &evidence, &"00".repeat(16), None);
     assert_eq!(stale.code, 1, "{stale:?}");
     // The gcp platform's values (another kernel command line): refused, naming the .cmdline event.
-    let other = attest(home, &bundle_1, &pubkey, "gcp", &evidence, &nonce);
+    let other = attest(home, &bundle_1, &pubkey, "gcp", &evidence, &nonce, None);
     assert_eq!(other.code, 1, "{other:?}");
     assert!(other.stdout.contains(".cmdline"), "the mismatch is explained by the command line: {other:?}");
 
@@ -285,7 +303,7 @@ fn readme_web_node_project_builds_boots_serves_and_attests() {
     let (page, nonce) = boot_and_ask(&qemu_2.join("disk.raw"), &home.join("vm-0.2.0"), &evidence);
     assert!(String::from_utf8_lossy(&page).contains("Hello from a measured node."), "served from the sysext: {page:?}");
     let bundle_2 = project.join("out/release/web-node-0.2.0/bundle.json");
-    let ok = attest(home, &bundle_2, &pubkey, "qemu", &evidence, &nonce);
+    let ok = attest(home, &bundle_2, &pubkey, "qemu", &evidence, &nonce, None);
     assert_eq!(ok.code, 0, "the booted node with its extension against the 0.2.0 bundle:\n{ok:?}");
     let signed: serde_json::Value = serde_json::from_slice(&fs::read(&bundle_2).unwrap()).unwrap();
     assert_eq!(

@@ -307,6 +307,10 @@ struct QuoteInput {
     nonce: Vec<u8>,
     /// Where the AK and the nonce came from, when it was the evidence itself.
     notes: Vec<String>,
+    /// The AK and the nonce are the verifier's own (`--ak`, `--nonce`), not the evidence's: only
+    /// then can a quote prove anything. A key that came with the evidence signs whatever its
+    /// holder likes; a nonce that came with it may be an old one.
+    trusted: bool,
 }
 
 fn base64(what: &str, text: &str) -> Result<Vec<u8>> {
@@ -378,7 +382,8 @@ fn read_quote(a: &CheckArgs, file: Option<&QuoteFile>) -> Result<Option<QuoteInp
             bail!("the TPM quote needs the nonce you gave the node: --nonce (or tpm_quote.nonce in --evidence)")
         }
     };
-    Ok(Some(QuoteInput { message, signature, ak, nonce, notes }))
+    let trusted = a.ak.is_some() && a.nonce.is_some();
+    Ok(Some(QuoteInput { message, signature, ak, nonce, notes, trusted }))
 }
 
 #[derive(Serialize)]
@@ -483,6 +488,7 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
         (None, None) => (None, Vec::new()),
     };
     let mut quote_notes = Vec::new();
+    let mut untrusted_quote = false;
     let replayed;
     let quoted;
     let quote_verification = match &quote {
@@ -512,6 +518,7 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
             }
             authentication.push(v.authentication.clone());
             quote_notes.extend(q.notes.iter().cloned());
+            untrusted_quote |= !q.trusted;
             Some(v)
         }
         None => None,
@@ -536,6 +543,15 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
         report.notes.push("no bundle: the evidence's values are reported, none is enforced".into());
     }
     report.notes.extend(quote_notes);
+    if untrusted_quote && report.authenticity == Authenticity::Authenticated {
+        report.authenticity = Authenticity::Unauthenticated;
+        report.notes.push(
+            "unauthenticated: the TPM quote's attestation key or nonce came with the evidence, so its signature \
+             proves only that whoever holds that key signed it (give --ak with a key you know to be the node's TPM's, \
+             and --nonce with the one you chose)"
+                .into(),
+        );
+    }
     for b in skipped_banks {
         report
             .notes
