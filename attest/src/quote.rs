@@ -353,7 +353,13 @@ fn parse_ak_pem(bytes: &[u8]) -> Result<AkPublic, QuoteError> {
     })
 }
 
-/// Parses a `TPM2B_PUBLIC` of an RSA or ECC key.
+/// The `TPMA_OBJECT` bits every attestation key has, with their names.
+const AK_ATTRIBUTES: [(u32, &str); 4] =
+    [(1 << 1, "fixedTPM"), (1 << 4, "fixedParent"), (1 << 16, "restricted"), (1 << 18, "sign")];
+/// `TPMA_OBJECT.decrypt`: a key that decrypts is no attestation key.
+const TPMA_DECRYPT: u32 = 1 << 17;
+
+/// Parses a `TPM2B_PUBLIC` of an RSA or ECC attestation key (its attributes checked).
 pub fn parse_tpm2b_public(bytes: &[u8]) -> Result<AkPublic, QuoteError> {
     const S: &str = "TPM2B_PUBLIC";
     let mut outer = reader(S, bytes)?;
@@ -362,7 +368,20 @@ pub fn parse_tpm2b_public(bytes: &[u8]) -> Result<AkPublic, QuoteError> {
     let mut r = reader(S, public)?;
     let kind = r.u16("publicArea.type")?;
     let _name_alg = r.u16("publicArea.nameAlg")?;
-    let _attributes = r.u32("publicArea.objectAttributes")?;
+    let attributes = r.u32("publicArea.objectAttributes")?;
+    // Only a restricted signing key the TPM made and keeps (fixedTPM, fixedParent) signs
+    // nothing but TPM-generated structures: an unrestricted key would TPM2_Sign a forged quote.
+    let missing: Vec<&str> = AK_ATTRIBUTES.iter().filter(|(bit, _)| attributes & bit == 0).map(|(_, n)| *n).collect();
+    if !missing.is_empty() || attributes & TPMA_DECRYPT != 0 {
+        let why = match missing.is_empty() {
+            true => "decrypt is set".to_owned(),
+            false => format!("{} not set", missing.join(", ")),
+        };
+        return Err(r.malformed(format!(
+            "objectAttributes 0x{attributes:08x}: not an attestation key ({why}; an AK is restricted, sign, fixedTPM and \
+             fixedParent, without decrypt)"
+        )));
+    }
     let _auth_policy = r.tpm2b("publicArea.authPolicy")?;
     // TPMT_SYM_DEF_OBJECT: an AK (a signing key) has none, but the structure allows one.
     if r.u16("parameters.symmetric.algorithm")? != ALG_NULL {
@@ -836,6 +855,15 @@ mod tests {
 
         assert!(matches!(parse_ak(AK).unwrap(), AkPublic::P384(_)));
         assert!(err(parse_ak(&AK[..AK.len() - 1])).contains("TPM2B_PUBLIC is truncated"));
+        // objectAttributes (bytes 6..10): tpm2_createak's 0x00050072; sign alone is no AK.
+        assert_eq!(u32::from_be_bytes(AK[6..10].try_into().unwrap()) & 0x00050012, 0x00050012);
+        let mut unrestricted = AK.to_vec();
+        unrestricted[6..10].copy_from_slice(&0x0004_0000u32.to_be_bytes());
+        let e = err(parse_ak(&unrestricted));
+        assert!(e.contains("not an attestation key (fixedTPM, fixedParent, restricted not set"), "{e}");
+        let mut decrypting = AK.to_vec();
+        decrypting[6..10].copy_from_slice(&0x0007_0072u32.to_be_bytes());
+        assert!(err(parse_ak(&decrypting)).contains("decrypt is set"));
         let mut off_curve = AK.to_vec();
         *off_curve.last_mut().unwrap() ^= 1;
         assert!(err(parse_ak(&off_curve)).contains("not on P-384"));

@@ -324,9 +324,11 @@ fn parse_nonce(what: &str, text: &str) -> Result<Vec<u8>> {
     parse_nonce_hex(text.trim()).map(|n| n.0).map_err(|e| anyhow::anyhow!("{what}: {e}"))
 }
 
-fn read_ak(path: &Path) -> Result<attest::quote::AkPublic> {
+/// The AK of `--ak`, and whether it was a PEM key (whose TPM attributes cannot be seen).
+fn read_ak(path: &Path) -> Result<(attest::quote::AkPublic, bool)> {
     let bytes = crate::fsutil::read_input(path, crate::fsutil::limits::KEY, "an attestation key")?;
-    attest::quote::parse_ak(&bytes).with_context(|| format!("{}: not an attestation key", path.display()))
+    let ak = attest::quote::parse_ak(&bytes).with_context(|| format!("{}: not an attestation key", path.display()))?;
+    Ok((ak, bytes.starts_with(b"-----BEGIN")))
 }
 
 /// The quote of `--tpm-quote …` or of `--evidence`, with `--ak` and `--nonce` (which override
@@ -352,7 +354,7 @@ fn read_quote(a: &CheckArgs, file: Option<&QuoteFile>) -> Result<Option<QuoteInp
     // Unusable quotes are input errors: parse it here once (verify parses it again).
     attest::quote::parse_attest(&message)
         .with_context(|| format!("{}: not a TPM quote", what(&a.tpm_quote, "the evidence's tpm_quote.message")))?;
-    let ak = match (&a.ak, file.and_then(|q| q.ak.as_deref())) {
+    let (ak, pem) = match (&a.ak, file.and_then(|q| q.ak.as_deref())) {
         (Some(p), _) => read_ak(p)?,
         (None, Some(text)) => {
             notes.push(
@@ -365,10 +367,19 @@ fn read_quote(a: &CheckArgs, file: Option<&QuoteFile>) -> Result<Option<QuoteInp
             } else {
                 base64("the evidence's tpm_quote.ak", text)?
             };
-            attest::quote::parse_ak(&bytes).context("the evidence's tpm_quote.ak: not an attestation key")?
+            let ak = attest::quote::parse_ak(&bytes).context("the evidence's tpm_quote.ak: not an attestation key")?;
+            (ak, bytes.starts_with(b"-----BEGIN"))
         }
         (None, None) => bail!("the TPM quote needs its attestation key: --ak (or tpm_quote.ak in --evidence)"),
     };
+    if pem {
+        notes.push(
+            "the attestation key is a PEM public key: whether the TPM holds it as a restricted signing key (which \
+             signs only what the TPM itself generated) is not visible in it; a TPM2B_PUBLIC (tpm2_createak -u) shows \
+             that and is checked"
+                .to_owned(),
+        );
+    }
     let nonce = match (&a.nonce, file.and_then(|q| q.nonce.as_deref())) {
         (Some(n), _) => parse_nonce("--nonce", n)?,
         (None, Some(n)) => {
