@@ -47,10 +47,13 @@ fn snp_report_verified_alone() {
         assert!(run.stdout.contains(line), "{line}\n{}", run.stdout);
     }
     assert!(!run.stdout.contains("UNAUTHENTICATED"), "{}", run.stdout);
+    assert!(!run.stdout.contains("not shown fresh"), "{}", run.stdout);
     let run = snp(&["--at", "2026-01-01T00:00:00Z", "--json"]);
     let v: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!((v["ok"].as_bool(), v["authenticity"].as_str()), (Some(true), Some("authenticated")), "{v}");
     assert_eq!(v["checks"][0]["value"], "SNP ARK");
+    // Genuine, but without the verifier's nonce nothing shows it is not an old report: said.
+    assert!(v["notes"].to_string().contains("the SNP report is not shown fresh: no --report-data"), "{v}");
 }
 
 #[test]
@@ -166,6 +169,7 @@ fn tdx_quote_verified_alone() {
     assert_eq!((v["ok"].as_bool(), v["authenticity"].as_str()), (Some(true), Some("authenticated")), "{v}");
     assert_eq!(v["checks"][1]["value"], "TDX TCB STATUS");
     assert_eq!(v["checks"][1]["actual"], "UpToDate");
+    assert!(v["notes"].to_string().contains("the TDX quote is not shown fresh: no --report-data"), "{v}");
     // Outside the window: the collateral expired.
     let run = tdx("tdx-quote-v4-dcapqvl.dat", "tdx-collateral-v4-dcapqvl.json", &["--at", "2026-01-01T00:00:00Z"]);
     assert_fails(&run, 1, &["mismatch       TDX QUOTE SIGNATURE", "mismatch       TDX TCB STATUS"]);

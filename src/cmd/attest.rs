@@ -467,6 +467,21 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     if let (Some((bytes, quote)), Some(path)) = (&tdx_read, &a.collateral) {
         authentication.push(verify_tdx(a, bytes, quote, path, at)?);
     }
+    // A signed report is genuine, but without the verifier's nonce in it not fresh: the same
+    // guest's report from any earlier time would pass. (A TPM quote needs --nonce at all.)
+    let mut freshness_notes = Vec::new();
+    if a.report_data.is_none() {
+        for (given, signed, what) in
+            [(snp.is_some(), a.vek.is_some(), "SNP report"), (tdx_read.is_some(), a.collateral.is_some(), "TDX quote")]
+        {
+            if given && signed {
+                freshness_notes.push(format!(
+                    "the {what} is not shown fresh: no --report-data (the nonce you asked the guest to put in it), so \
+                     a report this guest made at any earlier time would pass as well"
+                ));
+            }
+        }
+    }
     let snp = snp.map(|(_, r)| r);
     let tdx = tdx_read.map(|(_, q)| q);
 
@@ -554,6 +569,7 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
         report.notes.push("no bundle: the evidence's values are reported, none is enforced".into());
     }
     report.notes.extend(quote_notes);
+    report.notes.extend(freshness_notes);
     if untrusted_quote && report.authenticity == Authenticity::Authenticated {
         report.authenticity = Authenticity::Unauthenticated;
         report.notes.push(
