@@ -129,6 +129,17 @@ fn snp_turin_report_verified() {
         1,
         &["mismatch       SNP CHIP_ID", "CHIP_ID byte 8 is not zero", "mismatch       SNP REPORT SIGNATURE"],
     );
+    // A reserved byte of CURRENT_TCB (0x3c): the sev crate drops it when it re-encodes the report
+    // to check the signature, which then held; the given bytes are not the signed ones.
+    let mut bytes = std::fs::read(&r).unwrap();
+    bytes[0x3c] = 0x99;
+    let reserved = d.path().join("tcb-reserved.bin");
+    std::fs::write(&reserved, bytes).unwrap();
+    assert_fails(
+        &turin(reserved.to_str().unwrap(), &[]),
+        1,
+        &["mismatch       SNP REPORT SIGNATURE", "byte 0x3c is not what the signature covers"],
+    );
 }
 
 #[test]

@@ -372,6 +372,20 @@ pub fn verify(bytes: &[u8], report: &SnpReport, inputs: &SnpInputs) -> Result<Ve
             if let Err(e) = (&cert, &r).verify() {
                 problems.push(e.to_string());
             }
+            // The sev crate verifies the report as it re-encodes it, which drops reserved bits
+            // (in the TCB fields): the signed bytes must be the given ones, or a forged value
+            // there would be shown as signed.
+            match <sev::firmware::guest::AttestationReport as sev::parser::ByteParser<()>>::to_bytes(&r) {
+                Ok(again) if again.as_ref().get(..0x2a0) == bytes.get(..0x2a0) => {}
+                Ok(again) => {
+                    let at = again.as_ref().iter().zip(bytes).position(|(a, b)| a != b).unwrap_or(0);
+                    problems.push(format!(
+                        "byte 0x{at:x} is not what the signature covers (a reserved bit is set): the signed report \
+                         has other bytes"
+                    ));
+                }
+                Err(e) => problems.push(format!("the sev crate does not re-encode the report: {e}")),
+            }
         }
         Err(e) => problems.push(format!("the sev crate does not read the report: {e}")),
     }
