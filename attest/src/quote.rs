@@ -748,6 +748,15 @@ fn selection_check(q: &QuoteInfo, required: &BTreeMap<HashAlg, BTreeSet<u32>>, a
         )
     } else if covered.is_empty() {
         (Status::Mismatch, "the quote selects none of the banks the bundle enforces PCRs in".into())
+    } else if covered == ["sha1"] && required.keys().any(|b| *b != HashAlg::Sha1) {
+        // SHA-1 collisions can be made: a SHA-1 quote alone does not vouch for the values the
+        // bundle also enforces in a stronger bank.
+        (
+            Status::Mismatch,
+            "the quote covers the enforced PCRs only in sha1, whose collisions can be made: quote a bank the bundle \
+             enforces of SHA-256 or stronger too"
+                .into(),
+        )
     } else {
         (Status::Ok, format!("covers every PCR the bundle enforces in {}", covered.join(", ")))
     };
@@ -805,6 +814,23 @@ fn digest_check(q: &QuoteInfo, hash: HashAlg, pcrs: &PcrValues) -> (Check, PcrVa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sha1_only_selection_does_not_vouch_for_stronger_banks() {
+        let q = |banks: &[HashAlg]| QuoteInfo {
+            pcr_select: banks.iter().map(|b| Selection { alg: b.id(), pcrs: vec![4, 7] }).collect(),
+            pcr_digest: Hex(Vec::new()),
+        };
+        let both = BTreeMap::from([(HashAlg::Sha1, BTreeSet::from([4, 7])), (HashAlg::Sha256, BTreeSet::from([4, 7]))]);
+        let c = selection_check(&q(&[HashAlg::Sha1]), &both, String::new());
+        assert_eq!(c.status, Status::Mismatch, "{}", c.detail);
+        assert!(c.detail.contains("only in sha1"), "{}", c.detail);
+        assert_eq!(selection_check(&q(&[HashAlg::Sha256]), &both, String::new()).status, Status::Ok);
+        assert_eq!(selection_check(&q(&[HashAlg::Sha1, HashAlg::Sha256]), &both, String::new()).status, Status::Ok);
+        // A bundle of sha1 values only: a sha1 quote is all there is to ask for.
+        let sha1 = BTreeMap::from([(HashAlg::Sha1, BTreeSet::from([4, 7]))]);
+        assert_eq!(selection_check(&q(&[HashAlg::Sha1]), &sha1, String::new()).status, Status::Ok);
+    }
 
     const MSG: &[u8] = include_bytes!("../testdata/quote/quote-rsassa.msg");
     const SIG: &[u8] = include_bytes!("../testdata/quote/quote-p256.sig");
