@@ -491,7 +491,7 @@ pub fn check_with(
     if !enforced.is_empty() && !kinds.iter().any(|k| k.1 && k.2) {
         checks.push(missing_part(
             "the platform's reference values",
-            evidence_source(&evidence),
+            evidence_source(evidence),
             &format!("the bundle enforces its {}, and the evidence has none of them", enforced.join(", ")),
         ));
     }
