@@ -32,6 +32,7 @@ use crate::archive::{self, ArchiveError};
 use crate::bundle::{trusted_comment, Bundle, BundleError};
 use crate::input::BuildOutput;
 use crate::progress::{Counted, Progress};
+use crate::verify::HashingReader;
 
 /// File names in a release directory.
 pub const BUNDLE: &str = "bundle.json";
@@ -138,10 +139,10 @@ pub fn write_release(
         let out = BufWriter::new(File::create(&dst).map_err(io_err(&dst))?);
         let input = File::open(&src).map_err(io_err(&src))?;
         let mut report = |n| progress(Progress::Bytes(n));
-        let mut hashing = HashingReader { inner: Counted::new(input, &mut report), hash: Sha256::new() };
+        let mut hashing = HashingReader::new(Counted::new(input, &mut report));
         let (size, out) = archive::compress(&mut hashing, out).map_err(io_err(&src))?;
         out.into_inner().map_err(|e| PublishError::Io { path: dst.clone(), source: e.into_error() })?;
-        if size != artefact.size || hashing.hash.finalize().as_slice() != artefact.sha256.as_bytes() {
+        if size != artefact.size || hashing.sha256() != artefact.sha256 {
             return Err(PublishError::Changed { path: src });
         }
         files.push(rel);
@@ -205,20 +206,6 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), PublishError> {
     let mut f = File::create(&path).map_err(io_err(&path))?;
     f.write_all(bytes).map_err(io_err(&path))?;
     f.sync_all().map_err(io_err(&path))
-}
-
-/// Hashes what passes through, so an artefact is compressed and re-checked in one read.
-struct HashingReader<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: io::Read> io::Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

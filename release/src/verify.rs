@@ -273,9 +273,9 @@ pub fn extract_artefact(bundle: &Bundle, dir: &Path, path: &str, dest: &Path) ->
     } else {
         return Err(VerifyError::ArtefactMissing { path: path.to_owned() });
     };
-    let mut out = Hashing { out: File::create(dest).map_err(io_err)?, sha256: Sha256::new() };
-    let n = io::copy(&mut reader.take(want.size + 1), &mut out).map_err(io_err)?;
-    let actual = Hex(out.sha256.finalize().to_vec());
+    let mut reader = HashingReader::new(reader.take(want.size + 1));
+    let n = io::copy(&mut reader, &mut File::create(dest).map_err(io_err)?).map_err(io_err)?;
+    let actual = reader.sha256();
     // What it unpacked is looked into (PE, GPT, erofs): only the signed bytes are left at `dest`.
     let wrong = if n != want.size {
         Some(VerifyError::ArtefactSize { path: path.to_owned(), expected: want.size, actual: n })
@@ -293,21 +293,31 @@ pub fn extract_artefact(bundle: &Bundle, dir: &Path, path: &str, dest: &Path) ->
     }
 }
 
-/// A file being written, and the SHA-256 of what went into it.
-struct Hashing {
-    out: File,
-    sha256: Sha256,
+/// Hashes what passes through (SHA-256), so bytes are used and checked in one read: an
+/// artefact compressed, extracted, or a file verified against its signature.
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hash: Sha256,
 }
 
-impl io::Write for Hashing {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.out.write(buf)?;
-        self.sha256.update(&buf[..n]);
-        Ok(n)
+impl<R> HashingReader<R> {
+    /// Reads through `inner`.
+    pub fn new(inner: R) -> Self {
+        Self { inner, hash: Sha256::new() }
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
+    /// The SHA-256 of what was read.
+    pub fn sha256(self) -> Hex {
+        Hex(self.hash.finalize().to_vec())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
     }
 }
 

@@ -367,12 +367,14 @@ struct VerifyReport {
 fn check_signature(file: &Path, sig_text: &str, key: &PublicKey) -> Result<Result<Signature, String>> {
     // A malformed signature file is unusable input (exit 2), not a failed verification.
     let sig = Signature::parse(sig_text).context("the signature file is malformed")?;
-    let f = crate::fsutil::open_regular(file, "a file to verify")?;
-    if let Err(e) = sign::verify(key, io::BufReader::new(f), &sig, false) {
+    // One read: the signature is checked and the file hashed (for the trusted comment's sha256)
+    // from the same bytes.
+    let mut f = release::verify::HashingReader::new(crate::fsutil::open_regular(file, "a file to verify")?);
+    if let Err(e) = sign::verify(key, io::BufReader::new(&mut f), &sig, false) {
         return Ok(Err(e.to_string()));
     }
     if let Some(want) = release::bundle::comment_fields(&sig.trusted_comment).get("sha256") {
-        let (_, sha) = release::verify::hash(crate::fsutil::open_regular(file, "a file to verify")?)?;
+        let sha = f.sha256();
         if sha.to_string() != *want {
             return Ok(Err(format!("the trusted comment names sha256 {want}, but the file's is {sha}")));
         }
