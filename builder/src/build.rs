@@ -1125,11 +1125,7 @@ fn copy_sparse(src: &Path, dest: &Path) -> Result<(), Error> {
 /// Size and sha256 of a file, streamed; its holes are hashed as the zeros they are, not read
 /// ([`sparse`]).
 pub fn hash_file(path: &Path) -> Result<(u64, String), Error> {
-    // `stat` first: a FIFO would block `open` until a writer comes, a device never ends.
-    if !fs::metadata(path).map_err(read_err(path))?.is_file() {
-        return Err(read_err(path)(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file")));
-    }
-    let f = File::open(path).map_err(read_err(path))?;
+    let f = crate::open_regular(path).map_err(read_err(path))?;
     let size = f.metadata().map_err(read_err(path))?.len();
     let mut h = Sha256::new();
     sparse::for_each_chunk(&f, size, |chunk| h.update(chunk)).map_err(read_err(path))?;

@@ -271,21 +271,28 @@ impl Error {
 /// `mkosi.conf`, the package lock: real ones are a few KiB to ~100 KiB).
 pub(crate) const MAX_PROFILE_FILE: u64 = 16 << 20;
 
-/// Reads a small input file whole: a regular file only (a symlink to `/dev/zero` or a FIFO would
-/// be read, or waited on, for ever; `stat` does neither), of at most `limit` bytes.
-pub(crate) fn read_small(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    use std::io::Read;
+/// Opens `path` for reading if it is a regular file: a symlink to `/dev/zero` or a FIFO would
+/// be read, or waited on, for ever; `stat` does neither.
+pub(crate) fn open_regular(path: &Path) -> io::Result<std::fs::File> {
     let meta = std::fs::metadata(path)?;
     if !meta.is_file() {
         let what = if meta.is_dir() { "a directory" } else { "not a regular file" };
         return Err(io::Error::new(io::ErrorKind::InvalidInput, what));
     }
+    std::fs::File::open(path)
+}
+
+/// Reads a small input file whole ([`open_regular`]), of at most `limit` bytes.
+pub(crate) fn read_small(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = open_regular(path)?;
+    let len = f.metadata()?.len();
     let too_big = || io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes"));
-    if meta.len() > limit {
+    if len > limit {
         return Err(too_big());
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(limit + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(too_big());
     }

@@ -163,13 +163,8 @@ pub enum InputError {
 pub const MAX_JSON: u64 = 16 << 20;
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, InputError> {
-    use std::io::Read;
-    let io_err = |source| InputError::Io { path: path.into(), source };
-    let mut bytes = Vec::new();
-    crate::verify::open_regular(path).map_err(io_err)?.take(MAX_JSON + 1).read_to_end(&mut bytes).map_err(io_err)?;
-    if bytes.len() as u64 > MAX_JSON {
-        return Err(InputError::Invalid { path: path.into(), message: format!("larger than {MAX_JSON} bytes") });
-    }
+    let bytes =
+        crate::verify::read_regular(path, MAX_JSON).map_err(|source| InputError::Io { path: path.into(), source })?;
     serde_json::from_slice(&bytes).map_err(|source| InputError::Json { path: path.into(), source })
 }
 

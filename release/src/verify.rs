@@ -150,6 +150,16 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
     File::open(path)
 }
 
+/// Reads the regular file `path` whole, refusing more than `limit` bytes.
+pub(crate) fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_regular(path)?.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than {limit} bytes")));
+    }
+    Ok(bytes)
+}
+
 /// Checks every artefact of `bundle` under `dir`: the file at its path, or compressed at
 /// `<path>.zst` (as a release directory holds it). Returns how many were checked.
 pub fn verify_artefacts(bundle: &Bundle, dir: &Path) -> Result<usize, VerifyError> {
@@ -197,13 +207,7 @@ pub fn verify_sums(
     let bad = |m: String| VerifyError::Sums(m);
     let read = |name: &str| -> Result<Vec<u8>, VerifyError> {
         let path = dir.join(name);
-        let f = open_regular(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-        let mut bytes = Vec::new();
-        f.take(MAX_SUMS + 1).read_to_end(&mut bytes).map_err(|e| bad(format!("{}: {e}", path.display())))?;
-        if bytes.len() as u64 > MAX_SUMS {
-            return Err(bad(format!("{}: larger than {MAX_SUMS} bytes", path.display())));
-        }
-        Ok(bytes)
+        read_regular(&path, MAX_SUMS).map_err(|e| bad(format!("{}: {e}", path.display())))
     };
     let sums = read(crate::publish::SUMS)?;
     let sig_text = String::from_utf8(read(crate::publish::SUMS_SIG)?)
