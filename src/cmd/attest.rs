@@ -43,8 +43,9 @@ pub enum Command {
     /// A TPM quote (--tpm-quote, --tpm-quote-sig, --ak, --nonce, or --evidence) is verified:
     /// signature, TPM_GENERATED_VALUE and quote type, nonce, a selection that covers every PCR the
     /// bundle enforces, and a PCR digest that matches the PCR values compared (--pcrs, --tpm, or
-    /// replayed from --eventlog). Only the quoted PCRs are then compared. The AK is trusted as
-    /// given (docs/attest-evidence.md).
+    /// replayed from --eventlog). Only the quoted PCRs are then compared. The AK of --ak is trusted
+    /// as given; one (or a nonce) that came with --evidence leaves the verdict UNAUTHENTICATED
+    /// (docs/attest-evidence.md).
     ///
     /// With --vek and --cert-chain, an SNP report is verified first: ARK self-signature and key
     /// (one of AMD's built-in Milan, Genoa, Turin roots, or --ark), ASK/ASVK by ARK, VCEK/VLEK by
@@ -307,10 +308,6 @@ struct QuoteInput {
     nonce: Vec<u8>,
     /// Where the AK and the nonce came from, when it was the evidence itself.
     notes: Vec<String>,
-    /// The AK and the nonce are the verifier's own (`--ak`, `--nonce`), not the evidence's: only
-    /// then can a quote prove anything. A key that came with the evidence signs whatever its
-    /// holder likes; a nonce that came with it may be an old one.
-    trusted: bool,
 }
 
 fn base64(what: &str, text: &str) -> Result<Vec<u8>> {
@@ -393,8 +390,7 @@ fn read_quote(a: &CheckArgs, file: Option<&QuoteFile>) -> Result<Option<QuoteInp
             bail!("the TPM quote needs the nonce you gave the node: --nonce (or tpm_quote.nonce in --evidence)")
         }
     };
-    let trusted = a.ak.is_some() && a.nonce.is_some();
-    Ok(Some(QuoteInput { message, signature, ak, nonce, notes, trusted }))
+    Ok(Some(QuoteInput { message, signature, ak, nonce, notes }))
 }
 
 #[derive(Serialize)]
@@ -514,7 +510,6 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
         (None, None) => (None, Vec::new()),
     };
     let mut quote_notes = Vec::new();
-    let mut untrusted_quote = false;
     let replayed;
     let quoted;
     let quote_verification = match &quote {
@@ -544,7 +539,6 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
             }
             authentication.push(v.authentication.clone());
             quote_notes.extend(q.notes.iter().cloned());
-            untrusted_quote |= !q.trusted;
             Some(v)
         }
         None => None,
@@ -570,7 +564,11 @@ fn check(a: &CheckArgs, global: Global) -> Result<Outcome> {
     }
     report.notes.extend(quote_notes);
     report.notes.extend(freshness_notes);
-    if untrusted_quote && report.authenticity == Authenticity::Authenticated {
+    // Only a quote by the verifier's own AK, over the verifier's own nonce, proves anything: a
+    // key that came with the evidence signs whatever its holder likes, a nonce that came with it
+    // may be an old one.
+    let quote_on_own_keys = a.ak.is_some() && a.nonce.is_some();
+    if quote.is_some() && !quote_on_own_keys && report.authenticity == Authenticity::Authenticated {
         report.authenticity = Authenticity::Unauthenticated;
         report.notes.push(
             "unauthenticated: the TPM quote's attestation key or nonce came with the evidence, so its signature \
