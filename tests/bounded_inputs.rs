@@ -76,19 +76,6 @@ fn setup_file(rel: &str) -> String {
     p.display().to_string()
 }
 
-/// Runs nodeimg in `dir`, killed after 10 s (a hang fails as exit 124), stdout to `stdout`.
-fn bounded(dir: &std::path::Path, args: &[&str], stdout: std::process::Stdio) -> common::Run {
-    let out = Command::new("timeout")
-        .arg("10")
-        .arg(env!("CARGO_BIN_EXE_nodeimg"))
-        .args(args)
-        .current_dir(dir)
-        .stdout(stdout)
-        .output()
-        .unwrap();
-    out.into()
-}
-
 /// Inputs that are valid but for one, which is `/dev/zero`, a FIFO nobody writes to or a file
 /// over its kind's bound: exit 2 at once, never a hang or a read of the whole thing; and stdout
 /// that cannot be written is an error too (exit 2), not a panic. (`sign` alone reads a FIFO once
@@ -133,7 +120,7 @@ fn devices_fifos_and_oversized_inputs_beside_valid_ones_exit_2() {
         vec!["build", "--profiles-dir", "prof", "--out", "o", "--cache-dir", "c"],
     ];
     for args in &cases {
-        let run = bounded(d, args, std::process::Stdio::piped());
+        let run = common::nodeimg_bounded(d, args, std::process::Stdio::piped());
         assert_eq!(run.code, 2, "{args:?}: {run:?}");
         assert!(run.stderr.contains("error: "), "{args:?}: {run:?}");
     }
@@ -142,7 +129,7 @@ fn devices_fifos_and_oversized_inputs_beside_valid_ones_exit_2() {
     }
     let full = || std::process::Stdio::from(std::fs::File::options().write(true).open("/dev/full").unwrap());
     for args in [&["uki", "inspect", &uki][..], &["verify-signature", "f", "--pubkey", "k.pub", "--sig", "f.minisig"]] {
-        let run = bounded(d, args, full());
+        let run = common::nodeimg_bounded(d, args, full());
         assert_eq!(run.code, 2, "{args:?} > /dev/full: {run:?}");
         assert!(run.stderr.contains("error: writing to stdout"), "{args:?}: {run:?}");
     }

@@ -687,18 +687,6 @@ fn tpm2_policy_equals_tpm2_createpolicy() {
     assert!(!d.join("alone.bin").exists(), "the values file without its digest");
 }
 
-/// Runs nodeimg in `dir`, killed after 10 s: a read that never ends fails as exit 124.
-fn bounded(dir: &Path, args: &[&str]) -> Run {
-    Command::new("timeout")
-        .arg("10")
-        .arg(env!("CARGO_BIN_EXE_nodeimg"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-        .into()
-}
-
 /// A build output or release directory holding something other than regular files where its
 /// files go (`/dev/zero`, a FIFO nobody writes to) is refused at once, never read for ever.
 #[test]
@@ -720,7 +708,8 @@ fn devices_and_fifos_in_a_build_or_a_release_are_refused_not_read() {
     fs::remove_file(fifo.join(&platform).join("manifest.json")).unwrap();
     assert!(Command::new("mkfifo").arg(fifo.join(&platform).join("manifest.json")).status().unwrap().success());
     for (input, out) in [("zero", "rel-zero"), ("fifo", "rel-fifo")] {
-        let run = bounded(d, &["release", "--version", VERSION, "--input", input, "--key", "k.key", "--out", out]);
+        let args = ["release", "--version", VERSION, "--input", input, "--key", "k.key", "--out", out];
+        let run = common::nodeimg_bounded(d, &args, Stdio::piped());
         assert_fails(&run, 2, &[&platform]);
         assert!(!d.join(out).exists(), "{input}: {run:?}");
     }
@@ -731,9 +720,7 @@ fn devices_and_fifos_in_a_build_or_a_release_are_refused_not_read() {
     symlink("/dev/zero", sums.join("bundle.json.minisig")).unwrap();
     let bundle = sums.join("bundle.json").display().to_string();
     let artefacts = sums.display().to_string();
-    let run = bounded(
-        d,
-        &["verify", "--bundle", &bundle, "--pubkey", "k.pub", "--sig", "good.minisig", "--artefacts", &artefacts],
-    );
+    let args = ["verify", "--bundle", &bundle, "--pubkey", "k.pub", "--sig", "good.minisig", "--artefacts", &artefacts];
+    let run = common::nodeimg_bounded(d, &args, Stdio::piped());
     assert_fails(&run, 1, &["bundle.json.minisig", "not a regular file"]);
 }

@@ -36,6 +36,14 @@ pub fn nodeimg(dir: &Path, args: &[&str]) -> Run {
     Command::new(env!("CARGO_BIN_EXE_nodeimg")).args(args).current_dir(dir).output().expect("running nodeimg").into()
 }
 
+/// Runs `nodeimg ARGS…` in `dir` with stdout to `stdout`, killed after 10 s: a read that never
+/// ends fails as exit 124 instead of stalling the suite.
+pub fn nodeimg_bounded(dir: &Path, args: &[&str], stdout: std::process::Stdio) -> Run {
+    let mut cmd = Command::new("timeout");
+    cmd.arg("10").arg(env!("CARGO_BIN_EXE_nodeimg")).args(args).current_dir(dir).stdout(stdout);
+    cmd.output().expect("running nodeimg under timeout").into()
+}
+
 /// Runs an oracle tool installed by `make setup`; fails the test loudly when it is missing.
 pub fn tool(dir: &Path, program: &str, args: &[&str]) -> Run {
     match Command::new(program).args(args).current_dir(dir).output() {
